@@ -1,0 +1,4 @@
+import { TendrilError } from '../loader/errors.js';
+
+/** The syscall policy could not be compiled into a seccomp program. */
+export class FilterError extends TendrilError {}

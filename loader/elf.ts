@@ -1,0 +1,168 @@
+// ELF64 header and program header parsing, with the validation rules of spec
+// §6. Guest images are untrusted: every offset is bounds-checked and all
+// address arithmetic is done in BigInt, so a crafted header can neither read
+// outside the file nor wrap around 2^64 unnoticed.
+
+import { ELF, PAGE_SIZE, SPT_GUEST_MIN_BASE } from './abi.js';
+import { ElfError } from './errors.js';
+
+export interface ElfHeader {
+  type: number;
+  machine: number;
+  entry: bigint;
+  phoff: bigint;
+  phnum: number;
+}
+
+export interface ProgramHeader {
+  index: number;
+  type: number;
+  flags: number;
+  offset: bigint;
+  vaddr: bigint;
+  filesz: bigint;
+  memsz: bigint;
+  align: bigint;
+}
+
+/** A PT_LOAD segment that passed §6 and will be copied into guest memory. */
+export interface LoadSegment {
+  index: number;
+  vaddr: bigint;
+  filesz: bigint;
+  memsz: bigint;
+  /** Page-aligned range that gets the segment's protection. */
+  start: bigint;
+  end: bigint;
+  /** PROT_* bits (PROT_READ 1, PROT_WRITE 2, PROT_EXEC 4). */
+  prot: number;
+  /** The file bytes, [offset, offset + filesz). */
+  data: Buffer;
+}
+
+const U64_MAX = (1n << 64n) - 1n;
+
+function invalid(file: string, what: string): ElfError {
+  return new ElfError(`${file}: invalid executable: ${what}`,
+    'rebuild the guest with a Solo5 spt toolchain (tendril cc or solo5-spt)');
+}
+
+/**
+ * Header checks of §6, in the reference's order. `context` names the step, so
+ * an ordinary host program is reported the way the reference does it
+ * ("elf header invalid while loading note").
+ */
+export function parseElfHeader(file: string, image: Buffer, context = 'elf header invalid'): ElfHeader {
+  const bad = () => invalid(file, `invalid or unsupported executable (${context})`);
+  if (image.length < ELF.EHDR_SIZE) throw bad();
+  if (image.readUInt32BE(0) !== 0x7f454c46) throw bad();
+  if (image[4] !== ELF.ELFCLASS64 || image[5] !== ELF.ELFDATA2LSB) throw bad();
+  if (image[6] !== ELF.EV_CURRENT) throw bad();
+  const type = image.readUInt16LE(16);
+  const machine = image.readUInt16LE(18);
+  const version = image.readUInt32LE(20);
+  const entry = image.readBigUInt64LE(24);
+  const phoff = image.readBigUInt64LE(32);
+  const ehsize = image.readUInt16LE(52);
+  const phentsize = image.readUInt16LE(54);
+  const phnum = image.readUInt16LE(56);
+  if (version !== ELF.EV_CURRENT || ehsize !== ELF.EHDR_SIZE || phentsize !== ELF.PHDR_SIZE || phnum < 1) {
+    throw bad();
+  }
+  if (type !== ELF.ET_EXEC) throw bad();
+  if (machine !== ELF.EM_X86_64) throw bad();
+  if (phoff + BigInt(phnum * ELF.PHDR_SIZE) > BigInt(image.length)) {
+    throw invalid(file, `program header table (${phnum} entries at offset ${phoff}) lies outside the file`);
+  }
+  return { type, machine, entry, phoff, phnum };
+}
+
+export function parseProgramHeaders(image: Buffer, hdr: ElfHeader): ProgramHeader[] {
+  const out: ProgramHeader[] = [];
+  const base = Number(hdr.phoff);
+  for (let i = 0; i < hdr.phnum; i++) {
+    const o = base + i * ELF.PHDR_SIZE;
+    out.push({
+      index: i,
+      type: image.readUInt32LE(o),
+      flags: image.readUInt32LE(o + 4),
+      offset: image.readBigUInt64LE(o + 8),
+      vaddr: image.readBigUInt64LE(o + 16),
+      filesz: image.readBigUInt64LE(o + 32),
+      memsz: image.readBigUInt64LE(o + 40),
+      align: image.readBigUInt64LE(o + 48),
+    });
+  }
+  return out;
+}
+
+function isPowerOfTwo(x: bigint): boolean {
+  return x !== 0n && (x & (x - 1n)) === 0n;
+}
+
+function protOf(flags: number): number {
+  return ((flags & ELF.PF_R) ? 1 : 0) | ((flags & ELF.PF_W) ? 2 : 0) | ((flags & ELF.PF_X) ? 4 : 0);
+}
+
+/**
+ * The per-segment rules of §6, against a memory size. Only PT_LOAD entries
+ * with p_filesz != 0 are loaded (a bss-only segment lives in memory that is
+ * already zero and RW). Beyond the reference we also require the segment's
+ * bytes to be inside the file: the reference would pread short and load a
+ * half-initialised segment.
+ */
+export function validateLoadSegments(file: string, image: Buffer, hdr: ElfHeader,
+  phdrs: ProgramHeader[], memSize: bigint): LoadSegment[] {
+  if (hdr.entry < SPT_GUEST_MIN_BASE || hdr.entry >= memSize) {
+    throw invalid(file, `e_entry does not fall within the memory allocation range ` +
+      `(0x${hdr.entry.toString(16)} must be in [0x${SPT_GUEST_MIN_BASE.toString(16)}, 0x${memSize.toString(16)}))`);
+  }
+  const segs: LoadSegment[] = [];
+  let prevVaddr = 0n;
+  let prevEnd = 0n;
+  for (const ph of phdrs) {
+    if (ph.type !== ELF.PT_LOAD || ph.filesz === 0n) continue;
+    const i = ph.index;
+    const seg = `phdr[${i}]`;
+    if (ph.vaddr < SPT_GUEST_MIN_BASE) {
+      throw invalid(file, `${seg} p_vaddr 0x${ph.vaddr.toString(16)} is below the guest minimum 0x${SPT_GUEST_MIN_BASE.toString(16)}`);
+    }
+    if (ph.vaddr < prevVaddr) throw invalid(file, `${seg} p_vaddr is lower than the previous segment's (segments must be sorted)`);
+    if (!isPowerOfTwo(ph.align)) throw invalid(file, `${seg} p_align 0x${ph.align.toString(16)} is not a power of two`);
+    const start = ph.vaddr & ~(ph.align - 1n);
+    if (start < SPT_GUEST_MIN_BASE) throw invalid(file, `${seg} aligned start 0x${start.toString(16)} is below the guest minimum`);
+    if (start < prevEnd) throw invalid(file, `${seg} overlaps the previous segment (starts at 0x${start.toString(16)}, previous ends at 0x${prevEnd.toString(16)})`);
+    if (ph.vaddr >= memSize) throw invalid(file, `${seg} p_vaddr 0x${ph.vaddr.toString(16)} is outside guest memory (0x${memSize.toString(16)} bytes); try a larger --mem`);
+    const fileEnd = ph.vaddr + ph.filesz;
+    if (fileEnd > U64_MAX || fileEnd > memSize) throw invalid(file, `${seg} p_vaddr + p_filesz is outside guest memory; try a larger --mem`);
+    if (ph.memsz < ph.filesz) throw invalid(file, `${seg} p_memsz is smaller than p_filesz`);
+    const memEnd = ph.vaddr + ph.memsz;
+    const end = (memEnd + ph.align - 1n) & ~(ph.align - 1n);
+    if (memEnd + ph.align - 1n > U64_MAX || end > memSize) {
+      throw invalid(file, `${seg} ends outside guest memory (0x${memSize.toString(16)} bytes); try a larger --mem`);
+    }
+    if (start % PAGE_SIZE !== 0n || end % PAGE_SIZE !== 0n) {
+      throw invalid(file, `${seg} is not page aligned (0x${start.toString(16)}-0x${end.toString(16)})`);
+    }
+    if ((ph.flags & ELF.PF_W) && (ph.flags & ELF.PF_X)) {
+      throw invalid(file, `${seg} requests WRITE and EXEC permissions`);
+    }
+    if (ph.offset + ph.filesz > BigInt(image.length)) {
+      throw invalid(file, `${seg} file data (offset ${ph.offset}, ${ph.filesz} bytes) lies outside the file (${image.length} bytes)`);
+    }
+    const off = Number(ph.offset);
+    segs.push({
+      index: i, vaddr: ph.vaddr, filesz: ph.filesz, memsz: ph.memsz, start, end,
+      prot: protOf(ph.flags), data: image.subarray(off, off + Number(ph.filesz)),
+    });
+    prevVaddr = ph.vaddr;
+    prevEnd = end;
+  }
+  if (segs.length === 0) throw invalid(file, 'no loadable segment');
+  return segs;
+}
+
+/** kernel_end of §2: the highest page-aligned end of the loaded segments. */
+export function kernelEnd(segs: LoadSegment[]): bigint {
+  return segs.reduce((m, s) => (s.end > m ? s.end : m), 0n);
+}

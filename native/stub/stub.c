@@ -1,0 +1,265 @@
+/*
+ * tendril-stub: turns itself into a Solo5 spt guest.
+ *
+ * Mechanism only. The TypeScript supervisor has already validated the guest
+ * image, attached the devices, compiled the seccomp filter and laid out low
+ * memory; it hands all of it over as one "launch plan" on a file descriptor
+ * (layout: loader/plan.ts, encodePlan). The stub maps guest memory at its
+ * identity addresses, copies the segments in, applies their protections,
+ * closes every fd it was not told to keep, installs the filter and jumps to
+ * the guest entry point. It never returns and never regains control.
+ *
+ * No libc: the stub is a static binary linked far above any guest memory
+ * (see Makefile), so the only mappings besides the guest are its own few
+ * pages, its stack and the kernel's vDSO.
+ */
+
+#include "sys.h"
+
+#define PLAN_MAGIC 0x31504454u /* "TDP1" */
+#define PLAN_VERSION 1u
+#define PLAN_MAX_SEGMENTS 16u
+#define PLAN_MAX_KEEP_FDS 256u
+#define BPF_MAX_INSNS 4096u
+
+#define PLAN_F_X_EXEC_HEAP (1u << 0)
+#define PLAN_F_DUMPABLE (1u << 1)
+
+/* spec §1 and §2: fixed by the ABI, not by the plan. */
+#define SPT_HOST_MEM_BASE 0x10000ul
+#define SPT_BOOT_INFO_BASE 0x11000ul
+#define SPT_GUEST_MIN_BASE 0x100000ul
+#define PAGE_SIZE 0x1000ul
+
+struct plan_header {
+    u32 magic;
+    u32 version;
+    u64 mem_size;
+    u64 entry;
+    u32 flags;
+    u32 nsegs;
+    u32 nkeep;
+    u32 lowmem_size;
+    u32 bpf_insns;
+    u32 reserved;
+};
+
+struct plan_segment {
+    u64 vaddr;
+    u64 filesz;
+    u64 memsz;
+    u64 start;
+    u64 end;
+    u32 prot;
+    u32 reserved;
+};
+
+struct sock_filter {
+    u16 code;
+    u8 jt;
+    u8 jf;
+    u32 k;
+};
+
+struct sock_fprog {
+    u16 len;
+    struct sock_filter *filter;
+};
+
+/* Start of this binary's own image: guest memory must end below it. */
+extern char __executable_start[];
+
+static struct plan_header hdr;
+static struct plan_segment segs[PLAN_MAX_SEGMENTS];
+static int keep[PLAN_MAX_KEEP_FDS];
+static struct sock_filter bpf[BPF_MAX_INSNS];
+static int plan_fd;
+
+static void read_full(void *dst, u64 len, const char *what)
+{
+    u8 *p = dst;
+    while (len > 0) {
+        long n = sys_read(plan_fd, p, len > 0x40000000ul ? 0x40000000ul : len);
+        if (n == -EINTR)
+            continue;
+        if (n < 0)
+            die_errno("reading the launch plan", what, n);
+        if (n == 0)
+            die("launch plan truncated while reading", what);
+        p += n;
+        len -= (u64)n;
+    }
+}
+
+static void skip_padding(u64 len)
+{
+    u8 pad[8];
+    u64 rem = (8 - (len & 7)) & 7;
+    if (rem)
+        read_full(pad, rem, "padding");
+}
+
+static void check_plan(void)
+{
+    if (hdr.magic != PLAN_MAGIC || hdr.version != PLAN_VERSION)
+        die("launch plan has the wrong magic or version", "the stub and the supervisor come from different builds; rebuild tendril");
+    if (hdr.nsegs == 0 || hdr.nsegs > PLAN_MAX_SEGMENTS || hdr.nkeep > PLAN_MAX_KEEP_FDS)
+        die("launch plan is malformed", "segment or fd count out of range");
+    if (hdr.bpf_insns == 0 || hdr.bpf_insns > BPF_MAX_INSNS)
+        die("launch plan is malformed", "seccomp program length out of range");
+    if (hdr.mem_size < SPT_GUEST_MIN_BASE + PAGE_SIZE || (hdr.mem_size & (PAGE_SIZE - 1)))
+        die("launch plan is malformed", "guest memory size");
+    /* Guest and stub must never overlap: the guest is mapped MAP_FIXED. */
+    if (hdr.mem_size > (u64)(unsigned long)__executable_start)
+        die("guest memory would overlap the stub", "use a smaller --mem");
+    if (hdr.lowmem_size > SPT_GUEST_MIN_BASE - SPT_BOOT_INFO_BASE)
+        die("launch plan is malformed", "low-memory image too large");
+    if (hdr.entry < SPT_GUEST_MIN_BASE || hdr.entry >= hdr.mem_size)
+        die("launch plan is malformed", "entry point outside guest memory");
+}
+
+static void check_segment(const struct plan_segment *s, u64 prev_end)
+{
+    if (s->start < SPT_GUEST_MIN_BASE || s->start < prev_end || s->vaddr < s->start ||
+        s->filesz > s->memsz || s->vaddr + s->memsz < s->vaddr ||
+        s->vaddr + s->memsz > s->end || s->end > hdr.mem_size ||
+        (s->start & (PAGE_SIZE - 1)) || (s->end & (PAGE_SIZE - 1)) ||
+        (s->prot & ~7u) || ((s->prot & PROT_WRITE) && (s->prot & PROT_EXEC)))
+        die("launch plan is malformed", "segment out of range");
+}
+
+static int is_kept(int fd)
+{
+    for (u32 i = 0; i < hdr.nkeep; i++)
+        if (keep[i] == fd)
+            return 1;
+    return 0;
+}
+
+/*
+ * Close every fd not on the keep list. In exec mode Node has marked its own
+ * fds close-on-exec already; this covers launchers that did not, so the guest
+ * never inherits anything by accident. The keep list arrives sorted.
+ */
+static void close_unkept(void)
+{
+    unsigned int lo = 0;
+    for (u32 i = 0; i <= hdr.nkeep; i++) {
+        unsigned int hi = i < hdr.nkeep ? (unsigned int)keep[i] : ~0u;
+        if (hi > lo) {
+            long r = sys_close_range(lo, hi - 1, 0);
+            if (r == -ENOSYS) {
+                /* Kernels before 5.9: walk the fd table up to the limit. */
+                for (unsigned int fd = lo; fd < hi && fd < 65536; fd++)
+                    if (!is_kept((int)fd))
+                        sys_close((int)fd);
+            } else if (r < 0) {
+                die_errno("close_range", "closing inherited file descriptors", r);
+            }
+        }
+        if (i < hdr.nkeep)
+            lo = (unsigned int)keep[i] + 1;
+    }
+}
+
+/* Switch to the guest stack and jump (spec §3): rsp = mem_size - 8,
+ * rdi = boot info. Every other general register is cleared so no stub
+ * address leaks into the guest. */
+__attribute__((noreturn)) static void enter_guest(u64 entry, u64 stack)
+{
+    __asm__ volatile(
+        "mov %0, %%rsp\n\t"
+        "mov %1, %%rax\n\t"
+        "mov $0x11000, %%edi\n\t"
+        "xor %%ebx, %%ebx\n\t"
+        "xor %%ecx, %%ecx\n\t"
+        "xor %%edx, %%edx\n\t"
+        "xor %%esi, %%esi\n\t"
+        "xor %%ebp, %%ebp\n\t"
+        "xor %%r8d, %%r8d\n\t"
+        "xor %%r9d, %%r9d\n\t"
+        "xor %%r10d, %%r10d\n\t"
+        "xor %%r11d, %%r11d\n\t"
+        "xor %%r12d, %%r12d\n\t"
+        "xor %%r13d, %%r13d\n\t"
+        "xor %%r14d, %%r14d\n\t"
+        "xor %%r15d, %%r15d\n\t"
+        "jmp *%%rax\n\t"
+        :
+        : "r"(stack), "r"(entry)
+        : "memory");
+    __builtin_unreachable();
+}
+
+__attribute__((noreturn, used)) void stub_main(long *sp)
+{
+    long argc = sp[0];
+    char **argv = (char **)(sp + 1);
+
+    if (argc != 2 || parse_fd(argv[1], &plan_fd) != 0)
+        die("usage: tendril-stub PLAN-FD", "the stub is started by the tendril supervisor, not by hand");
+
+    /* A READ_IMPLIES_EXEC personality would make every readable page
+     * executable and void the W^X protections below. */
+    long pers = sys_personality(0xffffffffu);
+    if (pers >= 0 && (pers & READ_IMPLIES_EXEC))
+        die("refusing to run with a READ_IMPLIES_EXEC personality", "run tendril without `setarch -X`");
+
+    read_full(&hdr, sizeof hdr, "header");
+    check_plan();
+    read_full(segs, sizeof segs[0] * hdr.nsegs, "segment table");
+    read_full(keep, sizeof keep[0] * hdr.nkeep, "fd list");
+    skip_padding(sizeof keep[0] * hdr.nkeep);
+
+    int prot = PROT_READ | PROT_WRITE | ((hdr.flags & PLAN_F_X_EXEC_HEAP) ? PROT_EXEC : 0);
+    long mem = sys_mmap((void *)SPT_HOST_MEM_BASE, hdr.mem_size - SPT_HOST_MEM_BASE, prot,
+                        MAP_PRIVATE | MAP_ANONYMOUS | MAP_FIXED_NOREPLACE, -1, 0);
+    if (mem < 0)
+        die_errno("mmap", "Error allocating guest memory", mem);
+    if ((u64)mem != SPT_HOST_MEM_BASE)
+        die("mmap", "guest memory could not be placed at 0x10000");
+
+    u64 prev_end = 0;
+    for (u32 i = 0; i < hdr.nsegs; i++) {
+        check_segment(&segs[i], prev_end);
+        read_full((void *)segs[i].vaddr, segs[i].filesz, "segment data");
+        skip_padding(segs[i].filesz);
+        prev_end = segs[i].end;
+    }
+    read_full((void *)SPT_BOOT_INFO_BASE, hdr.lowmem_size, "low memory");
+    skip_padding(hdr.lowmem_size);
+    read_full(bpf, sizeof bpf[0] * hdr.bpf_insns, "seccomp program");
+
+    for (u32 i = 0; i < hdr.nsegs; i++) {
+        long r = sys_mprotect((void *)segs[i].start, segs[i].end - segs[i].start, (int)segs[i].prot);
+        if (r < 0)
+            die_errno("mprotect", "applying segment protections", r);
+    }
+
+    close_unkept();
+
+    if (!(hdr.flags & PLAN_F_DUMPABLE)) {
+        long r = sys_prctl(PR_SET_DUMPABLE, 0, 0, 0, 0);
+        if (r < 0)
+            die_errno("prctl", "PR_SET_DUMPABLE", r);
+    }
+    long r = sys_prctl(PR_SET_NO_NEW_PRIVS, 1, 0, 0, 0);
+    if (r < 0)
+        die_errno("prctl", "PR_SET_NO_NEW_PRIVS", r);
+    struct sock_fprog prog = { .len = (u16)hdr.bpf_insns, .filter = bpf };
+    r = sys_seccomp(SECCOMP_SET_MODE_FILTER, 0, &prog);
+    if (r < 0)
+        die_errno("seccomp", "installing the guest's filter", r);
+
+    enter_guest(hdr.entry, hdr.mem_size - 8);
+}
+
+/* The kernel starts us with rsp pointing at argc; realign for the C ABI. */
+__asm__(
+    ".text\n"
+    ".globl _start\n"
+    "_start:\n"
+    "    mov %rsp, %rdi\n"
+    "    and $-16, %rsp\n"
+    "    call stub_main\n"
+    "    hlt\n");

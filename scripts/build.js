@@ -1,0 +1,55 @@
+#!/usr/bin/env node
+// Builds everything `npm install` promises: the TypeScript (to dist/), the
+// native stub and guest bindings (native/build/), and the example guest.
+// With --guests it also builds the test guests (tests/guests/build/), which
+// `npm test` needs. Guests are rebuilt only when a source is newer.
+
+import { spawnSync } from 'node:child_process';
+import { existsSync, mkdirSync, readdirSync, statSync } from 'node:fs';
+import { dirname, join, resolve } from 'node:path';
+import { fileURLToPath } from 'node:url';
+
+const root = resolve(dirname(fileURLToPath(import.meta.url)), '..');
+
+function run(cmd, args, opts = {}) {
+  const r = spawnSync(cmd, args, { cwd: root, stdio: 'inherit', ...opts });
+  if (r.error) {
+    console.error(`build: cannot run ${cmd}: ${r.error.message}`);
+    process.exit(1);
+  }
+  if (r.status !== 0) {
+    console.error(`build: ${cmd} ${args.join(' ')} failed (exit ${r.status})`);
+    process.exit(1);
+  }
+}
+
+const mtime = (p) => (existsSync(p) ? statSync(p).mtimeMs : 0);
+
+run(process.execPath, [join(root, 'node_modules/typescript/bin/tsc'), '-p', root]);
+run('make', ['-s', '-C', 'native']);
+
+const { buildGuest, loadManifestFile, BINDINGS_OBJ } = await import('../dist/supervisor/verbs/cc.js');
+
+/** Builds OUT from SRC (+ an optional manifest JSON beside it) when out of date. */
+function guest(src, out, manifest) {
+  const deps = [src, BINDINGS_OBJ, manifest].filter((p) => p && existsSync(p));
+  if (mtime(out) > Math.max(...deps.map(mtime))) return;
+  mkdirSync(dirname(out), { recursive: true });
+  try {
+    buildGuest({ output: out, inputs: [src], manifest: loadManifestFile(manifest) });
+  } catch (e) {
+    console.error(`build: ${e.message}`);
+    process.exit(1);
+  }
+}
+
+guest(join(root, 'examples/hello/hello.c'), join(root, 'examples/hello/hello.spt'));
+
+if (process.argv.includes('--guests')) {
+  const dir = join(root, 'tests/guests');
+  for (const f of readdirSync(dir).filter((f) => f.endsWith('.c')).sort()) {
+    const base = f.slice(0, -2);
+    const json = join(dir, `${base}.json`);
+    guest(join(dir, f), join(dir, 'build', `${base}.spt`), existsSync(json) ? json : undefined);
+  }
+}

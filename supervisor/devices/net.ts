@@ -1,0 +1,167 @@
+// NET_BASIC: a tap interface (spec §10). Either tendril opens /dev/net/tun and
+// attaches to an existing, up interface, or the caller hands over a tap fd it
+// opened itself (`@FD`, which the reference rejects: §17 D1).
+
+import { randomBytes } from 'node:crypto';
+import { closeSync, openSync, constants as fsc } from 'node:fs';
+import type { ManifestDevice } from '../../loader/manifest.js';
+import { netPolicy } from '../../filters/policy.js';
+import { DeviceError } from '../errors.js';
+import type { NetRequest } from '../options.js';
+import * as os from '../os.js';
+import type { AttachedDevice } from './index.js';
+
+const IFNAMSIZ = 16;
+const IFREQ_SIZE = 40;
+const IFF_UP = 0x1;
+const IFF_RUNNING = 0x40;
+const IFF_TAP = 0x0002;
+const IFF_NO_PI = 0x1000;
+const IFF_VNET_HDR = 0x4000;
+const IFF_MULTI_QUEUE = 0x0100;
+const SIOCGIFFLAGS = 0x8913;
+const SIOCGIFMTU = 0x8921;
+const SIOCETHTOOL = 0x8946;
+const TUNSETIFF = 0x400454ca;
+const TUNGETIFF = 0x800454d2;
+const ETHTOOL_SGSO = 0x24;
+const ETHTOOL_SGRO = 0x2c;
+
+function ifreq(name: string): Buffer {
+  const r = Buffer.alloc(IFREQ_SIZE);
+  r.write(name, 0, IFNAMSIZ - 1, 'latin1');
+  return r;
+}
+
+function ifName(r: Buffer): string {
+  const nul = r.indexOf(0);
+  return r.toString('latin1', 0, nul < 0 || nul > IFNAMSIZ ? IFNAMSIZ : nul);
+}
+
+/** Runs `fn` with a throwaway AF_INET socket, the handle interface ioctls need. */
+function withSocket<T>(fn: (sock: number) => T): T {
+  const sock = os.socket(os.AF_INET, os.SOCK_DGRAM | os.SOCK_CLOEXEC, 0);
+  if (sock < 0) throw new DeviceError(`socket(AF_INET) failed: ${os.strerror(os.errno())}`);
+  try {
+    return fn(sock);
+  } finally {
+    os.close(sock);
+  }
+}
+
+function interfaceMtu(sock: number, iface: string, where: string): number {
+  const r = ifreq(iface);
+  if (os.ioctlPtr(sock, SIOCGIFMTU, r) < 0) {
+    throw new DeviceError(`${where}: cannot read the MTU of ${iface}: ${os.strerror(os.errno())}`);
+  }
+  return r.readInt32LE(16);
+}
+
+/** GRO/GSO would hand the guest frames larger than the MTU; errors are ignored like the reference. */
+function disableOffloads(sock: number, iface: string): void {
+  for (const cmd of [ETHTOOL_SGRO, ETHTOOL_SGSO]) {
+    const value = Buffer.alloc(8);
+    value.writeUInt32LE(cmd, 0);
+    const r = ifreq(iface);
+    r.writeBigUInt64LE(os.addressOf(value), 16);
+    os.ioctlPtr(sock, SIOCETHTOOL, r);
+  }
+}
+
+function openTap(iface: string, where: string): number {
+  return withSocket((sock) => {
+    const flags = ifreq(iface);
+    if (os.ioctlPtr(sock, SIOCGIFFLAGS, flags) < 0) {
+      const err = os.errno();
+      throw new DeviceError(`${where}: Could not attach interface: ${iface}: ${err === 19 ? 'no such interface' : os.strerror(err)}`,
+        `create it first, e.g. \`ip tuntap add ${iface} mode tap && ip link set ${iface} up\``);
+    }
+    if (!(flags.readUInt16LE(16) & (IFF_UP | IFF_RUNNING))) {
+      throw new DeviceError(`${where}: Could not attach interface: ${iface}: interface is down`,
+        `bring it up: \`ip link set ${iface} up\``);
+    }
+    let fd: number;
+    try {
+      fd = openSync('/dev/net/tun', fsc.O_RDWR | fsc.O_NONBLOCK);
+    } catch (e) {
+      throw new DeviceError(`${where}: cannot open /dev/net/tun: ${(e as Error).message}`,
+        'tendril needs the tun module and permission to use it (root or CAP_NET_ADMIN)');
+    }
+    const r = ifreq(iface);
+    r.writeUInt16LE(IFF_TAP | IFF_NO_PI, 16);
+    if (os.ioctlPtr(fd, TUNSETIFF, r) < 0) {
+      const err = os.errno();
+      closeSync(fd);
+      const hint = err === 16 ? 'another process (another guest?) already has this tap open'
+        : err === 22 ? `${iface} is not a tap interface` : undefined;
+      throw new DeviceError(`${where}: Could not attach interface: ${iface}: TUNSETIFF: ${os.strerror(err)}`, hint);
+    }
+    if (ifName(r) !== iface) {
+      closeSync(fd);
+      throw new DeviceError(`${where}: Could not attach interface: ${iface}: kernel attached ${ifName(r)} instead`);
+    }
+    disableOffloads(sock, iface);
+    return fd;
+  });
+}
+
+/** A pre-opened fd must be a tap in the framing the guest expects: no packet-info or vnet header. */
+function inspectTapFd(fd: number, where: string): string {
+  if (fd <= 2) throw new DeviceError(`${where}: fd ${fd} is standard input/output, not a tap`);
+  const r = Buffer.alloc(IFREQ_SIZE);
+  if (os.ioctlPtr(fd, TUNGETIFF, r) < 0) {
+    const err = os.errno();
+    throw new DeviceError(`${where}: fd ${fd} is not an attached tap device (TUNGETIFF: ${os.strerror(err)})`,
+      err === 9 ? `pass it open to tendril, e.g. \`tendril run --net:NAME=@3 GUEST 3<>/dev/net/tun\` after TUNSETIFF` : undefined);
+  }
+  const flags = r.readUInt16LE(16);
+  if (!(flags & IFF_TAP)) throw new DeviceError(`${where}: fd ${fd} is a tun (layer 3) device; the guest needs a tap (layer 2)`);
+  if (!(flags & IFF_NO_PI) || (flags & IFF_VNET_HDR)) {
+    throw new DeviceError(`${where}: fd ${fd} was opened with a packet-info or vnet header`,
+      'open the tap with IFF_TAP|IFF_NO_PI and no IFF_VNET_HDR');
+  }
+  if (flags & IFF_MULTI_QUEUE) { /* one queue fd is all the guest uses; fine */ }
+  const fl = os.fcntl(fd, os.F_GETFL, 0);
+  if (fl >= 0 && !(fl & os.O_NONBLOCK)) os.fcntl(fd, os.F_SETFL, fl | os.O_NONBLOCK);
+  return ifName(r);
+}
+
+function randomMac(): Buffer {
+  const mac = randomBytes(6);
+  mac[0] = (mac[0] & 0xfe) | 0x02; // unicast, locally administered
+  return mac;
+}
+
+export function formatMac(mac: Buffer): string {
+  return [...mac].map((b) => b.toString(16).padStart(2, '0')).join(':');
+}
+
+export function attachNet(req: NetRequest, dev: ManifestDevice): AttachedDevice {
+  const where = `--net:${req.name}=${req.fd !== undefined ? `@${req.fd}` : req.iface}`;
+  let fd: number;
+  let iface: string;
+  if (req.fd !== undefined) {
+    fd = req.fd;
+    iface = inspectTapFd(fd, where);
+  } else {
+    iface = req.iface!;
+    fd = openTap(iface, where);
+  }
+  let mtu: number;
+  try {
+    mtu = withSocket((sock) => interfaceMtu(sock, iface, where));
+  } catch (e) {
+    if (req.fd === undefined) closeSync(fd);
+    throw e;
+  }
+  const mac = req.mac ?? randomMac();
+  return {
+    name: req.name,
+    kind: 'net',
+    hostfd: fd,
+    attachment: { index: dev.index, hostfd: fd, net: { mac, mtu } },
+    rules: netPolicy(req.name, fd),
+    pollable: true,
+    summary: `net ${req.name} (handle ${dev.index}): ${iface}, fd ${fd}, mtu ${mtu}, mac ${formatMac(mac)}`,
+  };
+}

@@ -1,0 +1,63 @@
+// The few libc calls Node does not offer, through koffi. Each wrapper returns
+// the raw result and leaves errno reporting to the caller, which knows what
+// the call was for; koffi's errno() reads the thread's errno right after.
+
+import koffi from 'koffi';
+
+const libc = koffi.load('libc.so.6');
+
+export const F_GETFD = 1;
+export const F_SETFD = 2;
+export const F_GETFL = 3;
+export const FD_CLOEXEC = 1;
+export const EPOLL_CLOEXEC = 0o2000000;
+export const EPOLL_CTL_ADD = 1;
+export const EPOLLIN = 1;
+export const CLOCK_MONOTONIC = 1;
+export const TFD_NONBLOCK = 0o4000;
+export const TFD_CLOEXEC = 0o2000000;
+export const MFD_CLOEXEC = 1;
+
+export const fcntl: (fd: number, cmd: number, arg: number) => number = libc.func('fcntl', 'int', ['int', 'int', 'int']);
+export const close: (fd: number) => number = libc.func('close', 'int', ['int']);
+export const execve: (path: string, argv: (string | null)[], envp: (string | null)[]) => number =
+  libc.func('execve', 'int', ['str', koffi.pointer('str'), koffi.pointer('str')]);
+export const epollCreate1: (flags: number) => number = libc.func('epoll_create1', 'int', ['int']);
+export const epollCtl: (epfd: number, op: number, fd: number, event: Buffer) => number =
+  libc.func('epoll_ctl', 'int', ['int', 'int', 'int', 'void *']);
+export const timerfdCreate: (clock: number, flags: number) => number = libc.func('timerfd_create', 'int', ['int', 'int']);
+export const memfdCreate: (name: string, flags: number) => number = libc.func('memfd_create', 'int', ['str', 'uint']);
+export const ioctlPtr: (fd: number, req: number, arg: Buffer) => number =
+  libc.func('ioctl', 'int', ['int', 'ulong', 'void *']);
+export const strerrorRaw: (errnum: number) => string = libc.func('strerror', 'str', ['int']);
+
+export function errno(): number {
+  return koffi.errno();
+}
+
+export function strerror(err: number): string {
+  return strerrorRaw(err);
+}
+
+/** struct epoll_event is packed on x86_64: u32 events, u64 data (12 bytes). */
+export function epollEvent(events: number, data: bigint): Buffer {
+  const ev = Buffer.alloc(12);
+  ev.writeUInt32LE(events, 0);
+  ev.writeBigUInt64LE(data, 4);
+  return ev;
+}
+
+export const AF_INET = 2;
+export const SOCK_DGRAM = 2;
+export const SOCK_CLOEXEC = 0o2000000;
+export const SEEK_END = 2;
+export const O_NONBLOCK = 0o4000;
+export const F_SETFL = 4;
+
+export const socket: (domain: number, type: number, proto: number) => number = libc.func('socket', 'int', ['int', 'int', 'int']);
+export const lseek: (fd: number, off: number, whence: number) => bigint | number = libc.func('lseek', 'int64', ['int', 'int64', 'int']);
+
+/** The address of a Buffer's memory, for structs that hold pointers (ifr_data). */
+export function addressOf(buf: Buffer): bigint {
+  return koffi.address(buf);
+}
