@@ -1,0 +1,58 @@
+// The seccomp policy of spec §7, as compiled by libseccomp: what it allows,
+// and that everything else (including a foreign architecture) kills the
+// whole process (§17 D4).
+
+import test from 'ava';
+import { compilePolicy, policyPfc } from '../filters/compile.js';
+import { blockPolicy, corePolicy, netPolicy } from '../filters/policy.js';
+
+const BPF_RET_K = 0x06;
+const SECCOMP_RET_ALLOW = 0x7fff0000;
+const SECCOMP_RET_KILL_PROCESS = 0x80000000;
+const AUDIT_ARCH_X86_64 = 0xc000003e;
+
+interface Insn { code: number; jt: number; jf: number; k: number }
+const decode = (bpf: Buffer): Insn[] => Array.from({ length: bpf.length / 8 }, (_, i) => ({
+  code: bpf.readUInt16LE(i * 8), jt: bpf[i * 8 + 2], jf: bpf[i * 8 + 3], k: bpf.readUInt32LE(i * 8 + 4),
+}));
+
+const core = { rules: corePolicy({ epollfd: 4, timerfd: 5 }) };
+
+test('every return is ALLOW or KILL_PROCESS, never KILL_THREAD (D4)', (t) => {
+  const insns = decode(compilePolicy(core).bpf);
+  const rets = insns.filter((i) => i.code === BPF_RET_K).map((i) => i.k >>> 0);
+  t.true(rets.includes(SECCOMP_RET_ALLOW));
+  t.true(rets.includes(SECCOMP_RET_KILL_PROCESS));
+  t.deepEqual(rets.filter((k) => k !== SECCOMP_RET_ALLOW && k !== SECCOMP_RET_KILL_PROCESS), []);
+});
+
+test('the program starts with the architecture check, whose failure kills the process', (t) => {
+  const insns = decode(compilePolicy(core).bpf);
+  t.is(insns[0].code, 0x20); // ld [4] = seccomp_data.arch
+  t.is(insns[0].k, 4);
+  const cmp = insns[1];
+  t.is(cmp.k >>> 0, AUDIT_ARCH_X86_64);
+  const onMismatch = insns[2 + cmp.jf];
+  t.is(onMismatch.code, BPF_RET_K);
+  t.is(onMismatch.k >>> 0, SECCOMP_RET_KILL_PROCESS);
+});
+
+test('the PFC listing shows exactly the allowed calls with their fd conditions', (t) => {
+  const pfc = policyPfc(core);
+  for (const s of ['write', 'exit_group', 'epoll_pwait', 'timerfd_settime', 'clock_gettime', 'arch_prctl']) {
+    t.regex(pfc, new RegExp(`syscall "${s}"`), s);
+  }
+  for (const s of ['read', 'pread64', 'pwrite64', 'mmap', 'dup']) t.notRegex(pfc, new RegExp(`syscall "${s}"`), s);
+  t.regex(pfc, /action KILL_PROCESS;/);
+  t.notRegex(pfc, /action KILL;/);
+});
+
+test('instruction counts grow with devices', (t) => {
+  const n0 = compilePolicy(core).instructions;
+  const n1tap = compilePolicy({ rules: [...core.rules, ...netPolicy('service0', 6)] }).instructions;
+  const n1blk = compilePolicy({ rules: [...core.rules, ...blockPolicy('storage', 6, 512, 4n << 20n)] }).instructions;
+  t.true(n0 > 20 && n0 < 60, `core: ${n0}`);
+  t.true(n1tap > n0);
+  t.true(n1blk > n0);
+  t.log(`BPF instructions: core ${n0}, +1 tap ${n1tap}, +1 disk ${n1blk}`);
+});

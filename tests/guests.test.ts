@@ -1,0 +1,121 @@
+// The no-device rows of the spec §16 checklist, each with our own test guest
+// run for real under tendril (exec hand-over, real seccomp, real mappings),
+// asserting the reference's output and shell status (§13).
+
+import test from 'ava';
+import { guest, tendrilAsync, type RunResult } from './helpers.js';
+
+const run = (name: string, ...args: string[]): Promise<RunResult> => tendrilAsync(['run', '--mem=2', guest(name), ...args]);
+
+test('test_hello: console and command line', async (t) => {
+  const r = await run('test_hello', 'Hello_Solo5');
+  t.is(r.status, 0, r.stderr);
+  t.regex(r.stdout, /\*\*\*\* Solo5 standalone test_hello \*\*\*\*/);
+  t.regex(r.stdout, /Hello, World\n/);
+  t.regex(r.stdout, /Command line is: 'Hello_Solo5'\n/);
+  t.regex(r.stdout, /SUCCESS/);
+  t.regex(r.stdout, /Solo5: Bindings version/);
+  t.is(r.stderr, '');
+});
+
+test('test_hello without the argument: no SUCCESS, still exit 0', async (t) => {
+  const r = await run('test_hello');
+  t.is(r.status, 0);
+  t.regex(r.stdout, /Command line is: ''/);
+  t.notRegex(r.stdout, /SUCCESS/);
+});
+
+test('test_quiet: --solo5:quiet suppresses every Solo5: line', async (t) => {
+  const r = await run('test_quiet', '--solo5:quiet');
+  t.is(r.status, 0);
+  t.regex(r.stdout, /\*\*\*\* Solo5 standalone test_verbose \*\*\*\*/);
+  t.regex(r.stdout, /SUCCESS/);
+  t.notRegex(r.stdout, /Solo5:/);
+});
+
+test('--solo5:debug is consumed by the bindings, not passed to the app', async (t) => {
+  const r = await run('test_hello', '--solo5:debug', 'Hello_Solo5');
+  t.is(r.status, 0);
+  t.regex(r.stdout, /Command line is: 'Hello_Solo5'/);
+});
+
+test('test_output: one 4086-byte console write arrives whole', async (t) => {
+  const r = await run('test_output', 'Output_Solo5');
+  t.is(r.status, 0);
+  const start = r.stdout.indexOf('\n**** Solo5 standalone test_output ****');
+  t.true(start >= 0);
+  const body = r.stdout.slice(r.stdout.indexOf('0000', start));
+  const lines = body.split('\n').filter((l) => /^\d{4} /.test(l));
+  t.is(lines.length, 72);
+});
+
+test('test_globals: initialised .data is writable', async (t) => {
+  const r = await run('test_globals');
+  t.is(r.status, 0);
+  t.regex(r.stdout, /SUCCESS/);
+});
+
+for (const [name, what] of [
+  ['test_exception', 'write to an unmapped 16 GiB address'],
+  ['test_zeropage', 'write to address 8'],
+  ['test_xnow', 'write into .text'],
+  ['test_wnox', 'execute from .data'],
+  ['test_notls', 'read %fs:0x28 with FS base 0'],
+  ['test_rnox', 'execute from .rodata (D3: rodata is not executable)'],
+  ['test_xnor', 'execute from a read-only non-code page (D3)'],
+] as const) {
+  test(`${name}: ${what} → SIGSEGV (139)`, async (t) => {
+    const r = await run(name);
+    t.is(r.signal, 'SIGSEGV', `${r.stdout}${r.stderr}`);
+    t.is(r.status, 139);
+    t.notRegex(r.stdout, /SUCCESS|FAILURE/);
+  });
+}
+
+test('test_tls: two TLS blocks, FS base switching, .tdata image', async (t) => {
+  const r = await run('test_tls');
+  t.is(r.status, 0, r.stdout);
+  t.regex(r.stdout, /SUCCESS/);
+});
+
+test('test_ssp: stack smashing aborts with 255', async (t) => {
+  const r = await run('test_ssp');
+  t.is(r.status, 255);
+  t.true(r.stdout.includes('Solo5: ABORT: Stack corruption detected\n\0'));
+  t.notRegex(r.stdout, /SUCCESS/);
+});
+
+test('test_fpu: SSE works', async (t) => {
+  const r = await run('test_fpu');
+  t.is(r.status, 0);
+  t.regex(r.stdout, /SUCCESS/);
+});
+
+test('test_time: clocks and yield to deadlines', async (t) => {
+  const r = await run('test_time');
+  t.is(r.status, 0, r.stdout);
+  t.regex(r.stdout, /SUCCESS/);
+});
+
+test('test_seccomp: a forbidden system call kills the guest with SIGSYS (159)', async (t) => {
+  const r = await run('test_seccomp');
+  t.is(r.signal, 'SIGSYS');
+  t.is(r.status, 159);
+  t.notRegex(r.stdout, /FAILURE/);
+});
+
+for (const [arg, status] of [['0', 0], ['7', 7], ['300', 44], ['-1', 255], ['255', 255], ['256', 0]] as const) {
+  test(`test_exit ${arg}: exit status ${status}`, async (t) => {
+    const r = await run('test_exit', arg);
+    t.is(r.status, status);
+    t.regex(r.stdout, new RegExp(`Solo5: solo5_exit\\(${arg}\\) called`));
+  });
+}
+
+for (const name of ['test_abort', 'test_dumpcore']) {
+  test(`${name}: solo5_abort exits 255`, async (t) => {
+    const r = await run(name);
+    t.is(r.status, 255);
+    t.regex(r.stdout, /Solo5: solo5_abort\(\) called/);
+  });
+}

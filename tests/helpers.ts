@@ -1,0 +1,93 @@
+// Shared test helpers: where things are, and how to run tendril for real.
+
+import { spawnSync, type SpawnSyncOptions } from 'node:child_process';
+import { mkdtempSync, rmSync } from 'node:fs';
+import { tmpdir } from 'node:os';
+import { dirname, join, resolve } from 'node:path';
+import { fileURLToPath } from 'node:url';
+
+/** Repository root (tests run from dist/tests). */
+export const ROOT = resolve(dirname(fileURLToPath(import.meta.url)), '../..');
+export const TENDRIL = join(ROOT, 'bin/tendril.js');
+export const TENDRIL_SPT = join(ROOT, 'bin/tendril-spt.js');
+export const GUESTS = join(ROOT, 'tests/guests/build');
+
+export function guest(name: string): string {
+  return join(GUESTS, `${name}.spt`);
+}
+
+export interface RunResult {
+  /** Shell-style status: exit code, or 128 + signal number. */
+  status: number;
+  signal: NodeJS.Signals | null;
+  stdout: string;
+  stderr: string;
+}
+
+const SIGNUM: Partial<Record<NodeJS.Signals, number>> = { SIGSEGV: 11, SIGSYS: 31, SIGABRT: 6, SIGKILL: 9, SIGILL: 4, SIGBUS: 7, SIGFPE: 8, SIGTRAP: 5 };
+
+export function shellStatus(status: number | null, signal: NodeJS.Signals | null): number {
+  if (signal) return 128 + (SIGNUM[signal] ?? 0);
+  return status ?? -1;
+}
+
+/** Runs a command to completion; always bounded by a timeout. */
+export function runCmd(cmd: string, args: string[], opts: SpawnSyncOptions = {}): RunResult {
+  const r = spawnSync(cmd, args, { encoding: 'latin1', timeout: 60_000, maxBuffer: 64 << 20, ...opts });
+  if (r.error) throw r.error;
+  return { status: shellStatus(r.status, r.signal), signal: r.signal, stdout: String(r.stdout), stderr: String(r.stderr) };
+}
+
+export function tendril(args: string[], opts: SpawnSyncOptions = {}): RunResult {
+  return runCmd(process.execPath, [TENDRIL, ...args], opts);
+}
+
+export function tendrilSpt(args: string[], opts: SpawnSyncOptions = {}): RunResult {
+  return runCmd(process.execPath, [TENDRIL_SPT, ...args], opts);
+}
+
+/** A temp dir removed after `fn`, even when it throws. */
+export async function withTempDir<T>(fn: (dir: string) => Promise<T> | T): Promise<T> {
+  const dir = mkdtempSync(join(tmpdir(), 'tendril-test-'));
+  try {
+    return await fn(dir);
+  } finally {
+    rmSync(dir, { recursive: true, force: true });
+  }
+}
+
+/** stderr must be exactly one line (a clear message, no stack trace). */
+export function oneLine(stderr: string): boolean {
+  return /^[^\n]+\n$/.test(stderr) && !/\n\s+at /.test(stderr);
+}
+
+import { spawn } from 'node:child_process';
+
+/** Async variant of runCmd, so independent launches in one test file overlap. */
+export function runCmdAsync(cmd: string, args: string[], opts: { timeoutMs?: number; env?: NodeJS.ProcessEnv; stdio?: ('pipe' | 'ignore' | 'inherit' | number)[] } = {}): Promise<RunResult> {
+  return new Promise((resolvePromise, reject) => {
+    const child = spawn(cmd, args, { env: opts.env, stdio: opts.stdio ?? ['ignore', 'pipe', 'pipe'] });
+    const out: Buffer[] = [];
+    const err: Buffer[] = [];
+    child.stdout?.on('data', (d: Buffer) => out.push(d));
+    child.stderr?.on('data', (d: Buffer) => err.push(d));
+    const timer = setTimeout(() => child.kill('SIGKILL'), opts.timeoutMs ?? 60_000);
+    child.on('error', (e) => {
+      clearTimeout(timer);
+      reject(e);
+    });
+    child.on('close', (status, signal) => {
+      clearTimeout(timer);
+      resolvePromise({
+        status: shellStatus(status, signal),
+        signal,
+        stdout: Buffer.concat(out).toString('latin1'),
+        stderr: Buffer.concat(err).toString('latin1'),
+      });
+    });
+  });
+}
+
+export function tendrilAsync(args: string[], opts: { timeoutMs?: number; env?: NodeJS.ProcessEnv } = {}): Promise<RunResult> {
+  return runCmdAsync(process.execPath, [TENDRIL, ...args], opts);
+}

@@ -1,0 +1,73 @@
+// Every validation rule of spec §5–§6: a bad image is rejected before anything
+// runs, with exit status 1 and one line that names the file and the problem.
+
+import test from 'ava';
+import { readFileSync, writeFileSync } from 'node:fs';
+import { join } from 'node:path';
+import { validateLoadSegments } from '../loader/elf.js';
+import { TendrilError } from '../loader/errors.js';
+import { parseGuestImage } from '../loader/image.js';
+import { BAD_ELF_CASES } from './fixtures/bad-elf.js';
+import { guest, oneLine, tendrilAsync, withTempDir } from './helpers.js';
+
+const valid = () => readFileSync(guest('test_hello'));
+
+/** The loader's verdict in-process: the message of the error it throws, or 'ok'. */
+function verdict(bytes: Buffer, memMiB = 2): string {
+  try {
+    const img = parseGuestImage('guest.spt', bytes);
+    validateLoadSegments(img.file, img.bytes, img.header, img.phdrs, BigInt(memMiB) << 20n);
+    return 'ok';
+  } catch (e) {
+    if (e instanceof TendrilError) return e.message;
+    throw e;
+  }
+}
+
+test('the unmodified fixture base is accepted', (t) => {
+  t.is(verdict(valid()), 'ok');
+});
+
+for (const c of BAD_ELF_CASES) {
+  test(`rejects ${c.name} (${c.rule})`, (t) => {
+    const msg = verdict(c.mutate(valid()), c.memMiB);
+    t.regex(msg, c.expect);
+    t.true(msg.startsWith('guest.spt: '), 'the message names the file');
+  });
+}
+
+test('every bad image is refused by `tendril run` with exit 1 and one line', async (t) => {
+  await withTempDir(async (dir) => {
+    const results = await Promise.all(BAD_ELF_CASES.map(async (c, i) => {
+      const file = join(dir, `bad${i}.spt`);
+      writeFileSync(file, c.mutate(valid()));
+      return { c, file, r: await tendrilAsync(['run', `--mem=${c.memMiB ?? 2}`, file]) };
+    }));
+    for (const { c, file, r } of results) {
+      t.is(r.status, 1, `${c.name}: status`);
+      t.is(r.stdout, '', `${c.name}: the guest must not have run`);
+      t.true(oneLine(r.stderr), `${c.name}: one line, got ${JSON.stringify(r.stderr)}`);
+      t.regex(r.stderr, c.expect, c.name);
+      t.true(r.stderr.includes(file), `${c.name}: names the file`);
+    }
+  });
+});
+
+test('a host program (ET_DYN) is rejected like the reference does', async (t) => {
+  const r = await tendrilAsync(['run', '/bin/true']);
+  t.is(r.status, 1);
+  t.regex(r.stderr, /\/bin\/true: invalid executable: invalid or unsupported executable \(elf header invalid while loading note\)/);
+});
+
+test('a missing guest file is a clear error', async (t) => {
+  const r = await tendrilAsync(['run', '/nonexistent/guest.spt']);
+  t.is(r.status, 1);
+  t.true(oneLine(r.stderr));
+  t.regex(r.stderr, /\/nonexistent\/guest\.spt: Could not open: No such file or directory/);
+});
+
+test('a directory as guest is a clear error', async (t) => {
+  const r = await tendrilAsync(['run', '/tmp']);
+  t.is(r.status, 1);
+  t.regex(r.stderr, /\/tmp: Could not open: Is a directory/);
+});

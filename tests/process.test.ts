@@ -1,0 +1,52 @@
+// Exec hand-over (DESIGN.md): the guest runs in the very process that ran
+// `tendril run`, with no Node left resident, inside its filter, holding only
+// the fds it needs.
+
+import test from 'ava';
+import { spawn } from 'node:child_process';
+import { readdirSync, readFileSync, readlinkSync } from 'node:fs';
+import { join } from 'node:path';
+import { setTimeout as sleep } from 'node:timers/promises';
+import { ROOT, TENDRIL, guest } from './helpers.js';
+
+const STUB = join(ROOT, 'native/build/tendril-stub');
+
+/** Waits until pid's /proc/PID/status says the filter is installed (the guest runs). */
+async function waitForGuest(pid: number): Promise<string> {
+  for (let i = 0; i < 200; i++) {
+    try {
+      const status = readFileSync(`/proc/${pid}/status`, 'utf8');
+      if (/^Seccomp:\s+2$/m.test(status)) return status;
+    } catch {
+      // not there yet, or gone
+    }
+    await sleep(25);
+  }
+  throw new Error(`pid ${pid} never entered seccomp filter mode`);
+}
+
+test('the guest replaces the tendril process: same pid, stub image, filter on, no Node', async (t) => {
+  const child = spawn(process.execPath, [TENDRIL, 'run', '--mem=2', guest('test_time')], { stdio: ['ignore', 'pipe', 'pipe'] });
+  const pid = child.pid!;
+  const exited = new Promise<[number | null, NodeJS.Signals | null]>((r) => child.on('exit', (code, sig) => r([code, sig])));
+  try {
+    const status = await waitForGuest(pid);
+    t.is(readlinkSync(`/proc/${pid}/exe`), STUB);
+    t.regex(status, /^NoNewPrivs:\s+1$/m);
+    t.regex(status, /^Threads:\s+1$/m);
+    const rss = Number(/^VmRSS:\s+(\d+) kB$/m.exec(status)![1]);
+    t.log(`VmRSS of a running guest (test_time, --mem=2): ${rss} kB`);
+    t.true(rss < 4096, `resident ${rss} kB`);
+    const maps = readFileSync(`/proc/${pid}/maps`, 'utf8');
+    t.notRegex(maps, /node|libc|koffi|libseccomp/, 'nothing of Node is left mapped');
+    // stdio, the epoll set and the timerfd; nothing else leaks through the exec.
+    const fds = readdirSync(`/proc/${pid}/fd`).map(Number).sort((a, b) => a - b);
+    t.is(fds.length, 5, `fds: ${fds.join(' ')}`);
+    const kinds = fds.slice(3).map((fd) => readlinkSync(`/proc/${pid}/fd/${fd}`)).sort();
+    t.deepEqual(kinds, ['anon_inode:[eventpoll]', 'anon_inode:[timerfd]']);
+  } finally {
+    child.kill('SIGKILL');
+  }
+  const [, sig] = await exited;
+  t.is(sig, 'SIGKILL');
+});
