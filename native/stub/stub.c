@@ -162,32 +162,83 @@ static void close_unkept(void)
     }
 }
 
-/* Switch to the guest stack and jump (spec §3): rsp = mem_size - 8,
- * rdi = boot info. Every other general register is cleared so no stub
- * address leaks into the guest. */
-__attribute__((noreturn)) static void enter_guest(u64 entry, u64 stack)
+/*
+ * The last steps run from a one-page trampoline outside the stub image, so
+ * the stub can unmap itself: once the guest runs, none of the tender's code
+ * or data is left to read or to reuse as gadgets. munmap must come before
+ * seccomp (the filter forbids it), and the filter program must then live
+ * outside the stub image (it is on the stack). The trampoline:
+ *   munmap(rdi = stub base, rsi = stub length)
+ *   seccomp(SECCOMP_SET_MODE_FILTER, 0, r12 = &prog)
+ *   rsp = r14 (mem_size - 8), rdi = 0x11000, other registers cleared,
+ *   jmp r13 (entry)                                           (spec §3)
+ * Any failure exits 1 without a message: the code that could print it is gone.
+ */
+#define TRAMPOLINE_ADDR 0x7dfffffff000ul
+extern const char trampoline_start[], trampoline_end[];
+__asm__(
+    ".section .rodata\n"
+    ".globl trampoline_start, trampoline_end\n"
+    "trampoline_start:\n"
+    "    mov $11, %eax\n"              /* munmap */
+    "    syscall\n"
+    "    test %rax, %rax\n"
+    "    jnz 1f\n"
+    "    mov $317, %eax\n"             /* seccomp */
+    "    mov $1, %edi\n"
+    "    xor %esi, %esi\n"
+    "    mov %r12, %rdx\n"
+    "    syscall\n"
+    "    test %rax, %rax\n"
+    "    jnz 1f\n"
+    "    mov %r14, %rsp\n"
+    "    mov %r13, %rax\n"
+    "    mov $0x11000, %edi\n"
+    "    xor %ebx, %ebx\n"
+    "    xor %ecx, %ecx\n"
+    "    xor %edx, %edx\n"
+    "    xor %esi, %esi\n"
+    "    xor %ebp, %ebp\n"
+    "    xor %r8d, %r8d\n"
+    "    xor %r9d, %r9d\n"
+    "    xor %r10d, %r10d\n"
+    "    xor %r11d, %r11d\n"
+    "    xor %r12d, %r12d\n"
+    "    xor %r13d, %r13d\n"
+    "    xor %r14d, %r14d\n"
+    "    xor %r15d, %r15d\n"
+    "    jmp *%rax\n"
+    "1:  mov $231, %eax\n"            /* exit_group(1) */
+    "    mov $1, %edi\n"
+    "    syscall\n"
+    "    hlt\n"
+    "trampoline_end:\n"
+    ".text\n");
+
+extern char _end[];
+
+__attribute__((noreturn)) static void enter_guest(u64 entry, u64 stack, struct sock_fprog *prog)
 {
-    __asm__ volatile(
-        "mov %0, %%rsp\n\t"
-        "mov %1, %%rax\n\t"
-        "mov $0x11000, %%edi\n\t"
-        "xor %%ebx, %%ebx\n\t"
-        "xor %%ecx, %%ecx\n\t"
-        "xor %%edx, %%edx\n\t"
-        "xor %%esi, %%esi\n\t"
-        "xor %%ebp, %%ebp\n\t"
-        "xor %%r8d, %%r8d\n\t"
-        "xor %%r9d, %%r9d\n\t"
-        "xor %%r10d, %%r10d\n\t"
-        "xor %%r11d, %%r11d\n\t"
-        "xor %%r12d, %%r12d\n\t"
-        "xor %%r13d, %%r13d\n\t"
-        "xor %%r14d, %%r14d\n\t"
-        "xor %%r15d, %%r15d\n\t"
-        "jmp *%%rax\n\t"
-        :
-        : "r"(stack), "r"(entry)
-        : "memory");
+    u64 len = (u64)(trampoline_end - trampoline_start);
+    long t = sys_mmap((void *)TRAMPOLINE_ADDR, PAGE_SIZE, PROT_READ | PROT_WRITE,
+                      MAP_PRIVATE | MAP_ANONYMOUS | MAP_FIXED_NOREPLACE, -1, 0);
+    if (t < 0)
+        die_errno("mmap", "mapping the launch trampoline", t);
+    for (u64 i = 0; i < len; i++)
+        ((u8 *)TRAMPOLINE_ADDR)[i] = (u8)trampoline_start[i];
+    long r = sys_mprotect((void *)TRAMPOLINE_ADDR, PAGE_SIZE, PROT_READ | PROT_EXEC);
+    if (r < 0)
+        die_errno("mprotect", "protecting the launch trampoline", r);
+
+    u64 base = (u64)(unsigned long)__executable_start;
+    u64 end = ((u64)(unsigned long)_end + PAGE_SIZE - 1) & ~(PAGE_SIZE - 1);
+    register u64 r12 __asm__("r12") = (u64)(unsigned long)prog;
+    register u64 r13 __asm__("r13") = entry;
+    register u64 r14 __asm__("r14") = stack;
+    __asm__ volatile("jmp *%3"
+                     :
+                     : "D"(base), "S"(end - base), "r"(r12), "r"((u64)TRAMPOLINE_ADDR), "r"(r13), "r"(r14)
+                     : "memory");
     __builtin_unreachable();
 }
 
@@ -246,12 +297,13 @@ __attribute__((noreturn, used)) void stub_main(long *sp)
     long r = sys_prctl(PR_SET_NO_NEW_PRIVS, 1, 0, 0, 0);
     if (r < 0)
         die_errno("prctl", "PR_SET_NO_NEW_PRIVS", r);
-    struct sock_fprog prog = { .len = (u16)hdr.bpf_insns, .filter = bpf };
-    r = sys_seccomp(SECCOMP_SET_MODE_FILTER, 0, &prog);
-    if (r < 0)
-        die_errno("seccomp", "installing the guest's filter", r);
 
-    enter_guest(hdr.entry, hdr.mem_size - 8);
+    /* The filter program moves to the stack, which outlives the stub image. */
+    struct sock_filter filter[hdr.bpf_insns];
+    for (u32 i = 0; i < hdr.bpf_insns; i++)
+        filter[i] = bpf[i];
+    struct sock_fprog prog = { .len = (u16)hdr.bpf_insns, .filter = filter };
+    enter_guest(hdr.entry, hdr.mem_size - 8, &prog);
 }
 
 /* The kernel starts us with rsp pointing at argc; realign for the C ABI. */
