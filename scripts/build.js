@@ -46,6 +46,16 @@ function guest(src, out, manifest) {
 guest(join(root, 'examples/hello/hello.c'), join(root, 'examples/hello/hello.spt'));
 
 if (process.argv.includes('--guests')) {
+  // Host-side test tools (ordinary Linux programs, not guests).
+  const tools = join(root, 'tests/tools');
+  for (const f of readdirSync(tools).filter((f) => f.endsWith('.c'))) {
+    const src = join(tools, f);
+    const out = join(tools, 'build', f.slice(0, -2));
+    if (mtime(out) > mtime(src)) continue;
+    mkdirSync(dirname(out), { recursive: true });
+    run('gcc', ['-O2', '-Wall', '-Werror', '-o', out, src]);
+  }
+
   const dir = join(root, 'tests/guests');
   for (const f of readdirSync(dir).filter((f) => f.endsWith('.c')).sort()) {
     const base = f.slice(0, -2);

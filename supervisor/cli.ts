@@ -11,6 +11,7 @@ export type Verb = (argv: string[], prog: string) => Promise<number> | number;
 const VERBS: Record<string, { load: () => Promise<Verb>; summary: string }> = {
   run: { load: async () => (await import('./verbs/run.js')).runVerb, summary: 'run a guest (solo5-spt compatible options)' },
   cc: { load: async () => (await import('./verbs/cc.js')).ccVerb, summary: 'build a guest from C sources' },
+  filter: { load: async () => (await import('./verbs/filter.js')).filterVerb, summary: 'show the syscall filter a guest would run under' },
   elftool: { load: async () => (await import('./verbs/elftool.js')).elftoolVerb, summary: 'gen-manifest, query-manifest, query-abi' },
 };
 

@@ -5,6 +5,11 @@
 import test from 'ava';
 import { compilePolicy, policyPfc } from '../filters/compile.js';
 import { blockPolicy, corePolicy, netPolicy } from '../filters/policy.js';
+import { spawn } from 'node:child_process';
+import { readFileSync } from 'node:fs';
+import { join } from 'node:path';
+import { setTimeout as sleep } from 'node:timers/promises';
+import { guest, ROOT, runCmd, TENDRIL, tendril } from './helpers.js';
 
 const BPF_RET_K = 0x06;
 const SECCOMP_RET_ALLOW = 0x7fff0000;
@@ -55,4 +60,41 @@ test('instruction counts grow with devices', (t) => {
   t.true(n1tap > n0);
   t.true(n1blk > n0);
   t.log(`BPF instructions: core ${n0}, +1 tap ${n1tap}, +1 disk ${n1blk}`);
+});
+
+
+test('tendril filter: table, counts and PFC for a guest', (t) => {
+  const r = tendril(['filter', '--mem=2', guest('test_hello')]);
+  t.is(r.status, 0, r.stderr);
+  t.regex(r.stdout, /^write \(1\)\s+arg0 == 1\s+core/m);
+  t.regex(r.stdout, /^arch_prctl \(158\)\s+arg0 == 0x1002/m);
+  t.regex(r.stdout, /^6 system calls allowed \(write, arch_prctl, clock_gettime, exit_group, epoll_pwait, timerfd_settime\) by 7 rules/m);
+  t.regex(r.stdout, /^34 BPF instructions$/m);
+  t.regex(r.stdout, /action KILL_PROCESS;/);
+  t.notRegex(r.stdout, /BPF program/);
+});
+
+test('tendril filter --bpf lists exactly the program a running guest has installed', async (t) => {
+  const listing = tendril(['filter', '--bpf', '--mem=2', guest('test_time')]);
+  t.is(listing.status, 0, listing.stderr);
+  const shown = [...listing.stdout.matchAll(/^\d{4}: ([0-9a-f]{4}) +(\d+) +(\d+) 0x([0-9a-f]{8})/gm)]
+    .map((m) => `${m[1]} ${Number(m[2]).toString(16).padStart(2, '0')} ${Number(m[3]).toString(16).padStart(2, '0')} ${m[4]}`);
+  t.is(shown.length, Number(/^(\d+) BPF instructions$/m.exec(listing.stdout)![1]));
+
+  const child = spawn(process.execPath, [TENDRIL, 'run', '--mem=2', guest('test_time')], { stdio: 'ignore' });
+  try {
+    let running = false;
+    for (let i = 0; i < 200 && !running; i++) {
+      await sleep(25);
+      try {
+        running = /^Seccomp:\s+2$/m.test(readFileSync(`/proc/${child.pid}/status`, 'utf8'));
+      } catch { /* not yet */ }
+    }
+    t.true(running);
+    const dump = runCmd(join(ROOT, 'tests/tools/build/seccomp-dump'), [String(child.pid)]);
+    t.is(dump.status, 0, dump.stderr);
+    t.deepEqual(dump.stdout.trim().split('\n'), shown);
+  } finally {
+    child.kill('SIGKILL');
+  }
 });

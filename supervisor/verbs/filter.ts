@@ -1,0 +1,48 @@
+// `tendril filter [run options] GUEST`: what the guest would be allowed to do.
+// It goes through the same preparation as `run` (image, devices, fds,
+// compilation) and prints the result instead of launching, so what it shows
+// is the filter `run` installs.
+
+import { allowedSyscalls, disassemble, formatPolicyTable } from '../../filters/explain.js';
+import { policyPfc } from '../../filters/compile.js';
+import { prepareLaunch } from '../launch.js';
+import { parseRunArgs, runUsage } from '../options.js';
+import { releaseDevices } from '../devices/index.js';
+
+export function filterVerb(argv: string[]): number {
+  // --bpf is ours; the rest is `run`'s syntax.
+  const guestAt = argv.findIndex((a) => !a.startsWith('-') || a === '--');
+  const opts = guestAt < 0 ? argv : argv.slice(0, guestAt);
+  const bpfListing = opts.includes('--bpf');
+  const parsed = parseRunArgs(argv.filter((a, i) => !(a === '--bpf' && (guestAt < 0 || i < guestAt))));
+  if (parsed.kind !== 'run') {
+    process.stdout.write(`${runUsage('tendril filter [--bpf]').replace(/^usage: (.*)$/m, 'usage: $1\nShow the syscall filter `tendril run` would install for GUEST with these options.')}\n`);
+    return parsed.kind === 'help' ? 0 : 1;
+  }
+  const p = prepareLaunch(parsed.options);
+  try {
+    const out: string[] = [];
+    out.push(`guest: ${p.image.file} (spt ABI ${p.image.abi.version}), memory ${parsed.options.memMiB} MiB`);
+    for (const d of p.devices) out.push(`device: ${d.summary}`);
+    out.push(`tender fds: epoll ${p.epollfd}, timerfd ${p.timerfd}`);
+    out.push('');
+    out.push(formatPolicyTable(p.policy));
+    out.push('');
+    const calls = allowedSyscalls(p.policy);
+    out.push(`${calls.length} system calls allowed (${calls.join(', ')}) by ${p.policy.rules.length} rules; ` +
+      `everything else, and any non-x86_64 call, kills the process (SIGSYS)`);
+    out.push(`${p.filter.instructions} BPF instructions`);
+    out.push('');
+    out.push('libseccomp pseudo filter code:');
+    out.push(policyPfc(p.policy).trimEnd());
+    if (bpfListing) {
+      out.push('');
+      out.push('BPF program (index: code jt jf k  meaning):');
+      out.push(...disassemble(p.filter.bpf));
+    }
+    process.stdout.write(`${out.join('\n')}\n`);
+    return 0;
+  } finally {
+    releaseDevices(p.devices);
+  }
+}
