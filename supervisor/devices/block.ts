@@ -3,7 +3,7 @@
 // (the guest sees SOLO5_R_EUNSPEC): the file cannot be modified whatever the
 // guest does, and the guest is not killed for trying.
 
-import { closeSync, fstatSync, openSync, type Stats } from 'node:fs';
+import { closeSync, fstatSync, openSync, readlinkSync, type Stats } from 'node:fs';
 import type { ManifestDevice } from '../../loader/manifest.js';
 import { blockPolicy } from '../../filters/policy.js';
 import { DeviceError } from '../errors.js';
@@ -27,10 +27,14 @@ function openError(where: string, path: string, e: NodeJS.ErrnoException): Devic
   return new DeviceError(`${where}: Could not open block device: ${path}: ${why[e.code ?? ''] ?? e.message}`, hint);
 }
 
-function checkKind(where: string, what: string, st: Stats): void {
+function checkKind(where: string, what: string, st: Stats, fd: number): void {
   if (st.isDirectory()) throw new DeviceError(`${where}: ${what} is a directory, not a disk image`);
   if (!st.isFile() && !st.isBlockDevice()) {
-    throw new DeviceError(`${where}: ${what} is not a regular file or block device`);
+    let target = '';
+    try {
+      target = ` (it is ${readlinkSync(`/proc/self/fd/${fd}`)})`;
+    } catch { /* no /proc: say less */ }
+    throw new DeviceError(`${where}: ${what} is not a regular file or block device${target}`);
   }
 }
 
@@ -45,7 +49,7 @@ function openBacking(req: BlockRequest, where: string): { fd: number; owned: boo
     } catch {
       throw new DeviceError(`${where}: fd ${fd} is not open`, `pass it to tendril, e.g. \`tendril run --block:${req.name}=@3 GUEST 3<>disk.img\``);
     }
-    checkKind(where, `fd ${fd}`, st);
+    checkKind(where, `fd ${fd}`, st, fd);
     const mode = os.fcntl(fd, os.F_GETFL, 0) & O_ACCMODE;
     if (req.readOnly && mode !== O_RDONLY) {
       // The guest must not get a writable description: reopen the same file read-only.
@@ -68,7 +72,7 @@ function openBacking(req: BlockRequest, where: string): { fd: number; owned: boo
     throw openError(where, path, e as NodeJS.ErrnoException);
   }
   try {
-    checkKind(where, path, fstatSync(fd));
+    checkKind(where, path, fstatSync(fd), fd);
   } catch (e) {
     closeSync(fd);
     throw e;
