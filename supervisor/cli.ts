@@ -12,6 +12,7 @@ const VERBS: Record<string, { load: () => Promise<Verb>; summary: string }> = {
   run: { load: async () => (await import('./verbs/run.js')).runVerb, summary: 'run a guest (solo5-spt compatible options)' },
   cc: { load: async () => (await import('./verbs/cc.js')).ccVerb, summary: 'build a guest from C sources' },
   filter: { load: async () => (await import('./verbs/filter.js')).filterVerb, summary: 'show the syscall filter a guest would run under' },
+  inspect: { load: async () => (await import('./verbs/inspect.js')).inspectVerb, summary: 'describe a guest image and why it would be rejected' },
   elftool: { load: async () => (await import('./verbs/elftool.js')).elftoolVerb, summary: 'gen-manifest, query-manifest, query-abi' },
 };
 

@@ -98,3 +98,23 @@ test('tendril with no verb or an unknown verb', (t) => {
   t.is(tendril(['help']).status, 0);
   t.regex(tendril(['version']).stdout, /ABI version 2/);
 });
+
+test('tendril inspect: devices, segments, verdict; JSON form; rejection reason', (t) => {
+  const r = tendril(['inspect', guest('test_blk')]);
+  t.is(r.status, 0, r.stderr);
+  t.regex(r.stdout, /abi:\s+spt, version 2/);
+  t.regex(r.stdout, /devices:\s+storage \(BLOCK_BASIC, handle 1\)/);
+  t.regex(r.stdout, /LOAD\s+R-X vaddr 0x100000/);
+  t.regex(r.stdout, /verdict:\s+runnable/);
+  const j = JSON.parse(tendril(['inspect', '--json', guest('test_hello')]).stdout);
+  t.is(j.runnable, true);
+  t.deepEqual(j.abi, { target: 'spt', version: 2 });
+  t.deepEqual(j.devices, []);
+  t.true(j.minimumMemMiB >= 1 && j.minimumMemMiB <= 2);
+  const bad = tendril(['inspect', '/bin/true']);
+  t.is(bad.status, 1);
+  t.regex(bad.stdout, /verdict:\s+rejected: \/bin\/true: invalid executable/);
+  const small = tendril(['inspect', '--mem=1', guest('test_hello')]);
+  t.is(small.status, 1);
+  t.regex(small.stdout, /e_entry does not fall within/);
+});
