@@ -121,7 +121,16 @@ export function validateLoadSegments(file: string, image: Buffer, hdr: ElfHeader
   let prevVaddr = 0n;
   let prevEnd = 0n;
   for (const ph of phdrs) {
-    if (ph.type !== ELF.PT_LOAD || ph.filesz === 0n) continue;
+    if (ph.type !== ELF.PT_LOAD) continue;
+    if (ph.filesz === 0n) {
+      // Not loaded (the memory is already zero), but the guest will use it:
+      // beyond the reference, refuse an image whose bss cannot fit.
+      if (ph.memsz > 0n && ph.vaddr + ph.memsz > memSize) {
+        throw invalid(file, `phdr[${ph.index}] (zero-initialised data) ends at 0x${(ph.vaddr + ph.memsz).toString(16)}, ` +
+          `beyond guest memory (0x${memSize.toString(16)} bytes); try a larger --mem`);
+      }
+      continue;
+    }
     const i = ph.index;
     const seg = `phdr[${i}]`;
     if (ph.vaddr < SPT_GUEST_MIN_BASE) {

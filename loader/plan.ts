@@ -23,6 +23,8 @@ export const PlanFlags = {
   X_EXEC_HEAP: 1 << 0,
   /** Leave the process dumpable (core dumps asked for); default is not dumpable. */
   DUMPABLE: 1 << 1,
+  /** --gdb: stop (SIGSTOP) with the guest loaded, before its first instruction. */
+  STOP_AT_ENTRY: 1 << 2,
 } as const;
 
 /** What a device module hands back once it has attached a device. */

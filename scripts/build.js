@@ -45,7 +45,28 @@ function guest(src, out, manifest) {
 
 guest(join(root, 'examples/hello/hello.c'), join(root, 'examples/hello/hello.spt'));
 
+/**
+ * The tests drive real host tools: ping floods in network namespaces (ip,
+ * ping) and gdb on cores. On a fresh Debian machine they may be missing;
+ * as root we install them, otherwise we say what to install.
+ */
+function ensureHostTools() {
+  const need = { ping: 'iputils-ping', gdb: 'gdb', ip: 'iproute2' };
+  const has = (cmd) => spawnSync('sh', ['-c', `command -v ${cmd}`], { stdio: 'ignore' }).status === 0;
+  const missing = Object.entries(need).filter(([cmd]) => !has(cmd)).map(([, pkg]) => pkg);
+  if (missing.length === 0) return;
+  if (process.getuid?.() !== 0) {
+    console.error(`build: the tests need ${missing.join(', ')}: apt-get install ${missing.join(' ')}`);
+    process.exit(1);
+  }
+  console.error(`build: installing test tools: ${missing.join(' ')}`);
+  run('apt-get', ['update', '-qq']);
+  run('apt-get', ['install', '-y', '-qq', ...missing], { env: { ...process.env, DEBIAN_FRONTEND: 'noninteractive' } });
+}
+
 if (process.argv.includes('--guests')) {
+  ensureHostTools();
+
   // Host-side test tools (ordinary Linux programs, not guests).
   const tools = join(root, 'tests/tools');
   for (const f of readdirSync(tools).filter((f) => f.endsWith('.c'))) {

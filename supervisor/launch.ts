@@ -5,8 +5,8 @@
 // replaces this process with the native stub, so the guest inherits the PID,
 // the terminal and the exit status exactly as under solo5-spt.
 
-import { existsSync, writeSync } from 'node:fs';
-import { dirname, resolve } from 'node:path';
+import { existsSync, readFileSync, statSync, writeSync } from 'node:fs';
+import { dirname, join, resolve } from 'node:path';
 import { fileURLToPath } from 'node:url';
 import { SPT_INTERNAL_TIMERFD } from '../loader/abi.js';
 import { validateLoadSegments } from '../loader/elf.js';
@@ -81,13 +81,41 @@ export function prepareLaunch(opts: RunOptions): PreparedLaunch {
       epollfd,
       timerfd,
       keepFds: [0, 1, 2, ...devices.map((d) => d.hostfd), epollfd, timerfd],
-      flags: (opts.xExecHeap ? PlanFlags.X_EXEC_HEAP : 0) | (opts.dumpable ? PlanFlags.DUMPABLE : 0),
+      flags: (opts.xExecHeap ? PlanFlags.X_EXEC_HEAP : 0) | (opts.dumpable ? PlanFlags.DUMPABLE : 0) |
+        (opts.gdb ? PlanFlags.STOP_AT_ENTRY : 0),
     });
     return { image, devices, epollfd, timerfd, policy, filter, plan };
   } catch (e) {
     releaseDevices(devices);
     throw e;
   }
+}
+
+/**
+ * --dumpcore=DIR relies on the kernel's own core dump of the guest process:
+ * guest addresses are host addresses, so the core of the stub process is a
+ * core of the guest that `gdb GUEST core` reads with the guest's symbols. The
+ * kernel writes it by kernel.core_pattern relative to the process's working
+ * directory, so the pattern must be a plain file name, not a pipe or a path.
+ */
+export function prepareCoreDumps(dir: string): string {
+  let st;
+  try {
+    st = statSync(dir);
+  } catch {
+    throw new LaunchError(`--dumpcore=${dir}: no such directory`, `create it first: mkdir -p ${dir}`);
+  }
+  if (!st.isDirectory()) throw new LaunchError(`--dumpcore=${dir}: not a directory`);
+  const pattern = readFileSync('/proc/sys/kernel/core_pattern', 'utf8').trim();
+  if (pattern.startsWith('|') || pattern.includes('/')) {
+    throw new LaunchError(`--dumpcore: the kernel sends core dumps to '${pattern}' (kernel.core_pattern), not to a file in ${dir}`,
+      'set a plain file pattern, e.g. sysctl kernel.core_pattern=core');
+  }
+  const unlimited = Buffer.alloc(16, 0xff); // struct rlimit { RLIM_INFINITY, RLIM_INFINITY }
+  if (os.setrlimit(os.RLIMIT_CORE, unlimited) < 0) throw sysFail('setrlimit(RLIMIT_CORE)');
+  const abs = resolve(dir);
+  process.chdir(abs);
+  return join(abs, pattern.replace(/%p/g, '<pid>'));
 }
 
 /** The plan in a sealed-off memfd the stub reads front to back. */

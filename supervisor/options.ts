@@ -35,6 +35,10 @@ export interface RunOptions {
   devices: DeviceRequest[];
   /** Extra tendril options (not in solo5-spt). */
   dumpable: boolean;
+  /** --dumpcore=DIR: a guest killed by a signal leaves DIR/core for gdb. */
+  dumpcore?: string;
+  /** --gdb: stop before the guest's first instruction until a debugger continues it. */
+  gdb: boolean;
 }
 
 export type ParsedRun = { kind: 'help' } | { kind: 'version' } | { kind: 'run'; options: RunOptions };
@@ -82,7 +86,7 @@ function splitDeviceOption(word: string): [string, string, string] | undefined {
 }
 
 export function parseRunArgs(argv: string[]): ParsedRun {
-  const opts: RunOptions = { memMiB: DEFAULT_MEM_MIB, xExecHeap: false, guest: '', guestArgs: [], devices: [], dumpable: false };
+  const opts: RunOptions = { memMiB: DEFAULT_MEM_MIB, xExecHeap: false, guest: '', guestArgs: [], devices: [], dumpable: false, gdb: false };
   const nets = new Map<string, NetRequest>();
   const blocks = new Map<string, BlockRequest>();
   const macs = new Map<string, [string, Buffer]>();
@@ -104,6 +108,17 @@ export function parseRunArgs(argv: string[]): ParsedRun {
       continue;
     }
     if (word === '--dumpable') {
+      opts.dumpable = true;
+      continue;
+    }
+    if (word === '--gdb') {
+      opts.gdb = true;
+      continue;
+    }
+    if (word.startsWith('--dumpcore=')) {
+      const dir = word.slice('--dumpcore='.length);
+      if (!dir) throw invalid(word, 'missing directory for the core file');
+      opts.dumpcore = dir;
       opts.dumpable = true;
       continue;
     }
@@ -184,6 +199,8 @@ Options:
   --block-ro:NAME=PATH          attach PATH read-only: guest writes fail, the file is never modified
   --block-sector-size:NAME=N    sector size of NAME in bytes (power of two >= 512, default 512)
   --dumpable                    leave the guest process dumpable (core dumps, ptrace by non-root)
+  --dumpcore=DIR                if the guest dies by a signal, write DIR/core (open it with gdb GUEST DIR/core)
+  --gdb                         stop before the guest's first instruction and wait for gdb to attach
   --help                        show this help (exit 1, like solo5-spt)
   --version                     show the tendril and ABI versions
 

@@ -61,3 +61,6 @@ export const lseek: (fd: number, off: number, whence: number) => bigint | number
 export function addressOf(buf: Buffer): bigint {
   return koffi.address(buf);
 }
+
+export const RLIMIT_CORE = 4;
+export const setrlimit: (resource: number, rlim: Buffer) => number = libc.func('setrlimit', 'int', ['int', 'void *']);

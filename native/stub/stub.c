@@ -24,6 +24,7 @@
 
 #define PLAN_F_X_EXEC_HEAP (1u << 0)
 #define PLAN_F_DUMPABLE (1u << 1)
+#define PLAN_F_STOP_AT_ENTRY (1u << 2)
 
 /* spec §1 and §2: fixed by the ABI, not by the plan. */
 #define SPT_HOST_MEM_BASE 0x10000ul
@@ -162,6 +163,49 @@ static void close_unkept(void)
     }
 }
 
+/* TracerPid from /proc/self/status, or -1 if it cannot be read. */
+static long tracer_pid(void)
+{
+    static char buf[4096];
+    static const char key[] = "TracerPid:";
+    long fd = sys_open("/proc/self/status", 0);
+    if (fd < 0)
+        return -1;
+    long n = sys_read((int)fd, buf, sizeof buf - 1);
+    sys_close((int)fd);
+    if (n <= 0)
+        return -1;
+    buf[n] = 0;
+    for (long i = 0; i + (long)sizeof key - 1 < n; i++) {
+        long j = 0;
+        while (key[j] && buf[i + j] == key[j])
+            j++;
+        if (key[j])
+            continue;
+        long pid = 0;
+        for (i += j; buf[i] == ' ' || buf[i] == '\t'; i++)
+            ;
+        for (; buf[i] >= '0' && buf[i] <= '9'; i++)
+            pid = pid * 10 + (buf[i] - '0');
+        return pid;
+    }
+    return -1;
+}
+
+/*
+ * --gdb: wait, with the guest fully loaded but not one instruction run, until
+ * a debugger attaches. Attaching stops us; the guest starts when the
+ * debugger continues. (Raising SIGSTOP instead would make the debugger see
+ * and re-deliver a stale stop.) A debugger's ptrace is not subject to the
+ * guest's filter, so breakpoints work as usual.
+ */
+static void wait_for_tracer(void)
+{
+    static const long tick[2] = { 0, 20 * 1000 * 1000 };
+    while (tracer_pid() == 0)
+        sys_nanosleep(tick);
+}
+
 /*
  * The last steps run from a one-page trampoline outside the stub image, so
  * the stub can unmap itself: once the guest runs, none of the tender's code
@@ -297,6 +341,9 @@ __attribute__((noreturn, used)) void stub_main(long *sp)
     long r = sys_prctl(PR_SET_NO_NEW_PRIVS, 1, 0, 0, 0);
     if (r < 0)
         die_errno("prctl", "PR_SET_NO_NEW_PRIVS", r);
+
+    if (hdr.flags & PLAN_F_STOP_AT_ENTRY)
+        wait_for_tracer();
 
     /* The filter program moves to the stack, which outlives the stub image. */
     struct sock_filter filter[hdr.bpf_insns];

@@ -31,6 +31,8 @@ typedef unsigned long u64;
 #define NR_close 3
 #define NR_mmap 9
 #define NR_mprotect 10
+#define NR_open 2
+#define NR_nanosleep 35
 #define NR_personality 135
 #define NR_prctl 157
 #define NR_exit_group 231
@@ -62,6 +64,8 @@ static inline long sys_mmap(void *addr, u64 len, int prot, int flags, int fd, lo
     return syscall6(NR_mmap, (long)addr, (long)len, prot, flags, fd, off);
 }
 static inline long sys_mprotect(void *addr, u64 len, int prot) { return syscall6(NR_mprotect, (long)addr, (long)len, prot, 0, 0, 0); }
+static inline long sys_open(const char *path, int flags) { return syscall6(NR_open, (long)path, flags, 0, 0, 0, 0); }
+static inline long sys_nanosleep(const long ts[2]) { return syscall6(NR_nanosleep, (long)ts, 0, 0, 0, 0, 0); }
 static inline long sys_personality(unsigned long p) { return syscall6(NR_personality, (long)p, 0, 0, 0, 0, 0); }
 static inline long sys_prctl(int op, long a, long b, long c, long d) { return syscall6(NR_prctl, op, a, b, c, d, 0); }
 static inline long sys_seccomp(unsigned int op, unsigned int flags, void *args)

@@ -2,7 +2,7 @@
 
 import { basename } from 'node:path';
 import { version } from '../cli.js';
-import { execStub, prepareLaunch } from '../launch.js';
+import { execStub, prepareCoreDumps, prepareLaunch } from '../launch.js';
 import { parseRunArgs, runUsage } from '../options.js';
 
 export function runVerb(argv: string[], prog: string): number {
@@ -19,5 +19,11 @@ export function runVerb(argv: string[], prog: string): number {
   const opts = parsed.options;
   if (opts.xExecHeap) process.stderr.write(`${prog}: WARNING: --x-exec-heap: guest heap and stack are executable\n`);
   const prepared = prepareLaunch(opts);
+  if (opts.dumpcore) prepareCoreDumps(opts.dumpcore);
+  if (opts.gdb) {
+    // exec keeps the PID, so this is the pid the debugger attaches to.
+    process.stderr.write(`${prog}: guest loaded and stopped before its first instruction (pid ${process.pid}); ` +
+      `attach with: gdb ${opts.guest} -p ${process.pid}  (then 'continue')\n`);
+  }
   return execStub(prepared, `tendril: ${basename(opts.guest)}`);
 }
