@@ -1,15 +1,22 @@
 // From run options to a running guest: CLI → plan → stub → guest, one way.
 //
 // prepareLaunch does every check and every allocation that can fail while
-// Node can still report it (image, devices, filter, plan); execStub then
-// replaces this process with the native stub, so the guest inherits the PID,
-// the terminal and the exit status exactly as under solo5-spt.
+// Node can still report it (image, devices, the tender's fds). compileLaunch
+// then fixes the fd numbers the guest will see, which the filter and the
+// manifest copy depend on, and produces the plan. Three hand-overs use it:
+//   - exec (`run`, the default): the stub replaces this process, so the guest
+//     inherits the PID, the terminal and the exit status, as under solo5-spt;
+//     fds keep their numbers;
+//   - spawn (`run --supervise`): the stub is a child with the fds placed at
+//     3, 4, … (supervise.ts);
+//   - pool (`serve`): a stub spawned ahead of demand receives the plan and
+//     the fds over a socket and moves the fds to the planned numbers.
 
 import { existsSync, readFileSync, statSync, writeSync } from 'node:fs';
 import { dirname, join, resolve } from 'node:path';
 import { fileURLToPath } from 'node:url';
 import { SPT_INTERNAL_TIMERFD } from '../loader/abi.js';
-import { validateLoadSegments } from '../loader/elf.js';
+import { validateLoadSegments, type LoadSegment } from '../loader/elf.js';
 import { loadGuestImage, type GuestImage } from '../loader/image.js';
 import { encodeCmdline, encodePlan, makeLaunchPlan, PlanFlags, type LaunchPlan } from '../loader/plan.js';
 import { compilePolicy, type CompiledFilter } from '../filters/compile.js';
@@ -19,14 +26,33 @@ import { LaunchError } from './errors.js';
 import type { RunOptions } from './options.js';
 import * as os from './os.js';
 
+/** Validated image + attached devices + the tender's fds, in this process's fd numbers. */
 export interface PreparedLaunch {
   image: GuestImage;
+  memSize: bigint;
+  segments: LoadSegment[];
+  cmdline: string;
+  flags: number;
   devices: AttachedDevice[];
   epollfd: number;
   timerfd: number;
+}
+
+/**
+ * Where the guest finds the fds it keeps:
+ *  - 'inherit': at the same numbers as here (exec);
+ *  - 'place': epoll, timerfd, then each device, at base, base+1, … (spawn, pool).
+ */
+export type FdLayout = { kind: 'inherit' } | { kind: 'place'; base: number };
+
+export interface CompiledLaunch {
   policy: Policy;
   filter: CompiledFilter;
   plan: LaunchPlan;
+  /** This process's fds to hand over, in order; with 'place' the guest gets them at base, base+1, … */
+  passFds: number[];
+  /** The fd numbers the guest sees for passFds. */
+  guestFds: number[];
 }
 
 const here = dirname(fileURLToPath(import.meta.url));
@@ -42,21 +68,34 @@ function createPollSet(devices: AttachedDevice[]): { epollfd: number; timerfd: n
   const epollfd = os.epollCreate1(os.EPOLL_CLOEXEC);
   if (epollfd < 0) throw sysFail('epoll_create1');
   const timerfd = os.timerfdCreate(os.CLOCK_MONOTONIC, os.TFD_NONBLOCK | os.TFD_CLOEXEC);
-  if (timerfd < 0) throw sysFail('timerfd_create');
+  if (timerfd < 0) {
+    os.close(epollfd);
+    throw sysFail('timerfd_create');
+  }
+  const fail = (what: string) => {
+    const err = sysFail(what);
+    os.close(epollfd);
+    os.close(timerfd);
+    return err;
+  };
   if (os.epollCtl(epollfd, os.EPOLL_CTL_ADD, timerfd, os.epollEvent(os.EPOLLIN, SPT_INTERNAL_TIMERFD)) < 0) {
-    throw sysFail('epoll_ctl(timerfd)');
+    throw fail('epoll_ctl(timerfd)');
   }
   for (const d of devices) {
     if (!d.pollable) continue;
     if (os.epollCtl(epollfd, os.EPOLL_CTL_ADD, d.hostfd, os.epollEvent(os.EPOLLIN, BigInt(d.attachment.index))) < 0) {
-      throw sysFail(`epoll_ctl(${d.name}, fd ${d.hostfd})`);
+      throw fail(`epoll_ctl(${d.name}, fd ${d.hostfd})`);
     }
   }
   return { epollfd, timerfd };
 }
 
-export function prepareLaunch(opts: RunOptions): PreparedLaunch {
-  const image = loadGuestImage(opts.guest);
+export function launchFlags(opts: RunOptions): number {
+  return (opts.xExecHeap ? PlanFlags.X_EXEC_HEAP : 0) | (opts.dumpable ? PlanFlags.DUMPABLE : 0) |
+    (opts.gdb ? PlanFlags.STOP_AT_ENTRY : 0);
+}
+
+export function prepareLaunch(opts: RunOptions, image: GuestImage = loadGuestImage(opts.guest)): PreparedLaunch {
   const matched = matchRequests(image.manifest, opts.devices);
   const memSize = BigInt(opts.memMiB) << 20n;
   const segments = validateLoadSegments(image.file, image.bytes, image.header, image.phdrs, memSize);
@@ -65,30 +104,46 @@ export function prepareLaunch(opts: RunOptions): PreparedLaunch {
   if (!existsSync(STUB_PATH)) {
     throw new LaunchError(`the native stub is missing (${STUB_PATH})`, 'build tendril first: npm install (or npm run build)');
   }
-
   const devices = attachDevices(matched);
   try {
     const { epollfd, timerfd } = createPollSet(devices);
-    const policy: Policy = { rules: [...corePolicy({ epollfd, timerfd }), ...devices.flatMap((d) => d.rules)] };
-    const filter = compilePolicy(policy);
-    const plan = makeLaunchPlan({
-      memSize,
-      entry: image.header.entry,
-      segments,
-      manifest: image.manifest,
-      attachments: devices.map((d) => d.attachment),
-      cmdline,
-      epollfd,
-      timerfd,
-      keepFds: [0, 1, 2, ...devices.map((d) => d.hostfd), epollfd, timerfd],
-      flags: (opts.xExecHeap ? PlanFlags.X_EXEC_HEAP : 0) | (opts.dumpable ? PlanFlags.DUMPABLE : 0) |
-        (opts.gdb ? PlanFlags.STOP_AT_ENTRY : 0),
-    });
-    return { image, devices, epollfd, timerfd, policy, filter, plan };
+    return { image, memSize, segments, cmdline, flags: launchFlags(opts), devices, epollfd, timerfd };
   } catch (e) {
     releaseDevices(devices);
     throw e;
   }
+}
+
+/** Closes everything prepareLaunch opened (after a hand-over to a child, or when abandoning). */
+export function releaseLaunch(p: PreparedLaunch): void {
+  releaseDevices(p.devices);
+  os.close(p.epollfd);
+  os.close(p.timerfd);
+}
+
+export function compileLaunch(p: PreparedLaunch, layout: FdLayout, extraFlags = 0): CompiledLaunch {
+  const passFds = [p.epollfd, p.timerfd, ...p.devices.map((d) => d.hostfd)];
+  const guestFds = layout.kind === 'inherit' ? passFds : passFds.map((_, i) => layout.base + i);
+  const guestFd = (hostFd: number) => guestFds[passFds.indexOf(hostFd)];
+  const epollfd = guestFd(p.epollfd);
+  const timerfd = guestFd(p.timerfd);
+  const policy: Policy = {
+    rules: [...corePolicy({ epollfd, timerfd }), ...p.devices.flatMap((d) => d.rules(guestFd(d.hostfd)))],
+  };
+  const filter = compilePolicy(policy);
+  const plan = makeLaunchPlan({
+    memSize: p.memSize,
+    entry: p.image.header.entry,
+    segments: p.segments,
+    manifest: p.image.manifest,
+    attachments: p.devices.map((d) => ({ ...d.attachment, hostfd: guestFd(d.hostfd) })),
+    cmdline: p.cmdline,
+    epollfd,
+    timerfd,
+    keepFds: [0, 1, 2, ...guestFds],
+    flags: p.flags | extraFlags,
+  });
+  return { policy, filter, plan, passFds, guestFds };
 }
 
 /**
@@ -118,9 +173,9 @@ export function prepareCoreDumps(dir: string): string {
   return join(abs, pattern.replace(/%p/g, '<pid>'));
 }
 
-/** The plan in a sealed-off memfd the stub reads front to back. */
-export function writePlanFd(prepared: PreparedLaunch): number {
-  const bytes = encodePlan(prepared.plan, prepared.filter.bpf);
+/** The plan in a memfd the stub reads front to back. */
+export function writePlanFd(c: CompiledLaunch): number {
+  const bytes = encodePlan(c.plan, c.filter.bpf);
   const fd = os.memfdCreate('tendril-plan', os.MFD_CLOEXEC);
   if (fd < 0) throw sysFail('memfd_create');
   let off = 0;
@@ -134,9 +189,10 @@ export function writePlanFd(prepared: PreparedLaunch): number {
  * stdio included, so each fd the guest keeps must have the flag cleared.
  * Returns only by throwing.
  */
-export function execStub(prepared: PreparedLaunch, argv0: string): never {
-  const planFd = writePlanFd(prepared);
-  for (const fd of [...prepared.plan.keepFds, planFd]) {
+export function execStub(p: PreparedLaunch, argv0: string): never {
+  const c = compileLaunch(p, { kind: 'inherit' });
+  const planFd = writePlanFd(c);
+  for (const fd of [...c.plan.keepFds, planFd]) {
     if (os.fcntl(fd, os.F_SETFD, 0) < 0) throw sysFail(`fcntl(${fd}, F_SETFD)`);
   }
   os.execve(STUB_PATH, [argv0, String(planFd), null], [null]);

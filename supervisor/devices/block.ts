@@ -105,7 +105,7 @@ export function attachBlock(req: BlockRequest, dev: ManifestDevice): AttachedDev
       kind: 'block',
       hostfd: fd,
       attachment: { index: dev.index, hostfd: fd, block: { capacity, blockSize } },
-      rules: blockPolicy(req.name, fd, blockSize, capacity),
+      rules: (guestFd) => blockPolicy(req.name, guestFd, blockSize, capacity),
       pollable: false,
       summary: `block ${req.name} (handle ${dev.index}): ${req.path ?? `fd ${req.fd}`}, fd ${fd}, ` +
         `${capacity} bytes, ${blockSize}-byte sectors${req.readOnly ? ', read-only' : ''}`,

@@ -19,7 +19,8 @@ export interface AttachedDevice {
   kind: 'net' | 'block';
   hostfd: number;
   attachment: Attachment;
-  rules: Rule[];
+  /** The syscalls the guest needs on this device, given the fd number it will see. */
+  rules: (guestFd: number) => Rule[];
   /** Taps join the yield wait set; disks never do (spec §9). */
   pollable: boolean;
   /** One line for logs and `tendril inspect`. */

@@ -160,7 +160,7 @@ export function attachNet(req: NetRequest, dev: ManifestDevice): AttachedDevice 
     kind: 'net',
     hostfd: fd,
     attachment: { index: dev.index, hostfd: fd, net: { mac, mtu } },
-    rules: netPolicy(req.name, fd),
+    rules: (guestFd) => netPolicy(req.name, guestFd),
     pollable: true,
     summary: `net ${req.name} (handle ${dev.index}): ${iface}, fd ${fd}, mtu ${mtu}, mac ${formatMac(mac)}`,
   };

@@ -5,9 +5,8 @@
 
 import { allowedSyscalls, disassemble, formatPolicyTable } from '../../filters/explain.js';
 import { policyPfc } from '../../filters/compile.js';
-import { prepareLaunch } from '../launch.js';
+import { compileLaunch, prepareLaunch, releaseLaunch } from '../launch.js';
 import { parseRunArgs, runUsage } from '../options.js';
-import { releaseDevices } from '../devices/index.js';
 
 export function filterVerb(argv: string[]): number {
   // --bpf is ours; the rest is `run`'s syntax.
@@ -21,28 +20,29 @@ export function filterVerb(argv: string[]): number {
   }
   const p = prepareLaunch(parsed.options);
   try {
+    const c = compileLaunch(p, { kind: 'inherit' });
     const out: string[] = [];
     out.push(`guest: ${p.image.file} (spt ABI ${p.image.abi.version}), memory ${parsed.options.memMiB} MiB`);
     for (const d of p.devices) out.push(`device: ${d.summary}`);
     out.push(`tender fds: epoll ${p.epollfd}, timerfd ${p.timerfd}`);
     out.push('');
-    out.push(formatPolicyTable(p.policy));
+    out.push(formatPolicyTable(c.policy));
     out.push('');
-    const calls = allowedSyscalls(p.policy);
-    out.push(`${calls.length} system calls allowed (${calls.join(', ')}) by ${p.policy.rules.length} rules; ` +
+    const calls = allowedSyscalls(c.policy);
+    out.push(`${calls.length} system calls allowed (${calls.join(', ')}) by ${c.policy.rules.length} rules; ` +
       `everything else, and any non-x86_64 call, kills the process (SIGSYS)`);
-    out.push(`${p.filter.instructions} BPF instructions`);
+    out.push(`${c.filter.instructions} BPF instructions`);
     out.push('');
     out.push('libseccomp pseudo filter code:');
-    out.push(policyPfc(p.policy).trimEnd());
+    out.push(policyPfc(c.policy).trimEnd());
     if (bpfListing) {
       out.push('');
       out.push('BPF program (index: code jt jf k  meaning):');
-      out.push(...disassemble(p.filter.bpf));
+      out.push(...disassemble(c.filter.bpf));
     }
     process.stdout.write(`${out.join('\n')}\n`);
     return 0;
   } finally {
-    releaseDevices(p.devices);
+    releaseLaunch(p);
   }
 }
