@@ -19,6 +19,7 @@ interface Lib {
   exportPfc: (ctx: unknown, fd: number) => number;
   release: (ctx: unknown) => void;
   memfdCreate: (name: string, flags: number) => number;
+  resolveNum: (arch: number, nr: number) => string | null;
 }
 
 let lib: Lib | undefined;
@@ -42,6 +43,7 @@ function load(): Lib {
     exportPfc: seccomp.func('seccomp_export_pfc', 'int', [ctxPtr, 'int']),
     release: seccomp.func('seccomp_release', 'void', [ctxPtr]),
     memfdCreate: libc.func('memfd_create', 'int', ['str', 'uint']),
+    resolveNum: seccomp.func('seccomp_syscall_resolve_num_arch', 'str', ['uint32', 'int']),
   };
   return lib;
 }
@@ -105,4 +107,10 @@ export class SeccompContext {
   private check(rc: number, what: string): void {
     if (rc < 0) throw new FilterError(`${what} failed: errno ${-rc}`, 'this is a bug in tendril\'s policy; please report it');
   }
+}
+
+/** The x86_64 name of a syscall number ("dup" for 32), or undefined. */
+export function syscallName(nr: number): string | undefined {
+  const AUDIT_ARCH_X86_64 = 0xc000003e;
+  return load().resolveNum(AUDIT_ARCH_X86_64, nr) ?? undefined;
 }

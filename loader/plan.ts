@@ -11,8 +11,9 @@ import { PlanError } from './errors.js';
 import { encodeManifest, type Manifest } from './manifest.js';
 
 export const PLAN_MAGIC = 0x31504454; // "TDP1"
-export const PLAN_VERSION = 1;
-export const PLAN_HEADER_SIZE = 48;
+export const PLAN_VERSION = 2;
+export const PLAN_HEADER_SIZE = 56;
+export const PLAN_MAX_RECV_FDS = 64;
 export const PLAN_SEGMENT_SIZE = 48;
 export const PLAN_MAX_SEGMENTS = 16;
 export const PLAN_MAX_KEEP_FDS = 256;
@@ -25,6 +26,8 @@ export const PlanFlags = {
   DUMPABLE: 1 << 1,
   /** --gdb: stop (SIGSTOP) with the guest loaded, before its first instruction. */
   STOP_AT_ENTRY: 1 << 2,
+  /** Supervised: the stub forks a ptrace monitor that reports how the guest ended (native/stub/monitor.c). */
+  MONITOR: 1 << 3,
 } as const;
 
 /** What a device module hands back once it has attached a device. */
@@ -45,6 +48,10 @@ export interface LaunchPlan {
   lowMemory: Buffer;
   /** fds the guest keeps; the stub closes everything else. */
   keepFds: number[];
+  /** Pool launches: the fds sent along with the plan (SCM_RIGHTS) go to these numbers, in order. */
+  receiveAt: number[];
+  /** Monitor mode: where the monitor writes its one-line report. */
+  reportFd: number;
 }
 
 export interface PlanInput {
@@ -58,6 +65,8 @@ export interface PlanInput {
   timerfd: number;
   keepFds: number[];
   flags: number;
+  receiveAt?: number[];
+  reportFd?: number;
 }
 
 export function encodeCmdline(cmdline: string): Buffer {
@@ -112,6 +121,11 @@ export function makeLaunchPlan(input: PlanInput): LaunchPlan {
   }
   const keepFds = [...new Set(input.keepFds)].sort((a, b) => a - b);
   if (keepFds.length > PLAN_MAX_KEEP_FDS) throw new PlanError(`too many file descriptors to keep (${keepFds.length})`);
+  const receiveAt = input.receiveAt ?? [];
+  if (receiveAt.length > PLAN_MAX_RECV_FDS) throw new PlanError(`too many file descriptors to pass (${receiveAt.length})`);
+  if ((input.flags & PlanFlags.MONITOR) && (input.reportFd === undefined || input.reportFd < 3)) {
+    throw new PlanError('monitor mode needs a report fd');
+  }
   return {
     memSize: input.memSize,
     entry: input.entry,
@@ -119,6 +133,8 @@ export function makeLaunchPlan(input: PlanInput): LaunchPlan {
     segments: input.segments,
     lowMemory: buildLowMemory(input),
     keepFds,
+    receiveAt,
+    reportFd: input.reportFd ?? -1,
   };
 }
 
@@ -126,10 +142,12 @@ const pad8 = (n: number) => (n + 7) & ~7;
 
 /**
  * Binary layout read by native/stub/stub.c, little endian, every part 8-aligned:
- *   header (48): magic u32, version u32, mem_size u64, entry u64, flags u32,
- *                nsegs u32, nkeep u32, lowmem_size u32, bpf_insns u32, reserved u32
+ *   header (56): magic u32, version u32, mem_size u64, entry u64, flags u32,
+ *                nsegs u32, nkeep u32, lowmem_size u32, bpf_insns u32, nrecv u32,
+ *                report_fd i32, reserved u32
  *   nsegs × segment (48): vaddr u64, filesz u64, memsz u64, start u64, end u64, prot u32, reserved u32
  *   nkeep × fd i32, padded to 8
+ *   nrecv × fd i32 (where the fds sent with the plan go), padded to 8
  *   each segment's file bytes in order, each padded to 8
  *   low-memory image, padded to 8
  *   bpf_insns × struct sock_filter (8 bytes)
@@ -139,7 +157,8 @@ export function encodePlan(plan: LaunchPlan, bpf: Buffer): Buffer {
   if (bpf.length % 8 !== 0 || bpf.length === 0 || bpf.length / 8 > BPF_MAX_INSNS) {
     throw new PlanError(`seccomp program of ${bpf.length} bytes is not a valid BPF program for the stub`);
   }
-  const fixed = PLAN_HEADER_SIZE + PLAN_SEGMENT_SIZE * plan.segments.length + pad8(4 * plan.keepFds.length);
+  const fixed = PLAN_HEADER_SIZE + PLAN_SEGMENT_SIZE * plan.segments.length + pad8(4 * plan.keepFds.length) +
+    pad8(4 * plan.receiveAt.length);
   const total = fixed + plan.segments.reduce((n, s) => n + pad8(s.data.length), 0) + pad8(plan.lowMemory.length) + bpf.length;
   const buf = Buffer.alloc(total);
   buf.writeUInt32LE(PLAN_MAGIC, 0);
@@ -151,6 +170,8 @@ export function encodePlan(plan: LaunchPlan, bpf: Buffer): Buffer {
   buf.writeUInt32LE(plan.keepFds.length, 32);
   buf.writeUInt32LE(plan.lowMemory.length, 36);
   buf.writeUInt32LE(bpf.length / 8, 40);
+  buf.writeUInt32LE(plan.receiveAt.length, 44);
+  buf.writeInt32LE(plan.reportFd, 48);
   let o = PLAN_HEADER_SIZE;
   for (const s of plan.segments) {
     buf.writeBigUInt64LE(s.vaddr, o);
@@ -162,6 +183,11 @@ export function encodePlan(plan: LaunchPlan, bpf: Buffer): Buffer {
     o += PLAN_SEGMENT_SIZE;
   }
   for (const fd of plan.keepFds) {
+    buf.writeInt32LE(fd, o);
+    o += 4;
+  }
+  o = PLAN_HEADER_SIZE + PLAN_SEGMENT_SIZE * plan.segments.length + pad8(4 * plan.keepFds.length);
+  for (const fd of plan.receiveAt) {
     buf.writeInt32LE(fd, o);
     o += 4;
   }

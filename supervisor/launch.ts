@@ -24,6 +24,7 @@ import { corePolicy, type Policy } from '../filters/policy.js';
 import { attachDevices, matchRequests, releaseDevices, type AttachedDevice } from './devices/index.js';
 import { LaunchError } from './errors.js';
 import type { RunOptions } from './options.js';
+import { log } from './log.js';
 import * as os from './os.js';
 
 /** Validated image + attached devices + the tender's fds, in this process's fd numbers. */
@@ -121,7 +122,16 @@ export function releaseLaunch(p: PreparedLaunch): void {
   os.close(p.timerfd);
 }
 
-export function compileLaunch(p: PreparedLaunch, layout: FdLayout, extraFlags = 0): CompiledLaunch {
+export interface CompileOptions {
+  /** Added to the run's flags (PlanFlags.MONITOR for supervised launches). */
+  extraFlags?: number;
+  /** Monitor mode: the fd number of the report pipe in the stub. */
+  reportFd?: number;
+  /** Pool: the fds travel with the plan (SCM_RIGHTS) and the stub moves them into place. */
+  sendFds?: boolean;
+}
+
+export function compileLaunch(p: PreparedLaunch, layout: FdLayout, opts: CompileOptions = {}): CompiledLaunch {
   const passFds = [p.epollfd, p.timerfd, ...p.devices.map((d) => d.hostfd)];
   const guestFds = layout.kind === 'inherit' ? passFds : passFds.map((_, i) => layout.base + i);
   const guestFd = (hostFd: number) => guestFds[passFds.indexOf(hostFd)];
@@ -131,6 +141,7 @@ export function compileLaunch(p: PreparedLaunch, layout: FdLayout, extraFlags = 
     rules: [...corePolicy({ epollfd, timerfd }), ...p.devices.flatMap((d) => d.rules(guestFd(d.hostfd)))],
   };
   const filter = compilePolicy(policy);
+  log.debug({ syscalls: new Set(policy.rules.map((r) => r.syscall)).size, rules: policy.rules.length, instructions: filter.instructions }, 'filter compiled');
   const plan = makeLaunchPlan({
     memSize: p.memSize,
     entry: p.image.header.entry,
@@ -141,7 +152,9 @@ export function compileLaunch(p: PreparedLaunch, layout: FdLayout, extraFlags = 
     epollfd,
     timerfd,
     keepFds: [0, 1, 2, ...guestFds],
-    flags: p.flags | extraFlags,
+    flags: p.flags | (opts.extraFlags ?? 0),
+    receiveAt: opts.sendFds ? guestFds : [],
+    reportFd: opts.reportFd,
   });
   return { policy, filter, plan, passFds, guestFds };
 }

@@ -6,6 +6,7 @@
 import { DEFAULT_MEM_MIB, MAX_MEM_MIB } from '../loader/abi.js';
 import { DEVICE_NAME_RE } from '../loader/manifest.js';
 import { UsageError } from './errors.js';
+import { LEVELS, type LogFormat, type LogLevel } from './log.js';
 
 export interface NetRequest {
   kind: 'net';
@@ -39,6 +40,10 @@ export interface RunOptions {
   dumpcore?: string;
   /** --gdb: stop before the guest's first instruction until a debugger continues it. */
   gdb: boolean;
+  /** --supervise: keep a supervisor process that reports how the guest ended. */
+  supervise: boolean;
+  logLevel?: LogLevel;
+  logFormat?: LogFormat;
 }
 
 export type ParsedRun = { kind: 'help' } | { kind: 'version' } | { kind: 'run'; options: RunOptions };
@@ -86,7 +91,7 @@ function splitDeviceOption(word: string): [string, string, string] | undefined {
 }
 
 export function parseRunArgs(argv: string[]): ParsedRun {
-  const opts: RunOptions = { memMiB: DEFAULT_MEM_MIB, xExecHeap: false, guest: '', guestArgs: [], devices: [], dumpable: false, gdb: false };
+  const opts: RunOptions = { memMiB: DEFAULT_MEM_MIB, xExecHeap: false, guest: '', guestArgs: [], devices: [], dumpable: false, gdb: false, supervise: false };
   const nets = new Map<string, NetRequest>();
   const blocks = new Map<string, BlockRequest>();
   const macs = new Map<string, [string, Buffer]>();
@@ -113,6 +118,22 @@ export function parseRunArgs(argv: string[]): ParsedRun {
     }
     if (word === '--gdb') {
       opts.gdb = true;
+      continue;
+    }
+    if (word === '--supervise') {
+      opts.supervise = true;
+      continue;
+    }
+    if (word.startsWith('--log-level=')) {
+      const v = word.slice('--log-level='.length);
+      if (!(LEVELS as readonly string[]).includes(v)) throw invalid(word, `log level must be one of ${LEVELS.join(', ')}`);
+      opts.logLevel = v as LogLevel;
+      continue;
+    }
+    if (word.startsWith('--log-format=')) {
+      const v = word.slice('--log-format='.length);
+      if (v !== 'pretty' && v !== 'json') throw invalid(word, 'log format must be pretty or json');
+      opts.logFormat = v;
       continue;
     }
     if (word.startsWith('--dumpcore=')) {
@@ -179,6 +200,7 @@ export function parseRunArgs(argv: string[]): ParsedRun {
     if (!blk) throw invalid(word, `no --block:${name}=… option to apply the sector size to`);
     blk.sectorSize = size;
   }
+  if (opts.gdb && opts.supervise) throw invalid('--gdb', 'cannot be combined with --supervise (the guest can have only one tracer)');
   opts.devices = [...nets.values(), ...blocks.values()];
   return { kind: 'run', options: opts };
 }
@@ -201,6 +223,10 @@ Options:
   --dumpable                    leave the guest process dumpable (core dumps, ptrace by non-root)
   --dumpcore=DIR                if the guest dies by a signal, write DIR/core (open it with gdb GUEST DIR/core)
   --gdb                         stop before the guest's first instruction and wait for gdb to attach
+  --supervise                   run the guest as a child: log its exit and say why it died (a forbidden
+                                system call by name, a fault by address); same exit status
+  --log-level=LEVEL             trace, debug, info, warn (default), error, fatal or silent
+  --log-format=FORMAT           pretty (default on a terminal) or json
   --help                        show this help (exit 1, like solo5-spt)
   --version                     show the tendril and ABI versions
 

@@ -2,6 +2,7 @@
 // the raw result and leaves errno reporting to the caller, which knows what
 // the call was for; koffi's errno() reads the thread's errno right after.
 
+import { constants } from 'node:os';
 import koffi from 'koffi';
 
 const libc = koffi.load('libc.so.6');
@@ -64,3 +65,15 @@ export function addressOf(buf: Buffer): bigint {
 
 export const RLIMIT_CORE = 4;
 export const setrlimit: (resource: number, rlim: Buffer) => number = libc.func('setrlimit', 'int', ['int', 'void *']);
+
+const signalFn: (sig: number, handler: null) => unknown = libc.func('signal', 'void *', ['int', 'void *']);
+export const raise: (sig: number) => number = libc.func('raise', 'int', ['int']);
+
+/** Back to the default action (Node and V8 install handlers for some signals). */
+export function resetSignal(sig: number): void {
+  signalFn(sig, null); // SIG_DFL is the null handler
+}
+
+export function signalNumber(name: string): number {
+  return (constants.signals as Record<string, number>)[name] ?? 0;
+}

@@ -16,8 +16,9 @@
 
 #include "sys.h"
 
+
 #define PLAN_MAGIC 0x31504454u /* "TDP1" */
-#define PLAN_VERSION 1u
+#define PLAN_VERSION 2u
 #define PLAN_MAX_SEGMENTS 16u
 #define PLAN_MAX_KEEP_FDS 256u
 #define BPF_MAX_INSNS 4096u
@@ -25,6 +26,8 @@
 #define PLAN_F_X_EXEC_HEAP (1u << 0)
 #define PLAN_F_DUMPABLE (1u << 1)
 #define PLAN_F_STOP_AT_ENTRY (1u << 2)
+#define PLAN_F_MONITOR (1u << 3)
+#define PLAN_MAX_RECV_FDS 64u
 
 /* spec §1 and §2: fixed by the ABI, not by the plan. */
 #define SPT_HOST_MEM_BASE 0x10000ul
@@ -42,6 +45,8 @@ struct plan_header {
     u32 nkeep;
     u32 lowmem_size;
     u32 bpf_insns;
+    u32 nrecv;
+    int report_fd;
     u32 reserved;
 };
 
@@ -73,6 +78,12 @@ extern char __executable_start[];
 static struct plan_header hdr;
 static struct plan_segment segs[PLAN_MAX_SEGMENTS];
 static int keep[PLAN_MAX_KEEP_FDS];
+static int recv_target[PLAN_MAX_RECV_FDS];
+static int received[PLAN_MAX_RECV_FDS];
+static u32 nreceived;
+/* Monitor mode: written to just before the jump, so the monitor can tell a
+ * guest's exit from a stub error. -1 otherwise. */
+static int guest_ready_fd = -1;
 static struct sock_filter bpf[BPF_MAX_INSNS];
 static int plan_fd;
 
@@ -92,6 +103,70 @@ static void read_full(void *dst, u64 len, const char *what)
     }
 }
 
+/*
+ * The header is read with recvmsg: a stub spawned ahead of demand (serve)
+ * gets its plan on a unix socket, with the guest's fds attached to the first
+ * bytes (SCM_RIGHTS). Anything else (a memfd in exec mode) is read plainly.
+ */
+static void read_header(void)
+{
+    union {
+        u8 buf[24 + 4 * PLAN_MAX_RECV_FDS];
+        u64 align;
+    } control;
+    struct iovec { void *base; u64 len; } iov = { &hdr, sizeof hdr };
+    struct msghdr {
+        void *name; u32 namelen; struct iovec *iov; u64 iovlen;
+        void *control; u64 controllen; int flags;
+    } msg = { 0, 0, &iov, 1, control.buf, sizeof control.buf, 0 };
+    long n;
+    do
+        n = sys_recvmsg(plan_fd, &msg, MSG_CMSG_CLOEXEC);
+    while (n == -EINTR);
+    if (n == -ENOTSOCK) {
+        read_full(&hdr, sizeof hdr, "header");
+        return;
+    }
+    if (n < 0)
+        die_errno("recvmsg", "reading the launch plan", n);
+    if (n == 0)
+        die("launch plan truncated while reading", "header");
+    if (msg.controllen >= 16) {
+        /* struct cmsghdr { u64 len; int level; int type; } then the fds. */
+        u64 clen = *(u64 *)control.buf;
+        int level = *(int *)(control.buf + 8), type = *(int *)(control.buf + 12);
+        if (level == SOL_SOCKET && type == SCM_RIGHTS && clen >= 16 && clen <= sizeof control.buf) {
+            nreceived = (u32)((clen - 16) / 4);
+            for (u32 i = 0; i < nreceived; i++)
+                received[i] = *(int *)(control.buf + 16 + 4 * i);
+        }
+    }
+    if ((u64)n < sizeof hdr)
+        read_full((u8 *)&hdr + n, sizeof hdr - (u64)n, "header");
+}
+
+/* Put the fds that came with the plan at the numbers the plan (and so the
+ * filter) expects. Two steps, so a target that is another received fd's
+ * current number is not clobbered. */
+static void place_received_fds(void)
+{
+    if (nreceived != hdr.nrecv)
+        die("launch plan is malformed", "the number of fds received does not match the plan");
+    for (u32 i = 0; i < nreceived; i++) {
+        long tmp = sys_fcntl(received[i], F_DUPFD_CLOEXEC, 1024);
+        if (tmp < 0)
+            die_errno("fcntl", "moving a received fd", tmp);
+        sys_close(received[i]);
+        received[i] = (int)tmp;
+    }
+    for (u32 i = 0; i < nreceived; i++) {
+        long r = sys_dup3(received[i], recv_target[i], 0);
+        if (r < 0)
+            die_errno("dup3", "placing a received fd", r);
+        sys_close(received[i]);
+    }
+}
+
 static void skip_padding(u64 len)
 {
     u8 pad[8];
@@ -104,8 +179,10 @@ static void check_plan(void)
 {
     if (hdr.magic != PLAN_MAGIC || hdr.version != PLAN_VERSION)
         die("launch plan has the wrong magic or version", "the stub and the supervisor come from different builds; rebuild tendril");
-    if (hdr.nsegs == 0 || hdr.nsegs > PLAN_MAX_SEGMENTS || hdr.nkeep > PLAN_MAX_KEEP_FDS)
+    if (hdr.nsegs == 0 || hdr.nsegs > PLAN_MAX_SEGMENTS || hdr.nkeep > PLAN_MAX_KEEP_FDS || hdr.nrecv > PLAN_MAX_RECV_FDS)
         die("launch plan is malformed", "segment or fd count out of range");
+    if ((hdr.flags & PLAN_F_MONITOR) && hdr.report_fd < 3)
+        die("launch plan is malformed", "monitor mode without a report fd");
     if (hdr.bpf_insns == 0 || hdr.bpf_insns > BPF_MAX_INSNS)
         die("launch plan is malformed", "seccomp program length out of range");
     if (hdr.mem_size < SPT_GUEST_MIN_BASE + PAGE_SIZE || (hdr.mem_size & (PAGE_SIZE - 1)))
@@ -129,34 +206,38 @@ static void check_segment(const struct plan_segment *s, u64 prev_end)
         die("launch plan is malformed", "segment out of range");
 }
 
-static int is_kept(int fd)
+/* Close [lo, hi). */
+static void close_span(unsigned int lo, unsigned int hi)
 {
-    for (u32 i = 0; i < hdr.nkeep; i++)
-        if (keep[i] == fd)
-            return 1;
-    return 0;
+    if (hi <= lo)
+        return;
+    long r = sys_close_range(lo, hi - 1, 0);
+    if (r == -ENOSYS) {
+        /* Kernels before 5.9: walk the fd table up to a sane bound. */
+        for (unsigned int fd = lo; fd < hi && fd < 65536; fd++)
+            sys_close((int)fd);
+    } else if (r < 0) {
+        die_errno("close_range", "closing inherited file descriptors", r);
+    }
 }
 
 /*
- * Close every fd not on the keep list. In exec mode Node has marked its own
- * fds close-on-exec already; this covers launchers that did not, so the guest
- * never inherits anything by accident. The keep list arrives sorted.
+ * Close every fd not on the keep list (which arrives sorted). In exec mode
+ * Node has marked its own fds close-on-exec already; this covers launchers
+ * that did not, so the guest never inherits anything by accident. The
+ * monitor's ready pipe survives until the jump.
  */
 static void close_unkept(void)
 {
     unsigned int lo = 0;
     for (u32 i = 0; i <= hdr.nkeep; i++) {
         unsigned int hi = i < hdr.nkeep ? (unsigned int)keep[i] : ~0u;
-        if (hi > lo) {
-            long r = sys_close_range(lo, hi - 1, 0);
-            if (r == -ENOSYS) {
-                /* Kernels before 5.9: walk the fd table up to the limit. */
-                for (unsigned int fd = lo; fd < hi && fd < 65536; fd++)
-                    if (!is_kept((int)fd))
-                        sys_close((int)fd);
-            } else if (r < 0) {
-                die_errno("close_range", "closing inherited file descriptors", r);
-            }
+        unsigned int r = (unsigned int)guest_ready_fd;
+        if (guest_ready_fd >= 0 && r >= lo && r < hi) {
+            close_span(lo, r);
+            close_span(r + 1, hi);
+        } else {
+            close_span(lo, hi);
         }
         if (i < hdr.nkeep)
             lo = (unsigned int)keep[i] + 1;
@@ -286,6 +367,8 @@ __attribute__((noreturn)) static void enter_guest(u64 entry, u64 stack, struct s
     __builtin_unreachable();
 }
 
+#include "monitor.c"
+
 __attribute__((noreturn, used)) void stub_main(long *sp)
 {
     long argc = sp[0];
@@ -300,11 +383,17 @@ __attribute__((noreturn, used)) void stub_main(long *sp)
     if (pers >= 0 && (pers & READ_IMPLIES_EXEC))
         die("refusing to run with a READ_IMPLIES_EXEC personality", "run tendril without `setarch -X`");
 
-    read_full(&hdr, sizeof hdr, "header");
+    read_header();
     check_plan();
     read_full(segs, sizeof segs[0] * hdr.nsegs, "segment table");
     read_full(keep, sizeof keep[0] * hdr.nkeep, "fd list");
     skip_padding(sizeof keep[0] * hdr.nkeep);
+    read_full(recv_target, sizeof recv_target[0] * hdr.nrecv, "received fd list");
+    skip_padding(sizeof recv_target[0] * hdr.nrecv);
+
+    /* Fork the monitor before guest memory exists, so it stays tiny. */
+    if (hdr.flags & PLAN_F_MONITOR)
+        monitor_fork(hdr.report_fd);
 
     int prot = PROT_READ | PROT_WRITE | ((hdr.flags & PLAN_F_X_EXEC_HEAP) ? PROT_EXEC : 0);
     long mem = sys_mmap((void *)SPT_HOST_MEM_BASE, hdr.mem_size - SPT_HOST_MEM_BASE, prot,
@@ -324,6 +413,8 @@ __attribute__((noreturn, used)) void stub_main(long *sp)
     read_full((void *)SPT_BOOT_INFO_BASE, hdr.lowmem_size, "low memory");
     skip_padding(hdr.lowmem_size);
     read_full(bpf, sizeof bpf[0] * hdr.bpf_insns, "seccomp program");
+    if (hdr.nrecv)
+        place_received_fds();
 
     for (u32 i = 0; i < hdr.nsegs; i++) {
         long r = sys_mprotect((void *)segs[i].start, segs[i].end - segs[i].start, (int)segs[i].prot);
@@ -344,6 +435,10 @@ __attribute__((noreturn, used)) void stub_main(long *sp)
 
     if (hdr.flags & PLAN_F_STOP_AT_ENTRY)
         wait_for_tracer();
+    if (guest_ready_fd >= 0) {
+        sys_write(guest_ready_fd, "G", 1);
+        sys_close(guest_ready_fd);
+    }
 
     /* The filter program moves to the stack, which outlives the stub image. */
     struct sock_filter filter[hdr.bpf_insns];

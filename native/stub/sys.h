@@ -13,6 +13,7 @@ typedef unsigned long u64;
 
 #define EINTR 4
 #define ENOSYS 38
+#define ENOTSOCK 88
 
 #define PROT_READ 1
 #define PROT_WRITE 2
@@ -21,7 +22,12 @@ typedef unsigned long u64;
 #define MAP_ANONYMOUS 0x20
 #define MAP_FIXED_NOREPLACE 0x100000
 
+#define PR_SET_PDEATHSIG 1
 #define PR_SET_DUMPABLE 4
+#define F_DUPFD_CLOEXEC 1030
+#define SOL_SOCKET 1
+#define SCM_RIGHTS 1
+#define MSG_CMSG_CLOEXEC 0x40000000
 #define PR_SET_NO_NEW_PRIVS 38
 #define SECCOMP_SET_MODE_FILTER 1
 #define READ_IMPLIES_EXEC 0x0400000
@@ -33,6 +39,9 @@ typedef unsigned long u64;
 #define NR_mprotect 10
 #define NR_open 2
 #define NR_nanosleep 35
+#define NR_recvmsg 47
+#define NR_fcntl 72
+#define NR_dup3 292
 #define NR_personality 135
 #define NR_prctl 157
 #define NR_exit_group 231
@@ -66,6 +75,9 @@ static inline long sys_mmap(void *addr, u64 len, int prot, int flags, int fd, lo
 static inline long sys_mprotect(void *addr, u64 len, int prot) { return syscall6(NR_mprotect, (long)addr, (long)len, prot, 0, 0, 0); }
 static inline long sys_open(const char *path, int flags) { return syscall6(NR_open, (long)path, flags, 0, 0, 0, 0); }
 static inline long sys_nanosleep(const long ts[2]) { return syscall6(NR_nanosleep, (long)ts, 0, 0, 0, 0, 0); }
+static inline long sys_recvmsg(int fd, void *msg, int flags) { return syscall6(NR_recvmsg, fd, (long)msg, flags, 0, 0, 0); }
+static inline long sys_fcntl(int fd, int cmd, long arg) { return syscall6(NR_fcntl, fd, cmd, arg, 0, 0, 0); }
+static inline long sys_dup3(int a, int b, int flags) { return syscall6(NR_dup3, a, b, flags, 0, 0, 0); }
 static inline long sys_personality(unsigned long p) { return syscall6(NR_personality, (long)p, 0, 0, 0, 0, 0); }
 static inline long sys_prctl(int op, long a, long b, long c, long d) { return syscall6(NR_prctl, op, a, b, c, d, 0); }
 static inline long sys_seccomp(unsigned int op, unsigned int flags, void *args)

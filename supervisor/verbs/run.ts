@@ -1,11 +1,30 @@
-// `tendril run` / `tendril-spt`: validate, attach, compile, then become the guest.
+// `tendril run` / `tendril-spt`: validate, attach, compile, then become the
+// guest (exec, the default) or start it as a supervised child (--supervise).
 
 import { basename } from 'node:path';
+import { deviceTypeName } from '../../loader/manifest.js';
 import { version } from '../cli.js';
-import { execStub, prepareCoreDumps, prepareLaunch } from '../launch.js';
-import { parseRunArgs, runUsage } from '../options.js';
+import { execStub, prepareCoreDumps, prepareLaunch, STUB_PATH, type PreparedLaunch } from '../launch.js';
+import { configureLog, log } from '../log.js';
+import { parseRunArgs, runUsage, type RunOptions } from '../options.js';
+import { mirrorExit, signalName, spawnSupervised } from '../supervise.js';
 
-export function runVerb(argv: string[], prog: string): number {
+function logPrepared(p: PreparedLaunch, opts: RunOptions): void {
+  if (!log.enabled('info')) return;
+  log.info({
+    guest: p.image.file, target: 'spt', abi: p.image.abi.version, entry: `0x${p.image.header.entry.toString(16)}`,
+    memMiB: opts.memMiB, devices: p.image.manifest.devices.map((d) => `${d.name}:${deviceTypeName(d.type)}`),
+  }, 'image validated');
+  for (const d of p.devices) {
+    const a = d.attachment;
+    log.info({
+      device: d.name, kind: d.kind, handle: a.index, hostfd: d.hostfd,
+      ...(a.net ? { mtu: a.net.mtu } : {}), ...(a.block ? { capacity: Number(a.block.capacity), blockSize: a.block.blockSize } : {}),
+    }, 'device attached');
+  }
+}
+
+export async function runVerb(argv: string[], prog: string): Promise<number> {
   const name = prog === 'tendril' ? 'tendril run' : prog;
   const parsed = parseRunArgs(argv);
   if (parsed.kind === 'help') {
@@ -17,13 +36,37 @@ export function runVerb(argv: string[], prog: string): number {
     return 0;
   }
   const opts = parsed.options;
+  configureLog({ level: opts.logLevel, format: opts.logFormat });
   if (opts.xExecHeap) process.stderr.write(`${prog}: WARNING: --x-exec-heap: guest heap and stack are executable\n`);
   const prepared = prepareLaunch(opts);
-  if (opts.dumpcore) prepareCoreDumps(opts.dumpcore);
-  if (opts.gdb) {
-    // exec keeps the PID, so this is the pid the debugger attaches to.
-    process.stderr.write(`${prog}: guest loaded and stopped before its first instruction (pid ${process.pid}); ` +
-      `attach with: gdb ${opts.guest} -p ${process.pid}  (then 'continue')\n`);
+  logPrepared(prepared, opts);
+  if (opts.dumpcore) {
+    const core = prepareCoreDumps(opts.dumpcore);
+    log.info({ core }, 'core dumps enabled');
   }
-  return execStub(prepared, `tendril: ${basename(opts.guest)}`);
+  const argv0 = `tendril: ${basename(opts.guest)}`;
+
+  if (!opts.supervise) {
+    if (opts.gdb) {
+      // exec keeps the PID, so this is the pid the debugger attaches to.
+      process.stderr.write(`${prog}: guest loaded and stopped before its first instruction (pid ${process.pid}); ` +
+        `attach with: gdb ${opts.guest} -p ${process.pid}  (then 'continue')\n`);
+    }
+    log.info({ mode: 'exec', stub: STUB_PATH }, 'hand-over');
+    return execStub(prepared, argv0);
+  }
+
+  const { child, done } = spawnSupervised(prepared, argv0);
+  log.info({ mode: 'spawn', guestPid: child.pid }, 'hand-over');
+  // The guest shares our terminal: a Ctrl-C reaches it directly; we wait for its end.
+  for (const sig of ['SIGINT', 'SIGTERM', 'SIGHUP'] as const) process.on(sig, () => child.kill(sig));
+  const end = await done;
+  const r = end.report;
+  log.info({
+    status: end.status, ...(end.signal !== undefined ? { signal: signalName(end.signal) } : { exit: end.status }),
+    durationMs: Math.round(end.durationMs * 1000) / 1000, maxrssKiB: r?.maxrss_kb, cpuUs: r ? r.utime_us + r.stime_us : undefined,
+    ...(r?.syscall !== undefined ? { syscall: r.syscall } : {}), ...(r?.fault_addr ? { faultAddr: r.fault_addr } : {}),
+  }, 'guest exited');
+  if (end.reason) process.stderr.write(`${prog}: ${end.reason}\n`);
+  return mirrorExit(end);
 }

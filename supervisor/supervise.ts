@@ -1,0 +1,125 @@
+// Supervised hand-over: the stub runs as a child in monitor mode (see
+// native/stub/monitor.c), so when the guest ends we know how — exit status,
+// or the signal with the forbidden system call or the faulting address — and
+// reproduce the same status ourselves. `run --supervise` and `serve` use it.
+
+import { spawn, type ChildProcess } from 'node:child_process';
+import { closeSync } from 'node:fs';
+import type { Readable } from 'node:stream';
+import { PlanFlags } from '../loader/plan.js';
+import { syscallName } from '../filters/libseccomp.js';
+import { compileLaunch, releaseLaunch, STUB_PATH, writePlanFd, type PreparedLaunch } from './launch.js';
+import * as os from './os.js';
+
+/** The monitor's one-line report (monitor.c). */
+export interface GuestReport {
+  pid: number;
+  started: boolean;
+  exit?: number;
+  signal?: number;
+  core?: boolean;
+  syscall?: number;
+  fault_addr?: string;
+  fault_code?: number;
+  ip?: string;
+  utime_us: number;
+  stime_us: number;
+  maxrss_kb: number;
+}
+
+export interface GuestEnd {
+  /** Shell-style status: exit code, or 128 + signal. */
+  status: number;
+  signal?: number;
+  report?: GuestReport;
+  /** One line for humans when the guest did not simply exit. */
+  reason?: string;
+  durationMs: number;
+}
+
+const SIGNAMES: Record<number, string> = { 4: 'SIGILL', 5: 'SIGTRAP', 6: 'SIGABRT', 7: 'SIGBUS', 8: 'SIGFPE', 9: 'SIGKILL', 11: 'SIGSEGV', 15: 'SIGTERM', 31: 'SIGSYS' };
+const SEGV_CODES: Record<number, string> = { 1: 'address not mapped', 2: 'access not permitted by the page protection' };
+
+export function signalName(sig: number): string {
+  return SIGNAMES[sig] ?? `signal ${sig}`;
+}
+
+/** Why the guest ended, in one line, or undefined for an ordinary exit. */
+export function explain(r: GuestReport | undefined, signal: number | undefined): string | undefined {
+  if (signal === undefined) return undefined;
+  if (signal === 31 && r?.syscall !== undefined) {
+    return `guest made a forbidden system call: ${syscallName(r.syscall) ?? 'unknown'} (${r.syscall})` +
+      `${r.ip ? ` at ip ${r.ip}` : ''}; the sandbox killed it (SIGSYS)`;
+  }
+  if ((signal === 11 || signal === 7) && r?.fault_addr) {
+    return `guest memory fault at ${r.fault_addr} (${SEGV_CODES[r.fault_code ?? 0] ?? `code ${r.fault_code}`})` +
+      `${r.ip ? `, last system call at ip ${r.ip}` : ''}; killed by ${signalName(signal)}`;
+  }
+  if (signal === 9) return 'guest was killed (SIGKILL)';
+  return `guest was killed by ${signalName(signal)}`;
+}
+
+export interface Spawned {
+  child: ChildProcess;
+  stdout: Readable | null;
+  /** Resolves when the guest has ended and the report (if any) is in. */
+  done: Promise<GuestEnd>;
+}
+
+/**
+ * Starts the guest as a child. Its stdout/stderr are inherited unless
+ * `pipeOutput`; the devices and tender fds are placed at 3, 4, …, then the
+ * plan, then the report pipe. Our own copies are closed once the child has
+ * its own.
+ */
+export function spawnSupervised(p: PreparedLaunch, argv0: string, pipeOutput = false): Spawned {
+  const n = p.devices.length + 2;
+  const planAt = 3 + n;
+  const reportAt = planAt + 1;
+  const c = compileLaunch(p, { kind: 'place', base: 3 }, { extraFlags: PlanFlags.MONITOR, reportFd: reportAt });
+  const planFd = writePlanFd(c);
+  const started = process.hrtime.bigint();
+  let child: ChildProcess;
+  try {
+    child = spawn(STUB_PATH, [String(planAt)], {
+      argv0,
+      env: {},
+      stdio: [pipeOutput ? 'ignore' : 'inherit', pipeOutput ? 'pipe' : 'inherit', pipeOutput ? 'pipe' : 'inherit', ...c.passFds, planFd, 'pipe'],
+    });
+  } finally {
+    closeSync(planFd);
+    releaseLaunch(p);
+  }
+  const reportStream = child.stdio[reportAt] as Readable;
+  let reportText = '';
+  reportStream.setEncoding('utf8');
+  reportStream.on('data', (d: string) => { reportText += d; });
+  const reportDone = new Promise<void>((r) => reportStream.on('close', () => r()));
+  const done = new Promise<GuestEnd>((resolve, reject) => {
+    child.on('error', reject);
+    child.on('exit', async (code, sig) => {
+      await reportDone;
+      const durationMs = Number(process.hrtime.bigint() - started) / 1e6;
+      let report: GuestReport | undefined;
+      try {
+        report = reportText ? JSON.parse(reportText) as GuestReport : undefined;
+      } catch {
+        report = undefined;
+      }
+      const signal = report?.signal ?? (sig ? os.signalNumber(sig) : undefined);
+      const status = signal !== undefined ? 128 + signal : (report?.exit ?? code ?? 1);
+      resolve({ status, signal, report, reason: explain(report, signal), durationMs });
+    });
+  });
+  return { child, stdout: child.stdout, done };
+}
+
+/** Ends this process the way the guest ended: same exit code, or the same signal. */
+export function mirrorExit(end: GuestEnd): never {
+  if (end.signal !== undefined) {
+    os.setrlimit(os.RLIMIT_CORE, Buffer.alloc(16)); // never a core of the supervisor itself
+    os.resetSignal(end.signal);
+    os.raise(end.signal);
+  }
+  process.exit(end.status);
+}
