@@ -104,7 +104,8 @@ test('tendril inspect: devices, segments, verdict; JSON form; rejection reason',
   t.is(r.status, 0, r.stderr);
   t.regex(r.stdout, /abi:\s+spt, version 2/);
   t.regex(r.stdout, /devices:\s+storage \(BLOCK_BASIC, handle 1\)/);
-  t.regex(r.stdout, /LOAD\s+R-X vaddr 0x100000/);
+  t.regex(r.stdout, /LOAD\s+--X vaddr 0x100000/); // text is PF_X alone (spt.lds)
+  t.regex(r.stdout, /LOAD\s+R-- vaddr 0x103000/); // rodata: read-only, not executable (D3)
   t.regex(r.stdout, /verdict:\s+runnable/);
   const j = JSON.parse(tendril(['inspect', '--json', guest('test_hello')]).stdout);
   t.is(j.runnable, true);
