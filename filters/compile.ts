@@ -39,3 +39,21 @@ export function policyPfc(policy: Policy): string {
     ctx.release();
   }
 }
+
+const cache = new Map<string, CompiledFilter>();
+const CACHE_LIMIT = 256;
+
+/**
+ * compilePolicy with memory: a warm supervisor launching the same image with
+ * the same fd layout compiles its filter once (~0.1 ms saved per launch).
+ */
+export function compilePolicyCached(policy: Policy): CompiledFilter {
+  const key = JSON.stringify(policy.rules.map((r) => [r.syscall, r.when.map((c) => [c.arg, c.op, c.value.toString()])]));
+  let hit = cache.get(key);
+  if (!hit) {
+    hit = compilePolicy(policy);
+    if (cache.size >= CACHE_LIMIT) cache.delete(cache.keys().next().value!);
+    cache.set(key, hit);
+  }
+  return hit;
+}

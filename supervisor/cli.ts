@@ -13,6 +13,8 @@ const VERBS: Record<string, { load: () => Promise<Verb>; summary: string }> = {
   cc: { load: async () => (await import('./verbs/cc.js')).ccVerb, summary: 'build a guest from C sources' },
   filter: { load: async () => (await import('./verbs/filter.js')).filterVerb, summary: 'show the syscall filter a guest would run under' },
   inspect: { load: async () => (await import('./verbs/inspect.js')).inspectVerb, summary: 'describe a guest image and why it would be rejected' },
+  serve: { load: async () => (await import('./verbs/serve.js')).serveVerb, summary: 'run the launch API server (unix socket)' },
+  launch: { load: async () => (await import('./verbs/launch.js')).launchVerb, summary: 'run a guest through a server: tendril launch --server SOCKET GUEST' },
   elftool: { load: async () => (await import('./verbs/elftool.js')).elftoolVerb, summary: 'gen-manifest, query-manifest, query-abi' },
 };
 

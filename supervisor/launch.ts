@@ -19,7 +19,7 @@ import { SPT_INTERNAL_TIMERFD } from '../loader/abi.js';
 import { validateLoadSegments, type LoadSegment } from '../loader/elf.js';
 import { loadGuestImage, type GuestImage } from '../loader/image.js';
 import { encodeCmdline, encodePlan, makeLaunchPlan, PlanFlags, type LaunchPlan } from '../loader/plan.js';
-import { compilePolicy, type CompiledFilter } from '../filters/compile.js';
+import { compilePolicyCached, type CompiledFilter } from '../filters/compile.js';
 import { corePolicy, type Policy } from '../filters/policy.js';
 import { attachDevices, matchRequests, releaseDevices, type AttachedDevice } from './devices/index.js';
 import { LaunchError } from './errors.js';
@@ -140,7 +140,7 @@ export function compileLaunch(p: PreparedLaunch, layout: FdLayout, opts: Compile
   const policy: Policy = {
     rules: [...corePolicy({ epollfd, timerfd }), ...p.devices.flatMap((d) => d.rules(guestFd(d.hostfd)))],
   };
-  const filter = compilePolicy(policy);
+  const filter = compilePolicyCached(policy);
   log.debug({ syscalls: new Set(policy.rules.map((r) => r.syscall)).size, rules: policy.rules.length, instructions: filter.instructions }, 'filter compiled');
   const plan = makeLaunchPlan({
     memSize: p.memSize,

@@ -77,3 +77,35 @@ export function resetSignal(sig: number): void {
 export function signalNumber(name: string): number {
   return (constants.signals as Record<string, number>)[name] ?? 0;
 }
+
+export const MSG_NOSIGNAL = 0x4000;
+export const MSG_DONTWAIT = 0x40;
+const sendmsgFn: (fd: number, msg: Buffer, flags: number) => number = libc.func('sendmsg', 'long', ['int', 'void *', 'int']);
+
+/**
+ * sendmsg(2) of `data` with `fds` attached (SCM_RIGHTS). Returns the bytes
+ * sent, or -errno. The buffers must stay alive for the call only: the
+ * kernel copies them.
+ */
+export function sendWithFds(sock: number, data: Buffer, fds: number[]): number {
+  const iov = Buffer.alloc(16);
+  iov.writeBigUInt64LE(koffi.address(data), 0);
+  iov.writeBigUInt64LE(BigInt(data.length), 8);
+  const space = fds.length ? 16 + ((4 * fds.length + 7) & ~7) : 0;
+  const control = Buffer.alloc(Math.max(space, 8));
+  if (fds.length) {
+    control.writeBigUInt64LE(BigInt(16 + 4 * fds.length), 0); // cmsg_len
+    control.writeInt32LE(1, 8); // SOL_SOCKET
+    control.writeInt32LE(1, 12); // SCM_RIGHTS
+    fds.forEach((fd, i) => control.writeInt32LE(fd, 16 + 4 * i));
+  }
+  const msg = Buffer.alloc(56);
+  msg.writeBigUInt64LE(koffi.address(iov), 16);
+  msg.writeBigUInt64LE(1n, 24);
+  if (fds.length) {
+    msg.writeBigUInt64LE(koffi.address(control), 32);
+    msg.writeBigUInt64LE(BigInt(space), 40);
+  }
+  const n = sendmsgFn(sock, msg, MSG_NOSIGNAL | MSG_DONTWAIT);
+  return n < 0 ? -errno() : n;
+}

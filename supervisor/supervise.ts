@@ -61,18 +61,16 @@ export function explain(r: GuestReport | undefined, signal: number | undefined):
 
 export interface Spawned {
   child: ChildProcess;
-  stdout: Readable | null;
   /** Resolves when the guest has ended and the report (if any) is in. */
   done: Promise<GuestEnd>;
 }
 
 /**
- * Starts the guest as a child. Its stdout/stderr are inherited unless
- * `pipeOutput`; the devices and tender fds are placed at 3, 4, …, then the
- * plan, then the report pipe. Our own copies are closed once the child has
- * its own.
+ * Starts the guest as a child sharing our stdio. The tender fds and devices
+ * are placed at 3, 4, …, then the plan, then the report pipe. Our own copies
+ * are closed once the child has its own.
  */
-export function spawnSupervised(p: PreparedLaunch, argv0: string, pipeOutput = false): Spawned {
+export function spawnSupervised(p: PreparedLaunch, argv0: string): Spawned {
   const n = p.devices.length + 2;
   const planAt = 3 + n;
   const reportAt = planAt + 1;
@@ -84,34 +82,45 @@ export function spawnSupervised(p: PreparedLaunch, argv0: string, pipeOutput = f
     child = spawn(STUB_PATH, [String(planAt)], {
       argv0,
       env: {},
-      stdio: [pipeOutput ? 'ignore' : 'inherit', pipeOutput ? 'pipe' : 'inherit', pipeOutput ? 'pipe' : 'inherit', ...c.passFds, planFd, 'pipe'],
+      stdio: ['inherit', 'inherit', 'inherit', ...c.passFds, planFd, 'pipe'],
     });
   } finally {
     closeSync(planFd);
     releaseLaunch(p);
   }
-  const reportStream = child.stdio[reportAt] as Readable;
+  return { child, done: watchGuest(child, child.stdio[reportAt] as Readable, started) };
+}
+
+/**
+ * The guest's end from the monitor's report line and the wait status of the
+ * process we started (the monitor, which ends the way the guest did).
+ */
+export function guestEnd(reportText: string, code: number | null, signal: number | undefined, started: bigint): GuestEnd {
+  const durationMs = Number(process.hrtime.bigint() - started) / 1e6;
+  let report: GuestReport | undefined;
+  try {
+    report = reportText ? JSON.parse(reportText) as GuestReport : undefined;
+  } catch {
+    report = undefined;
+  }
+  const sig = report?.signal ?? signal;
+  const status = sig !== undefined ? 128 + sig : (report?.exit ?? code ?? 1);
+  return { status, signal: sig, report, reason: explain(report, sig), durationMs };
+}
+
+/** Collects the monitor's report and the child's end into a GuestEnd. */
+export function watchGuest(child: ChildProcess, reportStream: Readable, started: bigint): Promise<GuestEnd> {
   let reportText = '';
   reportStream.setEncoding('utf8');
   reportStream.on('data', (d: string) => { reportText += d; });
   const reportDone = new Promise<void>((r) => reportStream.on('close', () => r()));
-  const done = new Promise<GuestEnd>((resolve, reject) => {
+  return new Promise<GuestEnd>((resolve, reject) => {
     child.on('error', reject);
     child.on('exit', async (code, sig) => {
       await reportDone;
-      const durationMs = Number(process.hrtime.bigint() - started) / 1e6;
-      let report: GuestReport | undefined;
-      try {
-        report = reportText ? JSON.parse(reportText) as GuestReport : undefined;
-      } catch {
-        report = undefined;
-      }
-      const signal = report?.signal ?? (sig ? os.signalNumber(sig) : undefined);
-      const status = signal !== undefined ? 128 + signal : (report?.exit ?? code ?? 1);
-      resolve({ status, signal, report, reason: explain(report, signal), durationMs });
+      resolve(guestEnd(reportText, code, sig ? os.signalNumber(sig) : undefined, started));
     });
   });
-  return { child, stdout: child.stdout, done };
 }
 
 /** Ends this process the way the guest ended: same exit code, or the same signal. */
