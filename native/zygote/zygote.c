@@ -147,6 +147,9 @@ static int spawn_stub(struct stub *s)
     close(plan[1]);
     close(report[1]);
     close(out[1]);
+    /* Our read ends are polled together: never block on the quiet one. */
+    fcntl(report[0], F_SETFL, O_NONBLOCK);
+    fcntl(out[0], F_SETFL, O_NONBLOCK);
     if (pid < 0) {
         close(plan[0]);
         close(report[0]);

@@ -48,7 +48,6 @@ export class Zygote {
     this.fd = (this.sock as unknown as { _handle?: { fd?: number } })._handle?.fd ?? -1;
     if (this.fd < 0) throw new LaunchError('cannot reach the zygote control socket');
     this.sock.on('data', (d: Buffer) => this.receive(d));
-    this.sock.on('drain', () => this.flush());
     this.child.on('exit', (code, sig) => {
       if (!this.closed) process.stderr.write(`tendril: the stub pool process ended (${sig ?? code}); launches will fail\n`);
       this.closed = true;
@@ -94,9 +93,10 @@ export class Zygote {
   }
 
   /**
-   * The fds must ride on a frame's first bytes, so a frame with fds is sent
+   * The fds must ride on a frame's first bytes, so a frame's header is sent
    * with sendmsg directly, and only when nothing is queued in the stream
-   * before it; the payload then follows through the stream.
+   * before it; the payload then follows through the stream, whose write
+   * callback sends the next frame.
    */
   private flush(): void {
     while (this.queue.length && this.sock.writableLength === 0) {
@@ -115,7 +115,8 @@ export class Zygote {
         continue;
       }
       if (n < HEADER) this.sock.write(p.header.subarray(n));
-      this.sock.write(p.payload);
+      // Once the stream has flushed, the next frame (maybe with fds) may go.
+      this.sock.write(p.payload, () => this.flush());
     }
   }
 
