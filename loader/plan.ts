@@ -28,6 +28,8 @@ export const PlanFlags = {
   STOP_AT_ENTRY: 1 << 2,
   /** Supervised: the stub forks a ptrace monitor that reports how the guest ended (native/stub/monitor.c). */
   MONITOR: 1 << 3,
+  /** OCI create/start: the loaded guest runs only when a byte arrives on the start fd. */
+  WAIT_START: 1 << 4,
 } as const;
 
 /** What a device module hands back once it has attached a device. */
@@ -52,6 +54,8 @@ export interface LaunchPlan {
   receiveAt: number[];
   /** Monitor mode: where the monitor writes its one-line report. */
   reportFd: number;
+  /** WAIT_START: the fd to read the start byte from. */
+  startFd: number;
 }
 
 export interface PlanInput {
@@ -67,6 +71,7 @@ export interface PlanInput {
   flags: number;
   receiveAt?: number[];
   reportFd?: number;
+  startFd?: number;
 }
 
 export function encodeCmdline(cmdline: string): Buffer {
@@ -123,6 +128,9 @@ export function makeLaunchPlan(input: PlanInput): LaunchPlan {
   if (keepFds.length > PLAN_MAX_KEEP_FDS) throw new PlanError(`too many file descriptors to keep (${keepFds.length})`);
   const receiveAt = input.receiveAt ?? [];
   if (receiveAt.length > PLAN_MAX_RECV_FDS) throw new PlanError(`too many file descriptors to pass (${receiveAt.length})`);
+  if ((input.flags & PlanFlags.WAIT_START) && (input.startFd === undefined || input.startFd < 0)) {
+    throw new PlanError('wait-for-start needs a start fd');
+  }
   if ((input.flags & PlanFlags.MONITOR) && (input.reportFd === undefined || input.reportFd < 3)) {
     throw new PlanError('monitor mode needs a report fd');
   }
@@ -135,6 +143,7 @@ export function makeLaunchPlan(input: PlanInput): LaunchPlan {
     keepFds,
     receiveAt,
     reportFd: input.reportFd ?? -1,
+    startFd: input.startFd ?? -1,
   };
 }
 
@@ -144,7 +153,7 @@ const pad8 = (n: number) => (n + 7) & ~7;
  * Binary layout read by native/stub/stub.c, little endian, every part 8-aligned:
  *   header (56): magic u32, version u32, mem_size u64, entry u64, flags u32,
  *                nsegs u32, nkeep u32, lowmem_size u32, bpf_insns u32, nrecv u32,
- *                report_fd i32, reserved u32
+ *                report_fd i32, start_fd i32
  *   nsegs × segment (48): vaddr u64, filesz u64, memsz u64, start u64, end u64, prot u32, reserved u32
  *   nkeep × fd i32, padded to 8
  *   nrecv × fd i32 (where the fds sent with the plan go), padded to 8
@@ -172,6 +181,7 @@ export function encodePlan(plan: LaunchPlan, bpf: Buffer): Buffer {
   buf.writeUInt32LE(bpf.length / 8, 40);
   buf.writeUInt32LE(plan.receiveAt.length, 44);
   buf.writeInt32LE(plan.reportFd, 48);
+  buf.writeInt32LE(plan.startFd, 52);
   let o = PLAN_HEADER_SIZE;
   for (const s of plan.segments) {
     buf.writeBigUInt64LE(s.vaddr, o);

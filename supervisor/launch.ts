@@ -12,7 +12,7 @@
 //   - pool (`serve`): a stub spawned ahead of demand receives the plan and
 //     the fds over a socket and moves the fds to the planned numbers.
 
-import { existsSync, readFileSync, statSync, writeSync } from 'node:fs';
+import { constants as fsConstants, existsSync, fstatSync, openSync, readFileSync, statSync, writeSync } from 'node:fs';
 import { dirname, join, resolve } from 'node:path';
 import { fileURLToPath } from 'node:url';
 import { SPT_INTERNAL_TIMERFD } from '../loader/abi.js';
@@ -129,6 +129,8 @@ export interface CompileOptions {
   reportFd?: number;
   /** Pool: the fds travel with the plan (SCM_RIGHTS) and the stub moves them into place. */
   sendFds?: boolean;
+  /** OCI create/start: hold the loaded guest until a byte arrives on this fd (guest numbering). */
+  startFd?: number;
 }
 
 export function compileLaunch(p: PreparedLaunch, layout: FdLayout, opts: CompileOptions = {}): CompiledLaunch {
@@ -152,9 +154,10 @@ export function compileLaunch(p: PreparedLaunch, layout: FdLayout, opts: Compile
     epollfd,
     timerfd,
     keepFds: [0, 1, 2, ...guestFds],
-    flags: p.flags | (opts.extraFlags ?? 0),
+    flags: p.flags | (opts.extraFlags ?? 0) | (opts.startFd !== undefined ? PlanFlags.WAIT_START : 0),
     receiveAt: opts.sendFds ? guestFds : [],
     reportFd: opts.reportFd,
+    startFd: opts.startFd,
   });
   return { policy, filter, plan, passFds, guestFds };
 }
@@ -186,6 +189,27 @@ export function prepareCoreDumps(dir: string): string {
   return join(abs, pattern.replace(/%p/g, '<pid>'));
 }
 
+/**
+ * --wait-fifo=PATH (for tendril-oci): the stub holds the loaded guest until
+ * a byte is written to the FIFO. It is opened read-write so that it always
+ * has a writer: a read then blocks until `start` writes, instead of seeing
+ * end-of-file while no one has the FIFO open yet.
+ */
+export function openStartFifo(path: string): number {
+  let fd: number;
+  try {
+    fd = openSync(path, fsConstants.O_RDWR); // Node adds O_CLOEXEC itself
+  } catch (e) {
+    throw new LaunchError(`--wait-fifo=${path}: cannot open: ${(e as NodeJS.ErrnoException).code ?? (e as Error).message}`,
+      'create it first with mkfifo');
+  }
+  if (!fstatSync(fd).isFIFO()) {
+    os.close(fd);
+    throw new LaunchError(`--wait-fifo=${path}: not a FIFO`, 'create it with mkfifo');
+  }
+  return fd;
+}
+
 /** The plan in a memfd the stub reads front to back. */
 export function writePlanFd(c: CompiledLaunch): number {
   const bytes = encodePlan(c.plan, c.filter.bpf);
@@ -202,10 +226,10 @@ export function writePlanFd(c: CompiledLaunch): number {
  * stdio included, so each fd the guest keeps must have the flag cleared.
  * Returns only by throwing.
  */
-export function execStub(p: PreparedLaunch, argv0: string): never {
-  const c = compileLaunch(p, { kind: 'inherit' });
+export function execStub(p: PreparedLaunch, argv0: string, opts: { startFd?: number } = {}): never {
+  const c = compileLaunch(p, { kind: 'inherit' }, { startFd: opts.startFd });
   const planFd = writePlanFd(c);
-  for (const fd of [...c.plan.keepFds, planFd]) {
+  for (const fd of [...c.plan.keepFds, planFd, ...(opts.startFd !== undefined ? [opts.startFd] : [])]) {
     if (os.fcntl(fd, os.F_SETFD, 0) < 0) throw sysFail(`fcntl(${fd}, F_SETFD)`);
   }
   os.execve(STUB_PATH, [argv0, String(planFd), null], [null]);

@@ -44,6 +44,8 @@ export interface RunOptions {
   supervise: boolean;
   logLevel?: LogLevel;
   logFormat?: LogFormat;
+  /** --wait-fifo=PATH: hold the loaded guest until a byte is written to PATH (tendril-oci's create/start). */
+  waitFifo?: string;
 }
 
 export type ParsedRun = { kind: 'help' } | { kind: 'version' } | { kind: 'run'; options: RunOptions };
@@ -136,6 +138,12 @@ export function parseRunArgs(argv: string[]): ParsedRun {
       opts.logFormat = v;
       continue;
     }
+    if (word.startsWith('--wait-fifo=')) {
+      const path = word.slice('--wait-fifo='.length);
+      if (!path) throw invalid(word, 'missing path to the FIFO');
+      opts.waitFifo = path;
+      continue;
+    }
     if (word.startsWith('--dumpcore=')) {
       const dir = word.slice('--dumpcore='.length);
       if (!dir) throw invalid(word, 'missing directory for the core file');
@@ -201,6 +209,7 @@ export function parseRunArgs(argv: string[]): ParsedRun {
     blk.sectorSize = size;
   }
   if (opts.gdb && opts.supervise) throw invalid('--gdb', 'cannot be combined with --supervise (the guest can have only one tracer)');
+  if (opts.waitFifo && opts.supervise) throw invalid('--wait-fifo', 'cannot be combined with --supervise');
   opts.devices = [...nets.values(), ...blocks.values()];
   return { kind: 'run', options: opts };
 }
@@ -225,6 +234,8 @@ Options:
   --gdb                         stop before the guest's first instruction and wait for gdb to attach
   --supervise                   run the guest as a child: log its exit and say why it died (a forbidden
                                 system call by name, a fault by address); same exit status
+  --wait-fifo=PATH              load the guest, then wait until a byte is written to the FIFO PATH
+                                (create/start as in OCI runtimes; used by tendril-oci)
   --log-level=LEVEL             trace, debug, info, warn (default), error, fatal or silent
   --log-format=FORMAT           pretty (default on a terminal) or json
   --help                        show this help (exit 1, like solo5-spt)

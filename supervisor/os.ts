@@ -2,6 +2,7 @@
 // the raw result and leaves errno reporting to the caller, which knows what
 // the call was for; koffi's errno() reads the thread's errno right after.
 
+import { fstatSync, readlinkSync, statSync } from 'node:fs';
 import { constants } from 'node:os';
 import koffi from 'koffi';
 
@@ -108,4 +109,28 @@ export function sendWithFds(sock: number, data: Buffer, fds: number[]): number {
   }
   const n = sendmsgFn(sock, msg, MSG_NOSIGNAL | MSG_DONTWAIT);
   return n < 0 ? -errno() : n;
+}
+
+export const CLONE_NEWNET = 0x40000000;
+export const setns: (fd: number, nstype: number) => number = libc.func('setns', 'int', ['int', 'int']);
+export const ioctlInt: (fd: number, req: number) => number = libc.func('ioctl', 'int', ['int', 'ulong']);
+
+/** Whether fd refers to the same file as path (same device and inode). */
+export function sameFile(fd: number, path: string): boolean {
+  try {
+    const a = fstatSync(fd);
+    const b = statSync(path);
+    return a.dev === b.dev && a.ino === b.ino;
+  } catch {
+    return false;
+  }
+}
+
+/** What an fd number refers to ("anon_inode:[eventpoll]", a path…), for messages; undefined if not open. */
+export function describeFd(fd: number): string | undefined {
+  try {
+    return `it is ${readlinkSync(`/proc/self/fd/${fd}`)}`;
+  } catch {
+    return undefined;
+  }
 }

@@ -50,3 +50,35 @@ test('the guest replaces the tendril process: same pid, stub image, filter on, n
   const [, sig] = await exited;
   t.is(sig, 'SIGKILL');
 });
+
+test('--wait-fifo: the guest is loaded and filtered-ready but runs only after a byte arrives', async (t) => {
+  const { execFileSync } = await import('node:child_process');
+  const { mkdtempSync, rmSync, writeFileSync: write } = await import('node:fs');
+  const { tmpdir } = await import('node:os');
+  const dir = mkdtempSync(join(tmpdir(), 'tendril-fifo-'));
+  const fifo = join(dir, 'start');
+  execFileSync('mkfifo', [fifo]);
+  const child = spawn(process.execPath, [TENDRIL, 'run', `--wait-fifo=${fifo}`, '--mem=2', guest('test_hello'), 'Hello_Solo5'], { stdio: ['ignore', 'pipe', 'pipe'] });
+  let out = '';
+  child.stdout.on('data', (d: Buffer) => { out += d; });
+  const exited = new Promise<number | null>((r) => child.on('exit', (c) => r(c)));
+  try {
+    let waiting = false;
+    for (let i = 0; i < 200 && !waiting; i++) {
+      await sleep(25);
+      try {
+        waiting = readlinkSync(`/proc/${child.pid}/exe`) === STUB;
+      } catch { /* not yet */ }
+    }
+    t.true(waiting);
+    await sleep(200);
+    t.is(out, '', 'no guest instruction has run');
+    t.regex(readFileSync(`/proc/${child.pid}/status`, 'utf8'), /^Seccomp:\s+0$/m);
+    write(fifo, 'x');
+    t.is(await exited, 0);
+    t.regex(out, /SUCCESS/);
+  } finally {
+    child.kill('SIGKILL');
+    rmSync(dir, { recursive: true, force: true });
+  }
+});

@@ -27,6 +27,7 @@
 #define PLAN_F_DUMPABLE (1u << 1)
 #define PLAN_F_STOP_AT_ENTRY (1u << 2)
 #define PLAN_F_MONITOR (1u << 3)
+#define PLAN_F_WAIT_START (1u << 4)
 #define PLAN_MAX_RECV_FDS 64u
 
 /* spec §1 and §2: fixed by the ABI, not by the plan. */
@@ -47,7 +48,7 @@ struct plan_header {
     u32 bpf_insns;
     u32 nrecv;
     int report_fd;
-    u32 reserved;
+    int start_fd;
 };
 
 struct plan_segment {
@@ -181,6 +182,8 @@ static void check_plan(void)
         die("launch plan has the wrong magic or version", "the stub and the supervisor come from different builds; rebuild tendril");
     if (hdr.nsegs == 0 || hdr.nsegs > PLAN_MAX_SEGMENTS || hdr.nkeep > PLAN_MAX_KEEP_FDS || hdr.nrecv > PLAN_MAX_RECV_FDS)
         die("launch plan is malformed", "segment or fd count out of range");
+    if ((hdr.flags & PLAN_F_WAIT_START) && hdr.start_fd < 0)
+        die("launch plan is malformed", "wait-for-start without a start fd");
     if ((hdr.flags & PLAN_F_MONITOR) && hdr.report_fd < 3)
         die("launch plan is malformed", "monitor mode without a report fd");
     if (hdr.bpf_insns == 0 || hdr.bpf_insns > BPF_MAX_INSNS)
@@ -227,17 +230,33 @@ static void close_span(unsigned int lo, unsigned int hi)
  * that did not, so the guest never inherits anything by accident. The
  * monitor's ready pipe survives until the jump.
  */
+static void close_span_sparing(unsigned int lo, unsigned int hi, int spare)
+{
+    unsigned int r = (unsigned int)spare;
+    if (spare >= 0 && r >= lo && r < hi) {
+        close_span(lo, r);
+        close_span(r + 1, hi);
+    } else {
+        close_span(lo, hi);
+    }
+}
+
+/* The fds the stub itself still needs until the jump. */
+static int start_fd = -1;
+
 static void close_unkept(void)
 {
     unsigned int lo = 0;
+    int a = guest_ready_fd < start_fd ? guest_ready_fd : start_fd;
+    int b = guest_ready_fd < start_fd ? start_fd : guest_ready_fd;
     for (u32 i = 0; i <= hdr.nkeep; i++) {
         unsigned int hi = i < hdr.nkeep ? (unsigned int)keep[i] : ~0u;
-        unsigned int r = (unsigned int)guest_ready_fd;
-        if (guest_ready_fd >= 0 && r >= lo && r < hi) {
-            close_span(lo, r);
-            close_span(r + 1, hi);
+        /* Spare a and b (either may be -1) inside [lo, hi). */
+        if (a >= 0 && (unsigned int)a >= lo && (unsigned int)a < hi) {
+            close_span(lo, (unsigned int)a);
+            close_span_sparing((unsigned int)a + 1, hi, b);
         } else {
-            close_span(lo, hi);
+            close_span_sparing(lo, hi, b);
         }
         if (i < hdr.nkeep)
             lo = (unsigned int)keep[i] + 1;
@@ -285,6 +304,23 @@ static void wait_for_tracer(void)
     static const long tick[2] = { 0, 20 * 1000 * 1000 };
     while (tracer_pid() == 0)
         sys_nanosleep(tick);
+}
+
+/*
+ * Wait-for-start (OCI create/start): the guest is loaded, its fds are in
+ * place and its filter is ready, but it runs only when one byte arrives on
+ * the start fd. End of file (the container was deleted unstarted) exits 1.
+ */
+static void wait_for_start(void)
+{
+    char c;
+    long n;
+    do
+        n = sys_read(start_fd, &c, 1);
+    while (n == -EINTR);
+    if (n != 1)
+        sys_exit_group(1);
+    sys_close(start_fd);
 }
 
 /*
@@ -385,6 +421,8 @@ __attribute__((noreturn, used)) void stub_main(long *sp)
 
     read_header();
     check_plan();
+    if (hdr.flags & PLAN_F_WAIT_START)
+        start_fd = hdr.start_fd;
     read_full(segs, sizeof segs[0] * hdr.nsegs, "segment table");
     read_full(keep, sizeof keep[0] * hdr.nkeep, "fd list");
     skip_padding(sizeof keep[0] * hdr.nkeep);
@@ -435,6 +473,8 @@ __attribute__((noreturn, used)) void stub_main(long *sp)
 
     if (hdr.flags & PLAN_F_STOP_AT_ENTRY)
         wait_for_tracer();
+    if (start_fd >= 0)
+        wait_for_start();
     if (guest_ready_fd >= 0) {
         sys_write(guest_ready_fd, "G", 1);
         sys_close(guest_ready_fd);

@@ -3,7 +3,7 @@
 // (the guest sees SOLO5_R_EUNSPEC): the file cannot be modified whatever the
 // guest does, and the guest is not killed for trying.
 
-import { closeSync, fstatSync, openSync, readlinkSync, type Stats } from 'node:fs';
+import { closeSync, fstatSync, openSync, type Stats } from 'node:fs';
 import type { ManifestDevice } from '../../loader/manifest.js';
 import { blockPolicy } from '../../filters/policy.js';
 import { DeviceError } from '../errors.js';
@@ -30,11 +30,8 @@ function openError(where: string, path: string, e: NodeJS.ErrnoException): Devic
 function checkKind(where: string, what: string, st: Stats, fd: number): void {
   if (st.isDirectory()) throw new DeviceError(`${where}: ${what} is a directory, not a disk image`);
   if (!st.isFile() && !st.isBlockDevice()) {
-    let target = '';
-    try {
-      target = ` (it is ${readlinkSync(`/proc/self/fd/${fd}`)})`;
-    } catch { /* no /proc: say less */ }
-    throw new DeviceError(`${where}: ${what} is not a regular file or block device${target}`);
+    const target = os.describeFd(fd);
+    throw new DeviceError(`${where}: ${what} is not a regular file or block device${target ? ` (${target})` : ''}`);
   }
 }
 

@@ -18,12 +18,15 @@ const IFF_RUNNING = 0x40;
 const IFF_TAP = 0x0002;
 const IFF_NO_PI = 0x1000;
 const IFF_VNET_HDR = 0x4000;
-const IFF_MULTI_QUEUE = 0x0100;
 const SIOCGIFFLAGS = 0x8913;
 const SIOCGIFMTU = 0x8921;
 const SIOCETHTOOL = 0x8946;
 const TUNSETIFF = 0x400454ca;
 const TUNGETIFF = 0x800454d2;
+const TUNATTACHFILTER = 0x401054d5;
+const TUNDETACHFILTER = 0x401054d6;
+const TUNGETFILTER = 0x801054db;
+const TUNGETDEVNETNS = 0x54e3;
 const ETHTOOL_SGSO = 0x24;
 const ETHTOOL_SGRO = 0x2c;
 
@@ -38,9 +41,32 @@ function ifName(r: Buffer): string {
   return r.toString('latin1', 0, nul < 0 || nul > IFNAMSIZ ? IFNAMSIZ : nul);
 }
 
-/** Runs `fn` with a throwaway AF_INET socket, the handle interface ioctls need. */
-function withSocket<T>(fn: (sock: number) => T): T {
-  const sock = os.socket(os.AF_INET, os.SOCK_DGRAM | os.SOCK_CLOEXEC, 0);
+/**
+ * Runs `fn` with a throwaway AF_INET socket, the handle interface ioctls
+ * need. Interface names are per network namespace: with `netns` (a tap
+ * passed by fd from another namespace) the socket is made in that namespace,
+ * by switching this thread there just for the socket() call.
+ */
+function withSocket<T>(fn: (sock: number) => T, netns?: number): T {
+  let sock: number;
+  if (netns === undefined) {
+    sock = os.socket(os.AF_INET, os.SOCK_DGRAM | os.SOCK_CLOEXEC, 0);
+  } else {
+    const home = openSync('/proc/thread-self/ns/net', 'r');
+    try {
+      if (os.setns(netns, os.CLONE_NEWNET) < 0) {
+        throw new DeviceError(`cannot enter the tap's network namespace: ${os.strerror(os.errno())}`, 'tendril needs CAP_SYS_ADMIN for a tap from another namespace');
+      }
+      sock = os.socket(os.AF_INET, os.SOCK_DGRAM | os.SOCK_CLOEXEC, 0);
+      if (os.setns(home, os.CLONE_NEWNET) < 0) {
+        // Staying in the wrong namespace would be worse than stopping.
+        process.stderr.write(`tendril: cannot return to its own network namespace: ${os.strerror(os.errno())}\n`);
+        process.exit(1);
+      }
+    } finally {
+      closeSync(home);
+    }
+  }
   if (sock < 0) throw new DeviceError(`socket(AF_INET) failed: ${os.strerror(os.errno())}`);
   try {
     return fn(sock);
@@ -105,25 +131,62 @@ function openTap(iface: string, where: string): number {
   });
 }
 
-/** A pre-opened fd must be a tap in the framing the guest expects: no packet-info or vnet header. */
-function inspectTapFd(fd: number, where: string): string {
-  if (fd <= 2) throw new DeviceError(`${where}: fd ${fd} is standard input/output, not a tap`);
-  const r = Buffer.alloc(IFREQ_SIZE);
-  if (os.ioctlPtr(fd, TUNGETIFF, r) < 0) {
+/**
+ * The tap's TUNSETIFF flags. TUNGETIFF alone cannot tell IFF_NO_PI: the
+ * kernel reports IFF_NOFILTER, the same bit, whenever no socket filter is
+ * attached. So, unless a filter is there already, an accept-all filter is
+ * attached for the query and removed again.
+ */
+function tapFlags(fd: number, where: string): { name: string; flags: number } {
+  const query = () => {
+    const r = Buffer.alloc(IFREQ_SIZE);
+    if (os.ioctlPtr(fd, TUNGETIFF, r) < 0) return undefined;
+    return { name: ifName(r), flags: r.readUInt16LE(16) };
+  };
+  const first = query();
+  if (!first) {
     const err = os.errno();
-    throw new DeviceError(`${where}: fd ${fd} is not an attached tap device (TUNGETIFF: ${os.strerror(err)})`,
-      err === 9 ? `pass it open to tendril, e.g. \`tendril run --net:NAME=@3 GUEST 3<>/dev/net/tun\` after TUNSETIFF` : undefined);
+    throw new DeviceError(`${where}: fd ${fd} is not an attached tap device (${os.describeFd(fd) ?? (err === 9 ? 'it is not open' : `TUNGETIFF: ${os.strerror(err)}`)})`,
+      'pass the tap fd to tendril open, after TUNSETIFF, e.g. `tendril run --net:NAME=@3 GUEST 3<>/dev/net/tun`');
   }
-  const flags = r.readUInt16LE(16);
+  const current = Buffer.alloc(16);
+  if (os.ioctlPtr(fd, TUNGETFILTER, current) >= 0 && current.readUInt16LE(0) > 0) return first;
+  const acceptAll = Buffer.alloc(8);
+  acceptAll.writeUInt16LE(0x06, 0); // BPF_RET|BPF_K
+  acceptAll.writeUInt32LE(0xffffffff, 4);
+  const prog = Buffer.alloc(16);
+  prog.writeUInt16LE(1, 0);
+  prog.writeBigUInt64LE(os.addressOf(acceptAll), 8);
+  if (os.ioctlPtr(fd, TUNATTACHFILTER, prog) < 0) {
+    throw new DeviceError(`${where}: cannot query the tap's framing (TUNATTACHFILTER: ${os.strerror(os.errno())})`);
+  }
+  try {
+    return query() ?? first;
+  } finally {
+    os.ioctlPtr(fd, TUNDETACHFILTER, prog);
+  }
+}
+
+/** A pre-opened fd must be a tap in the framing the guest expects: no packet-info or vnet header. */
+function inspectTapFd(fd: number, where: string): { iface: string; netns?: number } {
+  if (fd <= 2) throw new DeviceError(`${where}: fd ${fd} is standard input/output, not a tap`);
+  const { name, flags } = tapFlags(fd, where);
   if (!(flags & IFF_TAP)) throw new DeviceError(`${where}: fd ${fd} is a tun (layer 3) device; the guest needs a tap (layer 2)`);
   if (!(flags & IFF_NO_PI) || (flags & IFF_VNET_HDR)) {
     throw new DeviceError(`${where}: fd ${fd} was opened with a packet-info or vnet header`,
       'open the tap with IFF_TAP|IFF_NO_PI and no IFF_VNET_HDR');
   }
-  if (flags & IFF_MULTI_QUEUE) { /* one queue fd is all the guest uses; fine */ }
   const fl = os.fcntl(fd, os.F_GETFL, 0);
   if (fl >= 0 && !(fl & os.O_NONBLOCK)) os.fcntl(fd, os.F_SETFL, fl | os.O_NONBLOCK);
-  return ifName(r);
+  // The tap may live in another network namespace than ours (passed in by a
+  // caller that made it there): its name means something only there.
+  const ns = os.ioctlInt(fd, TUNGETDEVNETNS);
+  if (ns < 0) return { iface: name };
+  if (os.sameFile(ns, '/proc/thread-self/ns/net')) {
+    os.close(ns);
+    return { iface: name };
+  }
+  return { iface: name, netns: ns };
 }
 
 function randomMac(): Buffer {
@@ -140,19 +203,28 @@ export function attachNet(req: NetRequest, dev: ManifestDevice): AttachedDevice 
   const where = `--net:${req.name}=${req.fd !== undefined ? `@${req.fd}` : req.iface}`;
   let fd: number;
   let iface: string;
+  let mtu: number;
   if (req.fd !== undefined) {
     fd = req.fd;
-    iface = inspectTapFd(fd, where);
+    const tap = inspectTapFd(fd, where);
+    iface = tap.iface;
+    try {
+      mtu = withSocket((sock) => {
+        disableOffloads(sock, iface);
+        return interfaceMtu(sock, iface, where);
+      }, tap.netns);
+    } finally {
+      if (tap.netns !== undefined) os.close(tap.netns);
+    }
   } else {
     iface = req.iface!;
     fd = openTap(iface, where);
-  }
-  let mtu: number;
-  try {
-    mtu = withSocket((sock) => interfaceMtu(sock, iface, where));
-  } catch (e) {
-    if (req.fd === undefined) closeSync(fd);
-    throw e;
+    try {
+      mtu = withSocket((sock) => interfaceMtu(sock, iface, where));
+    } catch (e) {
+      closeSync(fd);
+      throw e;
+    }
   }
   const mac = req.mac ?? randomMac();
   return {

@@ -4,7 +4,7 @@
 import { basename } from 'node:path';
 import { deviceTypeName } from '../../loader/manifest.js';
 import { version } from '../cli.js';
-import { execStub, prepareCoreDumps, prepareLaunch, STUB_PATH, type PreparedLaunch } from '../launch.js';
+import { execStub, openStartFifo, prepareCoreDumps, prepareLaunch, STUB_PATH, type PreparedLaunch } from '../launch.js';
 import { configureLog, log } from '../log.js';
 import { parseRunArgs, runUsage, type RunOptions } from '../options.js';
 import { mirrorExit, signalName, spawnSupervised } from '../supervise.js';
@@ -52,8 +52,9 @@ export async function runVerb(argv: string[], prog: string): Promise<number> {
       process.stderr.write(`${prog}: guest loaded and stopped before its first instruction (pid ${process.pid}); ` +
         `attach with: gdb ${opts.guest} -p ${process.pid}  (then 'continue')\n`);
     }
-    log.info({ mode: 'exec', stub: STUB_PATH }, 'hand-over');
-    return execStub(prepared, argv0);
+    const startFd = opts.waitFifo !== undefined ? openStartFifo(opts.waitFifo) : undefined;
+    log.info({ mode: 'exec', stub: STUB_PATH, ...(opts.waitFifo ? { waitFifo: opts.waitFifo } : {}) }, 'hand-over');
+    return execStub(prepared, argv0, { startFd });
   }
 
   const { child, done } = spawnSupervised(prepared, argv0);

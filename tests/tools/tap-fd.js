@@ -1,11 +1,14 @@
 #!/usr/bin/env node
-// tap-fd TAPNAME -- CMD ARGS...
+// tap-fd [--pi] [--vnet-hdr] TAPNAME -- CMD ARGS...
 //
 // Opens /dev/net/tun, attaches it to the existing tap TAPNAME with
 // TUNSETIFF(IFF_TAP|IFF_NO_PI), and runs CMD with that fd as its fd 3, the
 // way a caller hands a pre-opened tap to `tendril run --net:NAME=@3` (spec
 // §17 D1). Exits with CMD's status; a death by signal N becomes 128 + N, as
 // a shell would report it. Errors of its own: status 2 (usage) or 1.
+// --pi (no IFF_NO_PI: a packet-info header on every frame) and --vnet-hdr
+// (IFF_VNET_HDR) open the tap in a framing the guest cannot use, so tests
+// can check that tendril refuses such an fd.
 //
 // Run it inside the test's network namespace:
 //   ip netns exec NS node tests/tools/tap-fd.js tap100 -- node bin/tendril.js run --net:service0=@3 guest.spt
@@ -19,11 +22,19 @@ const IFNAMSIZ = 16;
 const IFREQ_SIZE = 40;
 const IFF_TAP = 0x0002;
 const IFF_NO_PI = 0x1000;
+const IFF_VNET_HDR = 0x4000;
 const TUNSETIFF = 0x400454ca;
 
-const [tap, sep, cmd, ...args] = process.argv.slice(2);
+const argv = process.argv.slice(2);
+let flags = IFF_TAP | IFF_NO_PI;
+while (argv[0] === '--pi' || argv[0] === '--vnet-hdr') {
+  const opt = argv.shift();
+  if (opt === '--pi') flags &= ~IFF_NO_PI;
+  else flags |= IFF_VNET_HDR;
+}
+const [tap, sep, cmd, ...args] = argv;
 if (!tap || sep !== '--' || !cmd) {
-  process.stderr.write('usage: tap-fd TAPNAME -- CMD [ARGS...]\n');
+  process.stderr.write('usage: tap-fd [--pi] [--vnet-hdr] TAPNAME -- CMD [ARGS...]\n');
   process.exit(2);
 }
 if (tap.length >= IFNAMSIZ) {
@@ -50,7 +61,7 @@ try {
 }
 const ifr = Buffer.alloc(IFREQ_SIZE);
 ifr.write(tap, 0, IFNAMSIZ - 1, 'latin1');
-ifr.writeUInt16LE(IFF_TAP | IFF_NO_PI, 16);
+ifr.writeUInt16LE(flags, 16);
 if (ioctl(fd, TUNSETIFF, ifr) < 0) {
   const err = koffi.errno();
   process.stderr.write(`tap-fd: TUNSETIFF ${tap}: ${strerror(err)}\n`);

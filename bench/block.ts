@@ -1,0 +1,134 @@
+// Block throughput benchmark: test_blk under tendril against bench/tools/blkio.c,
+// a plain host process doing the same pwrite/pread pairs (same image, same
+// 512-byte blocks, same per-block pattern fill and compare) without a sandbox.
+//
+// Both are timed from outside, launch included; each also runs on a 1 MiB
+// image, and the difference between the big and the small run is divided by
+// the difference in block calls, so launch cost (Node + filter compile for
+// tendril, ~1 ms for blkio) cancels out and what remains is the cost of the
+// block calls themselves. The raw wall times are kept in the JSON as well.
+
+import { spawnSync } from 'node:child_process';
+import { accessSync, closeSync, constants as fsc, existsSync, mkdirSync, mkdtempSync, openSync, rmSync, statSync, ftruncateSync } from 'node:fs';
+import { join } from 'node:path';
+import { pathToFileURL } from 'node:url';
+import { guest, ROOT, TENDRIL } from '../tests/helpers.js';
+import { Budget, median, msSince, rounds, tableRow, type Bench, type BenchResult } from './common.js';
+
+const BLOCK = 512;
+const BIG = 1024 << 20;
+const SMALL = 1 << 20;
+const REPS = 7;
+const SRC = join(ROOT, 'bench/tools/blkio.c');
+const TMP = join(ROOT, 'bench/tmp');
+const BLKIO = join(TMP, 'blkio');
+
+function buildBlkio(): void {
+  mkdirSync(TMP, { recursive: true });
+  if (existsSync(BLKIO) && statSync(BLKIO).mtimeMs > statSync(SRC).mtimeMs) return;
+  // The guests' optimisation flags, so both sides run the same loop code.
+  const r = spawnSync('gcc', ['-O2', '-Wall', '-fno-tree-loop-distribute-patterns', '-o', BLKIO, SRC], { encoding: 'utf8' });
+  if (r.error || r.status !== 0) throw new Error(`gcc ${SRC}: ${r.error?.message ?? r.stderr}`);
+}
+
+/** A scratch dir in memory (tmpfs) when possible, so disk writeback does not add noise. */
+function scratchDir(): string {
+  for (const base of ['/dev/shm', TMP]) {
+    try {
+      accessSync(base, fsc.W_OK);
+      return mkdtempSync(join(base, 'tendril-bench-'));
+    } catch {
+      // try the next one
+    }
+  }
+  throw new Error('no writable scratch directory');
+}
+
+function makeImage(path: string, size: number): void {
+  const fd = openSync(path, 'w');
+  try {
+    ftruncateSync(fd, size);
+  } finally {
+    closeSync(fd);
+  }
+}
+
+/** Runs one side on one image; returns wall ms and the block pairs it reported. */
+function timed(cmd: string, args: string[], what: string): { ms: number; pairs: number } {
+  const start = process.hrtime.bigint();
+  const r = spawnSync(cmd, args, { encoding: 'latin1', timeout: 20_000, maxBuffer: 1 << 20 });
+  const ms = msSince(start);
+  if (r.error) throw new Error(`${what}: ${r.error.message}`);
+  const m = /^(\d+) blocks written and verified$/m.exec(r.stdout);
+  if (r.status !== 0 || !m) throw new Error(`${what}: status ${r.status ?? r.signal}: ${r.stderr}${r.stdout.slice(-500)}`);
+  return { ms, pairs: Number(m[1]) };
+}
+
+export async function run(): Promise<BenchResult[]> {
+  const budget = new Budget('block', 50_000); // rounds; warm-up and image set-up come on top
+  buildBlkio();
+  const dir = scratchDir();
+  try {
+    const big = join(dir, 'big.img');
+    const small = join(dir, 'small.img');
+    makeImage(big, BIG);
+    makeImage(small, SMALL);
+    const sides = {
+      tendril: (img: string) => timed(process.execPath, [TENDRIL, 'run', '--mem=2', `--block:storage=${img}`, guest('test_blk')], `tendril test_blk ${img}`),
+      baseline: (img: string) => timed(BLKIO, [img, String(BLOCK)], `blkio ${img}`),
+    };
+    // Warm-up: allocates the image's pages and pages in both programs.
+    sides.baseline(big);
+    sides.tendril(big);
+    sides.tendril(small);
+    const ms = { tendril: { big: [] as number[], small: [] as number[] }, baseline: { big: [] as number[], small: [] as number[] } };
+    let pairs = { big: 0, small: 0 };
+    const reps = await rounds(budget, REPS, () => {
+      for (const side of ['tendril', 'baseline'] as const) {
+        const b = sides[side](big);
+        const s = sides[side](small);
+        ms[side].big.push(b.ms);
+        ms[side].small.push(s.ms);
+        pairs = { big: b.pairs, small: s.pairs };
+      }
+    });
+    const calls = 2 * (pairs.big - pairs.small);
+    const perCallNs = (side: 'tendril' | 'baseline') => ((median(ms[side].big) - median(ms[side].small)) * 1e6) / calls;
+    const mibps = (side: 'tendril' | 'baseline') => (calls * BLOCK) / (perCallNs(side) * calls / 1e9) / (1 << 20);
+    const tendril = mibps('tendril');
+    const baseline = mibps('baseline');
+    const result: BenchResult = {
+      name: 'block',
+      what: `test_blk, ${BLOCK}-byte pwrite+pread on a ${BIG >> 20} MiB image, launch cost subtracted`,
+      unit: 'MiB/s',
+      tendril,
+      baseline,
+      ratio: tendril / baseline,
+      baselineIs: 'bench/tools/blkio.c: the same calls, block size, pattern work and image, as a plain process',
+      details: {
+        blockSize: BLOCK,
+        imageBytes: { big: BIG, small: SMALL },
+        blockPairs: pairs,
+        callsTimed: calls,
+        reps,
+        nsPerCall: { tendril: perCallNs('tendril'), baseline: perCallNs('baseline') },
+        wallMs: ms,
+        rawWallNsPerCall: {
+          tendril: (median(ms.tendril.big) * 1e6) / (2 * pairs.big),
+          baseline: (median(ms.baseline.big) * 1e6) / (2 * pairs.big),
+        },
+        scratch: dir.startsWith('/dev/shm') ? 'tmpfs (/dev/shm)' : 'bench/tmp',
+      },
+    };
+    console.log(tableRow(result));
+    return [result];
+  } finally {
+    rmSync(dir, { recursive: true, force: true });
+  }
+}
+
+export const bench: Bench = { name: 'block', run };
+
+if (process.argv[1] && import.meta.url === pathToFileURL(process.argv[1]).href) {
+  console.log(JSON.stringify(await run(), null, 2));
+}
