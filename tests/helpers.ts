@@ -91,3 +91,16 @@ export function runCmdAsync(cmd: string, args: string[], opts: { timeoutMs?: num
 export function tendrilAsync(args: string[], opts: { timeoutMs?: number; env?: NodeJS.ProcessEnv } = {}): Promise<RunResult> {
   return runCmdAsync(process.execPath, [TENDRIL, ...args], opts);
 }
+
+/** Maps over items with at most `limit` running at once (launches are heavy on 2 cores). */
+export async function mapLimit<T, R>(items: T[], limit: number, fn: (item: T, index: number) => Promise<R>): Promise<R[]> {
+  const out: R[] = new Array(items.length);
+  let next = 0;
+  await Promise.all(Array.from({ length: Math.min(limit, items.length) }, async () => {
+    while (next < items.length) {
+      const i = next++;
+      out[i] = await fn(items[i], i);
+    }
+  }));
+  return out;
+}
