@@ -4,12 +4,10 @@
 
 import test from 'ava';
 import { spawn } from 'node:child_process';
-import { existsSync, readFileSync, readlinkSync } from 'node:fs';
+import { existsSync, readFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { setTimeout as sleep } from 'node:timers/promises';
-import { guest, ROOT, runCmdAsync, TENDRIL, tendrilAsync, withTempDir } from './helpers.js';
-
-const STUB = join(ROOT, 'native/build/tendril-stub');
+import { guest, runCmdAsync, TENDRIL, tendrilAsync, waitForStub, withTempDir } from './helpers.js';
 
 const gdb = (args: string[]) => runCmdAsync('gdb', ['-nx', '-batch', ...args], { timeoutMs: 60_000 });
 const corePattern = readFileSync('/proc/sys/kernel/core_pattern', 'utf8').trim();
@@ -58,14 +56,7 @@ test('--gdb: stopped before the first guest instruction; gdb attaches, breaks in
   try {
     // Waiting = the stub has replaced Node, and the filter (installed just
     // before the jump to the guest) is not there yet.
-    let waiting = false;
-    for (let i = 0; i < 200 && !waiting; i++) {
-      await sleep(25);
-      try {
-        waiting = readlinkSync(`/proc/${child.pid}/exe`) === STUB;
-      } catch { /* not yet */ }
-    }
-    t.true(waiting, 'the stub waits for a debugger');
+    await waitForStub(child.pid!);
     await sleep(200);
     t.regex(readFileSync(`/proc/${child.pid}/status`, 'utf8'), /^Seccomp:\s+0$/m, 'the guest has not started');
     t.regex(stderr, new RegExp(`attach with: gdb .*test_hello\\.spt -p ${child.pid}`));

@@ -6,10 +6,8 @@ import test from 'ava';
 import { compilePolicy, policyPfc } from '../filters/compile.js';
 import { blockPolicy, corePolicy, netPolicy } from '../filters/policy.js';
 import { spawn } from 'node:child_process';
-import { readFileSync } from 'node:fs';
 import { join } from 'node:path';
-import { setTimeout as sleep } from 'node:timers/promises';
-import { guest, ROOT, runCmd, TENDRIL, tendril } from './helpers.js';
+import { guest, ROOT, runCmd, TENDRIL, tendril, waitForGuest } from './helpers.js';
 
 const BPF_RET_K = 0x06;
 const SECCOMP_RET_ALLOW = 0x7fff0000;
@@ -83,14 +81,7 @@ test('tendril filter --bpf lists exactly the program a running guest has install
 
   const child = spawn(process.execPath, [TENDRIL, 'run', '--mem=2', guest('test_time')], { stdio: 'ignore' });
   try {
-    let running = false;
-    for (let i = 0; i < 200 && !running; i++) {
-      await sleep(25);
-      try {
-        running = /^Seccomp:\s+2$/m.test(readFileSync(`/proc/${child.pid}/status`, 'utf8'));
-      } catch { /* not yet */ }
-    }
-    t.true(running);
+    await waitForGuest(child.pid!);
     const dump = runCmd(join(ROOT, 'tests/tools/build/seccomp-dump'), [String(child.pid)]);
     t.is(dump.status, 0, dump.stderr);
     t.deepEqual(dump.stdout.trim().split('\n'), shown);

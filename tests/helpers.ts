@@ -104,3 +104,46 @@ export async function mapLimit<T, R>(items: T[], limit: number, fn: (item: T, in
   }));
   return out;
 }
+
+import { readFileSync as readFile, readlinkSync as readLink } from 'node:fs';
+import { setTimeout as pause } from 'node:timers/promises';
+
+/** Polls `probe` until it returns a value (not undefined/false); throws after `timeoutMs`. */
+export async function waitFor<T>(what: string, probe: () => T | undefined | false, timeoutMs = 10_000): Promise<T> {
+  const until = Date.now() + timeoutMs;
+  for (;;) {
+    let v: T | undefined | false;
+    try {
+      v = probe();
+    } catch {
+      v = undefined; // a /proc file not there yet, or gone
+    }
+    if (v !== undefined && v !== false) return v;
+    if (Date.now() > until) throw new Error(`timed out waiting for ${what}`);
+    await pause(20);
+  }
+}
+
+export const STUB = join(ROOT, 'native/build/tendril-stub');
+
+/** /proc/PID/status once the guest runs (its seccomp filter is installed). */
+export function waitForGuest(pid: number): Promise<string> {
+  return waitFor(`pid ${pid} to run its guest`, () => {
+    const status = readFile(`/proc/${pid}/status`, 'utf8');
+    return /^Seccomp:\s+2$/m.test(status) && status;
+  });
+}
+
+/** Until pid has exec'd the stub (it may still be waiting to start its guest). */
+export function waitForStub(pid: number): Promise<true> {
+  return waitFor(`pid ${pid} to exec the stub`, () => readLink(`/proc/${pid}/exe`) === STUB);
+}
+
+/** The children of pid (from /proc), [] if it is gone. */
+export function childrenOf(pid: number): number[] {
+  try {
+    return readFile(`/proc/${pid}/task/${pid}/children`, 'utf8').trim().split(/\s+/).filter(Boolean).map(Number);
+  } catch {
+    return [];
+  }
+}

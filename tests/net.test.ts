@@ -8,10 +8,9 @@
 // are logged, never asserted (the machine is noisy: `npm run bench` measures).
 
 import test, { type ExecutionContext } from 'ava';
-import { closeSync, openSync, readdirSync, readFileSync, readlinkSync } from 'node:fs';
+import { closeSync, openSync, readdirSync, readlinkSync } from 'node:fs';
 import { join } from 'node:path';
-import { setTimeout as sleep } from 'node:timers/promises';
-import { guest, oneLine, ROOT, TENDRIL, type RunResult } from './helpers.js';
+import { guest, oneLine, ROOT, TENDRIL, waitForGuest, type RunResult } from './helpers.js';
 import { guestWithFlood, withNetns, type FloodRun, type Netns, type PingSummary } from './netns.js';
 
 const OFFLOADS = join(ROOT, 'tests/tools/offloads.js');
@@ -44,19 +43,6 @@ function assertFlood(t: ExecutionContext, run: FloodRun, counts: number[]): void
   });
 }
 
-/** Waits until /proc/PID/status says the seccomp filter is installed. */
-async function waitForSeccomp(pid: number): Promise<string> {
-  for (let i = 0; i < 400; i++) {
-    try {
-      const status = readFileSync(`/proc/${pid}/status`, 'utf8');
-      if (/^Seccomp:\s+2$/m.test(status)) return status;
-    } catch {
-      // not there yet, or gone
-    }
-    await sleep(25);
-  }
-  throw new Error(`pid ${pid} never entered seccomp filter mode`);
-}
 
 /** A refusal (spec §13): exit 1, one line on stderr matching `why`, and the guest never ran. */
 function assertRefused(t: ExecutionContext, r: RunResult, why: RegExp): void {
@@ -310,7 +296,7 @@ test.serial('a running net guest holds exactly stdio, its tap, the epoll set and
       tendrilArgs: ['run', '--mem=2', '--net:service0=tap100', guest('test_net'), '1000'],
       floods: [{ addr: '10.0.0.2', count: 1000, deadlineS: 30 }],
       onReady: async (g) => {
-        status = await waitForSeccomp(g.pid);
+        status = await waitForGuest(g.pid);
         fds = readdirSync(`/proc/${g.pid}/fd`).map(Number).sort((a, b) => a - b);
         fdLinks = fds.map((fd) => readlinkSync(`/proc/${g.pid}/fd/${fd}`));
       },

@@ -7,23 +7,8 @@ import { spawn } from 'node:child_process';
 import { readdirSync, readFileSync, readlinkSync } from 'node:fs';
 import { join } from 'node:path';
 import { setTimeout as sleep } from 'node:timers/promises';
-import { ROOT, TENDRIL, guest } from './helpers.js';
+import { guest, STUB, TENDRIL, waitForGuest, waitForStub } from './helpers.js';
 
-const STUB = join(ROOT, 'native/build/tendril-stub');
-
-/** Waits until pid's /proc/PID/status says the filter is installed (the guest runs). */
-async function waitForGuest(pid: number): Promise<string> {
-  for (let i = 0; i < 200; i++) {
-    try {
-      const status = readFileSync(`/proc/${pid}/status`, 'utf8');
-      if (/^Seccomp:\s+2$/m.test(status)) return status;
-    } catch {
-      // not there yet, or gone
-    }
-    await sleep(25);
-  }
-  throw new Error(`pid ${pid} never entered seccomp filter mode`);
-}
 
 test('the guest replaces the tendril process: same pid, stub image, filter on, no Node', async (t) => {
   const child = spawn(process.execPath, [TENDRIL, 'run', '--mem=2', guest('test_time')], { stdio: ['ignore', 'pipe', 'pipe'] });
@@ -63,14 +48,7 @@ test('--wait-fifo: the guest is loaded and filtered-ready but runs only after a 
   child.stdout.on('data', (d: Buffer) => { out += d; });
   const exited = new Promise<number | null>((r) => child.on('exit', (c) => r(c)));
   try {
-    let waiting = false;
-    for (let i = 0; i < 200 && !waiting; i++) {
-      await sleep(25);
-      try {
-        waiting = readlinkSync(`/proc/${child.pid}/exe`) === STUB;
-      } catch { /* not yet */ }
-    }
-    t.true(waiting);
+    await waitForStub(child.pid!);
     await sleep(200);
     t.is(out, '', 'no guest instruction has run');
     t.regex(readFileSync(`/proc/${child.pid}/status`, 'utf8'), /^Seccomp:\s+0$/m);

@@ -8,7 +8,7 @@ import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { setTimeout as sleep } from 'node:timers/promises';
 import { api, streamTo } from '../supervisor/serve/client.js';
-import { guest, runCmdAsync, TENDRIL, withTempDir } from './helpers.js';
+import { childrenOf, guest, runCmdAsync, TENDRIL, waitFor, withTempDir } from './helpers.js';
 
 type Json = Record<string, any>; // eslint-disable-line @typescript-eslint/no-explicit-any
 
@@ -31,15 +31,13 @@ async function launch(name: string, body: Json = {}): Promise<Json> {
   return { httpStatus: r.status, ...(r.body as Json) };
 }
 
-const children = (pid: number) => readFileSync(`/proc/${pid}/task/${pid}/children`, 'utf8').trim().split(/\s+/).filter(Boolean).map(Number);
 const fdCount = (pid: number) => readdirSync(`/proc/${pid}/fd`).length;
 
 test.before(async () => {
   mkdirSync(dir, { recursive: true });
   sock = join(dir, 'api.sock');
   server = spawn(process.execPath, [TENDRIL, 'serve', `--socket=${sock}`, '--pool=2', '--log-level=warn'], { stdio: ['ignore', 'inherit', 'inherit'] });
-  for (let i = 0; i < 200 && !existsSync(sock); i++) await sleep(25);
-  if (!existsSync(sock)) throw new Error('server did not start');
+  await waitFor('the server socket', () => existsSync(sock));
 });
 
 test.after.always(async () => {
@@ -193,7 +191,7 @@ test.serial('300 launches leave no fds, processes, zombies or temp files behind'
   const image = await register('test_hello');
   // Warm up at the same concurrency, so the client's kept-alive connections are counted before too.
   await Promise.all([launch('test_hello'), launch('test_hello')]);
-  const zygote = children(server.pid!).find((p) => readFileSync(`/proc/${p}/cmdline`, 'utf8').includes('tendril-zygote'))!;
+  const zygote = childrenOf(server.pid!).find((p) => readFileSync(`/proc/${p}/cmdline`, 'utf8').includes('tendril-zygote'))!;
   t.truthy(zygote);
   const before = { server: fdCount(server.pid!), zygote: fdCount(zygote), temp: readdirSync(tmpdir()).length };
   for (let i = 0; i < 150; i++) {
@@ -204,8 +202,8 @@ test.serial('300 launches leave no fds, processes, zombies or temp files behind'
   const after = { server: fdCount(server.pid!), zygote: fdCount(zygote), temp: readdirSync(tmpdir()).length };
   t.deepEqual(after, before);
   // The zygote's children are exactly its idle pool; none is a zombie.
-  const kids = children(zygote);
+  const kids = childrenOf(zygote);
   t.is(kids.length, 2);
   for (const k of kids) t.notRegex(readFileSync(`/proc/${k}/status`, 'utf8'), /^State:\s+Z/m);
-  t.deepEqual(children(server.pid!), [zygote]);
+  t.deepEqual(childrenOf(server.pid!), [zygote]);
 });

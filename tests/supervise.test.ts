@@ -7,8 +7,7 @@ import test from 'ava';
 import { spawn } from 'node:child_process';
 import { readFileSync, writeFileSync } from 'node:fs';
 import { join } from 'node:path';
-import { setTimeout as sleep } from 'node:timers/promises';
-import { guest, TENDRIL, tendrilAsync, withTempDir } from './helpers.js';
+import { childrenOf, guest, TENDRIL, tendrilAsync, waitFor, withTempDir } from './helpers.js';
 
 const run = (mode: string[], name: string, ...args: string[]) => tendrilAsync(['run', ...mode, '--mem=2', guest(name), ...args]);
 
@@ -86,31 +85,16 @@ test('killing the supervisor kills the guest (no orphan left running)', async (t
     { stdio: ['ignore', 'ignore', 'pipe'] });
   let err = '';
   child.stderr.on('data', (d: Buffer) => { err += d; });
-  let monitor = 0;
-  for (let i = 0; i < 200 && !monitor; i++) {
-    await sleep(25);
-    const m = /"guestPid":(\d+)/.exec(err);
-    if (m) monitor = Number(m[1]);
-  }
-  t.true(monitor > 0);
-  let guestPid = 0;
-  for (let i = 0; i < 200 && !guestPid; i++) {
-    await sleep(10);
-    try {
-      guestPid = Number(readFileSync(`/proc/${monitor}/task/${monitor}/children`, 'utf8').trim().split(' ')[0]) || 0;
-    } catch { /* not yet */ }
-  }
-  t.true(guestPid > 0, 'the monitor has a guest child');
+  const monitor = await waitFor('the hand-over log line', () => Number(/"guestPid":(\d+)/.exec(err)?.[1]) || undefined);
+  const guestPid = await waitFor('the monitor\'s guest child', () => childrenOf(monitor)[0]);
   child.kill('SIGKILL');
-  let gone = false;
-  for (let i = 0; i < 200 && !gone; i++) {
-    await sleep(10);
+  const gone = await waitFor(`guest ${guestPid} to end`, () => {
     try {
-      gone = /^State:\s+Z/m.test(readFileSync(`/proc/${guestPid}/status`, 'utf8'));
+      return /^State:\s+Z/m.test(readFileSync(`/proc/${guestPid}/status`, 'utf8'));
     } catch {
-      gone = true;
+      return true; // reaped: gone
     }
-  }
+  });
   t.true(gone, `guest ${guestPid} ended with its supervisor`);
 });
 
