@@ -18,7 +18,7 @@ import { setTimeout as sleep } from 'node:timers/promises';
 import { encodePlan } from '../loader/plan.js';
 import { compileLaunch, prepareLaunch, releaseLaunch, STUB_PATH } from '../supervisor/launch.js';
 import { api } from '../supervisor/serve/client.js';
-import { guest, ROOT, TENDRIL } from '../tests/helpers.js';
+import { childrenOf, guest, ROOT, TENDRIL, waitFor, waitForGuest } from '../tests/helpers.js';
 import { Budget, median, msSince, type Bench, type BenchResult } from './common.js';
 import { barsSpec, latencySpec, renderSvg } from './plots.js';
 
@@ -67,8 +67,7 @@ function execplan(args: string[]): number[] {
 
 async function startServer(sock: string, pool: number): Promise<ReturnType<typeof spawn>> {
   const server = spawn(process.execPath, [TENDRIL, 'serve', `--socket=${sock}`, `--pool=${pool}`, '--log-level=error'], { stdio: 'ignore' });
-  for (let i = 0; i < 400 && !existsSync(sock); i++) await sleep(25);
-  if (!existsSync(sock)) throw new Error('tendril serve did not start');
+  await waitFor('tendril serve to listen', () => existsSync(sock), 20_000);
   return server;
 }
 
@@ -98,26 +97,13 @@ function rssOf(pid: number): number {
 async function runningRss(): Promise<{ exec: number }> {
   const child = spawn(process.execPath, [TENDRIL, 'run', '--mem=2', guest('test_time'), '--solo5:quiet'], { stdio: 'ignore' });
   try {
-    for (let i = 0; i < 200; i++) {
-      await sleep(20);
-      try {
-        if (/^Seccomp:\s+2$/m.test(readFileSync(`/proc/${child.pid}/status`, 'utf8'))) break;
-      } catch { /* not yet */ }
-    }
+    await waitForGuest(child.pid!);
     await sleep(100);
     return { exec: rssOf(child.pid!) };
   } finally {
     child.kill('SIGKILL');
   }
 }
-
-const children = (pid: number) => {
-  try {
-    return readFileSync(`/proc/${pid}/task/${pid}/children`, 'utf8').trim().split(/\s+/).filter(Boolean).map(Number);
-  } catch {
-    return [];
-  }
-};
 
 export const bench: Bench = {
   name: 'launch',
@@ -195,7 +181,7 @@ export const bench: Bench = {
       });
 
       // Many launches: nothing may leak.
-      const zygote = children(server.pid!)[0];
+      const zygote = childrenOf(server.pid!)[0];
       const fdsBefore = readdirSync(`/proc/${server.pid}/fd`).length;
       const zfdsBefore = readdirSync(`/proc/${zygote}/fd`).length;
       const many = budget.left() > 60_000 ? 10_000 : 2_000;
@@ -205,8 +191,8 @@ export const bench: Bench = {
         launches: many,
         serverFds: readdirSync(`/proc/${server.pid}/fd`).length - fdsBefore,
         zygoteFds: readdirSync(`/proc/${zygote}/fd`).length - zfdsBefore,
-        zygoteChildren: children(zygote).length,
-        zombies: children(zygote).filter((p) => /^State:\s+Z/m.test(readFileSync(`/proc/${p}/status`, 'utf8'))).length,
+        zygoteChildren: childrenOf(zygote).length,
+        zombies: childrenOf(zygote).filter((p) => /^State:\s+Z/m.test(readFileSync(`/proc/${p}/status`, 'utf8'))).length,
         perSecond: longRun.perSecond,
       };
       results.push({
