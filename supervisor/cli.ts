@@ -36,17 +36,27 @@ ${verbs}
 \`tendril VERB --help\` describes each verb.`;
 }
 
+/**
+ * Control characters in a message are shown escaped: messages quote
+ * untrusted text (device names from a guest image, paths, option words), and
+ * a newline or escape sequence in it must not break the one-line error or
+ * reach the terminal raw.
+ */
+export function escapeControl(s: string): string {
+  return s.replace(/[\x00-\x1f\x7f]/g, (c) => (c === '\n' ? '\\n' : c === '\t' ? '\\t' : `\\x${c.charCodeAt(0).toString(16).padStart(2, '0')}`));
+}
+
 /** Prints a TendrilError on one line (message, then the hint) and returns exit status 1. */
 export function report(prog: string, e: unknown): number {
   if (isTendrilError(e)) {
-    let line = `${prog}: ${e.message}`;
-    if (e.hint) line += `; ${e.hint}`;
+    let line = `${prog}: ${escapeControl(e.message)}`;
+    if (e.hint) line += `; ${escapeControl(e.hint)}`;
     else if (e instanceof UsageError && e.showUsage) line += `; see \`${prog === 'tendril-spt' ? prog : `${prog} run`} --help\``;
     process.stderr.write(`${line}\n`);
     return 1;
   }
   const err = e as Error;
-  process.stderr.write(`${prog}: internal error: ${err?.message ?? String(e)}; please report this bug` +
+  process.stderr.write(`${prog}: internal error: ${escapeControl(err?.message ?? String(e))}; please report this bug` +
     `${process.env.TENDRIL_DEBUG ? `\n${err?.stack}` : ' (set TENDRIL_DEBUG=1 for details)'}\n`);
   return 1;
 }

@@ -3,7 +3,7 @@
 // (the guest sees SOLO5_R_EUNSPEC): the file cannot be modified whatever the
 // guest does, and the guest is not killed for trying.
 
-import { closeSync, fstatSync, openSync, type Stats } from 'node:fs';
+import { closeSync, constants as fsc, fstatSync, openSync, type Stats } from 'node:fs';
 import type { ManifestDevice } from '../../loader/manifest.js';
 import { blockPolicy } from '../../filters/policy.js';
 import { DeviceError } from '../errors.js';
@@ -64,7 +64,10 @@ function openBacking(req: BlockRequest, where: string): { fd: number; owned: boo
   const path = req.path!;
   let fd: number;
   try {
-    fd = openSync(path, req.readOnly ? 'r' : 'r+');
+    // O_NONBLOCK: opening a FIFO read-only would otherwise wait for a writer
+    // before we could see it is not a disk. O_NOCTTY: a terminal named by
+    // mistake must not become ours.
+    fd = openSync(path, (req.readOnly ? fsc.O_RDONLY : fsc.O_RDWR) | fsc.O_NONBLOCK | fsc.O_NOCTTY);
   } catch (e) {
     throw openError(where, path, e as NodeJS.ErrnoException);
   }
@@ -74,6 +77,8 @@ function openBacking(req: BlockRequest, where: string): { fd: number; owned: boo
     closeSync(fd);
     throw e;
   }
+  const fl = os.fcntl(fd, os.F_GETFL, 0);
+  if (fl >= 0) os.fcntl(fd, os.F_SETFL, fl & ~os.O_NONBLOCK);
   return { fd, owned: true };
 }
 

@@ -40,7 +40,13 @@ export function genManifest(source: string, output: string): void {
   } catch (e) {
     throw new UsageError(`${source}: cannot read manifest: ${(e as Error).message}`);
   }
-  writeFileSync(output, manifestNoteAsm(parseManifestJson(source, text)));
+  const asm = manifestNoteAsm(parseManifestJson(source, text));
+  try {
+    writeFileSync(output, asm);
+  } catch (e) {
+    const err = e as NodeJS.ErrnoException;
+    throw new UsageError(`${output}: cannot write the manifest note: ${err.code === 'ENOENT' ? 'no such directory' : err.code === 'EISDIR' ? 'is a directory' : err.code ?? err.message}`);
+  }
 }
 
 export function elftoolVerb(argv: string[]): number {

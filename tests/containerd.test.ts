@@ -1,0 +1,391 @@
+// tendril-oci under real containerd (Debian's 1.6): images built by
+// `tendril image build`, imported with ctr, run by containerd's standard shim
+// (io.containerd.runc.v2) with tendril-oci as its runc binary. The file
+// starts its own containerd (private root, state, socket, namespace and
+// runtime root under a temp dir), stops it by pid and removes everything,
+// even when a test fails. Also: the runtime driven directly (no containerd)
+// for the config.json rules.
+
+import test from 'ava';
+import { spawn, spawnSync, type ChildProcess } from 'node:child_process';
+import {
+  chmodSync, closeSync, existsSync, mkdirSync, mkdtempSync, openSync, readdirSync, readFileSync, rmdirSync, rmSync, symlinkSync,
+  writeFileSync,
+} from 'node:fs';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
+import { setTimeout as sleep } from 'node:timers/promises';
+import { guest, ROOT, runCmdAsync, tendril, type RunResult } from './helpers.js';
+
+const TENDRIL_OCI = join(ROOT, 'bin/tendril-oci.js');
+const isRoot = process.getuid?.() === 0;
+const hasContainerd = spawnSync('sh', ['-c', 'command -v containerd && command -v ctr'], { stdio: 'ignore' }).status === 0;
+const ctest = isRoot && hasContainerd ? test : test.skip;
+if (!isRoot || !hasContainerd) {
+  test('containerd tests need root and containerd (node scripts/build.js --guests installs it)', (t) => t.pass());
+}
+
+interface Env {
+  dir: string;
+  address: string;
+  namespace: string;
+  runcRoot: string;
+  runtime: string;
+  calls: string;
+  snapshotter: string[];
+  daemon?: ChildProcess;
+  runBefore: boolean;
+}
+
+let env: Env | undefined;
+
+function ctrArgs(...args: string[]): string[] {
+  return ['--address', env!.address, '--namespace', env!.namespace, ...args];
+}
+
+function ctr(args: string[], timeoutMs = 30_000): Promise<RunResult> {
+  return runCmdAsync('ctr', ctrArgs(...args), { timeoutMs });
+}
+
+/** `ctr run` with tendril-oci as the runc binary (and our private runtime root). */
+function ctrRun(opts: string[], image: string, id: string, ...args: string[]): Promise<RunResult> {
+  return ctr(['run', '--runc-binary', env!.runtime, '--runc-root', env!.runcRoot, ...env!.snapshotter, ...opts, image, id, ...args]);
+}
+
+const IMAGES: [string, string, string[]][] = [
+  ['test_hello', 'tendril-test/hello:1', []],
+  ['test_exit', 'tendril-test/exit:1', []],
+  ['test_seccomp', 'tendril-test/seccomp:1', []],
+  ['test_time', 'tendril-test/time:1', []],
+  ['test_blk', 'tendril-test/blk:1', ['--add', 'DISK']],
+];
+const ref = (name: string) => `docker.io/${name}`;
+
+async function waitFor(what: string, fn: () => boolean | Promise<boolean>, ms = 10_000): Promise<void> {
+  const end = Date.now() + ms;
+  while (!(await fn())) {
+    if (Date.now() > end) throw new Error(`timed out waiting for ${what}`);
+    await sleep(20);
+  }
+}
+
+test.before(async () => {
+  if (!isRoot || !hasContainerd) return;
+  const dir = mkdtempSync(join(tmpdir(), 'tendril-ctd-'));
+  env = {
+    dir, address: join(dir, 'containerd.sock'), namespace: `tendril-test-${process.pid}`, runcRoot: join(dir, 'runc'),
+    runtime: join(dir, 'tendril-oci'), calls: join(dir, 'calls.log'), snapshotter: [], runBefore: existsSync('/run/containerd'),
+  };
+  // The shim needs an executable; this one also records each command line the shim used.
+  writeFileSync(env.runtime, `#!/bin/sh\nprintf '%s\\n' "$*" >> '${env.calls}'\nexec '${process.execPath}' '${TENDRIL_OCI}' "$@"\n`);
+  chmodSync(env.runtime, 0o755);
+  writeFileSync(join(dir, 'config.toml'), `version = 2
+root = "${dir}/root"
+state = "${dir}/state"
+disabled_plugins = ["io.containerd.grpc.v1.cri", "io.containerd.internal.v1.opt", "io.containerd.snapshotter.v1.btrfs",
+  "io.containerd.snapshotter.v1.zfs", "io.containerd.snapshotter.v1.devmapper", "io.containerd.snapshotter.v1.aufs"]
+[grpc]
+  address = "${env.address}"
+[ttrpc]
+  address = "${env.address}.ttrpc"
+`);
+  const log = openSync(join(dir, 'containerd.log'), 'w');
+  env.daemon = spawn('containerd', ['--config', join(dir, 'config.toml')], { stdio: ['ignore', log, log] });
+  closeSync(log);
+  await waitFor('containerd to serve', async () => (await runCmdAsync('ctr', ['--address', env!.address, 'version'], { timeoutMs: 5000 })).status === 0);
+  const plugins = await ctr(['plugins', 'ls']);
+  if (!/io\.containerd\.snapshotter\.v1\s+overlayfs\s+\S+\s+ok/.test(plugins.stdout)) env.snapshotter = ['--snapshotter', 'native'];
+
+  const disk = join(dir, 'disk.img');
+  writeFileSync(disk, Buffer.alloc(1 << 20));
+  await Promise.all(IMAGES.map(async ([g, name, extra]) => {
+    const tar = join(dir, `${g}.tar`);
+    const b = tendril(['image', 'build', guest(g), '-o', tar, '--name', name, ...extra.map((a) => (a === 'DISK' ? disk : a))]);
+    if (b.status !== 0) throw new Error(`tendril image build ${g}: ${b.stderr}`);
+    const imp = await ctr(['images', 'import', ...env!.snapshotter, tar]);
+    if (imp.status !== 0) throw new Error(`ctr images import ${g}: ${imp.stderr}`);
+  }));
+});
+
+/** Mount points at or under dir (a task's rootfs left mounted by a failed test). */
+function mountsUnder(dir: string): string[] {
+  return readFileSync('/proc/self/mountinfo', 'utf8').split('\n').map((l) => l.split(' ')[4])
+    .filter((m) => m && (m === dir || m.startsWith(`${dir}/`))).sort((a, b) => b.length - a.length);
+}
+
+/** Shims started for our containerd (their command line names our socket): ended by pid. */
+function ourShims(address: string): number[] {
+  const pids: number[] = [];
+  for (const p of readdirSync('/proc').filter((d) => /^\d+$/.test(d))) {
+    try {
+      const cmd = readFileSync(`/proc/${p}/cmdline`, 'latin1').split('\0');
+      if (cmd[0].includes('containerd-shim') && cmd.includes(address)) pids.push(Number(p));
+    } catch {
+      // gone
+    }
+  }
+  return pids;
+}
+
+test.after.always(async () => {
+  if (!env) return;
+  const e = env;
+  try {
+    // Tasks a failed test left behind: end them through containerd, so their shims exit.
+    const tasks = await ctr(['task', 'ls', '-q']);
+    for (const id of tasks.stdout.split('\n').filter(Boolean)) {
+      await ctr(['task', 'kill', '-s', 'SIGKILL', id]);
+      await sleep(100);
+      await ctr(['task', 'delete', '-f', id]);
+    }
+    const containers = await ctr(['containers', 'ls', '-q']);
+    for (const id of containers.stdout.split('\n').filter(Boolean)) await ctr(['containers', 'rm', id]);
+  } finally {
+    for (const pid of ourShims(e.address)) process.kill(pid, 'SIGKILL');
+    if (e.daemon?.pid && e.daemon.exitCode === null) {
+      const gone = new Promise((r) => e.daemon!.once('exit', r));
+      e.daemon.kill('SIGTERM');
+      await Promise.race([gone, sleep(5000).then(() => e.daemon!.kill('SIGKILL'))]);
+    }
+    for (const m of mountsUnder(e.dir)) spawnSync('umount', ['-l', m]);
+    rmSync(e.dir, { recursive: true, force: true });
+    // What the shim and ctr made under /run/containerd for our namespace: removed only if empty.
+    for (const d of ['/run/containerd/s', '/run/containerd/fifo', '/run/containerd/runc', ...(e.runBefore ? [] : ['/run/containerd'])]) {
+      try {
+        rmdirSync(d);
+      } catch {
+        // not empty (someone else's) or absent
+      }
+    }
+  }
+});
+
+ctest('ctr run: the guest prints through the shim and its status is ctr\'s (hello 0); --memory-limit is its memory', async (t) => {
+  const r = await ctrRun(['--rm', '--memory-limit', String(8 << 20)], ref('tendril-test/hello:1'), 'hello', '/test_hello.spt', 'Hello_Solo5');
+  t.is(r.status, 0, r.stderr);
+  t.regex(r.stdout, /Memory map: 8 MB addressable/);
+  t.regex(r.stdout, /Hello, World/);
+  t.regex(r.stdout, /Command line is: 'Hello_Solo5'/);
+  t.regex(r.stdout, /SUCCESS/);
+});
+
+ctest('ctr run: solo5_exit(7) gives 7, a forbidden system call 159', async (t) => {
+  const [exit, sys] = await Promise.all([
+    ctrRun(['--rm'], ref('tendril-test/exit:1'), 'exit7', '/test_exit.spt', '7'),
+    ctrRun(['--rm'], ref('tendril-test/seccomp:1'), 'seccomp', '/test_seccomp.spt'),
+  ]);
+  t.is(exit.status, 7, exit.stderr);
+  t.is(sys.status, 159, sys.stderr);
+});
+
+ctest('a disk from the image, attached by annotation', async (t) => {
+  const r = await ctrRun(['--rm', '--annotation', 'org.tendril.block.storage=/disk.img'], ref('tendril-test/blk:1'), 'blk', '/test_blk.spt');
+  t.is(r.status, 0, r.stdout + r.stderr);
+  t.regex(r.stdout, /SUCCESS/);
+});
+
+ctest('a bad bundle fails with tendril\'s message through containerd', async (t) => {
+  const [undeclared, missing, notGuest] = await Promise.all([
+    ctrRun(['--rm', '--annotation', 'org.tendril.block.nope=/disk.img'], ref('tendril-test/blk:1'), 'bad1', '/test_blk.spt'),
+    ctrRun(['--rm'], ref('tendril-test/blk:1'), 'bad2', '/test_blk.spt'),
+    ctrRun(['--rm', '--annotation', 'org.tendril.block.storage=/../../../../etc/passwd'], ref('tendril-test/blk:1'), 'bad3', '/test_blk.spt'),
+  ]);
+  t.not(undeclared.status, 0);
+  t.regex(undeclared.stderr, /OCI runtime create failed: annotation org\.tendril\.block\.nope: the guest \/test_blk\.spt has no BLOCK_BASIC device 'nope'; the guest declares storage \(BLOCK_BASIC\)/);
+  t.not(missing.status, 0);
+  t.regex(missing.stderr, /declares BLOCK_BASIC device 'storage' but no annotation attaches it; add the annotation org\.tendril\.block\.storage=/);
+  t.not(notGuest.status, 0);
+  t.regex(notGuest.stderr, /annotation org\.tendril\.block\.storage: '\/\.\.\/\.\.\/\.\.\/\.\.\/etc\/passwd' must be a path inside the container's rootfs without '\.\.'/);
+  const left = await ctr(['containers', 'ls', '-q']);
+  t.notRegex(left.stdout, /bad\d/, 'ctr run --rm leaves no container behind');
+});
+
+ctest('terminal mode: the pty master goes to the shim over --console-socket', async (t) => {
+  // ctr run -t needs a terminal of its own: script(1) gives it one.
+  const cmd = ['ctr', ...ctrArgs('run', '--rm', '-t', '--runc-binary', env!.runtime, '--runc-root', env!.runcRoot, ...env!.snapshotter,
+    ref('tendril-test/exit:1'), 'tty', '/test_exit.spt', '5')].map((a) => `'${a}'`).join(' ');
+  const r = await runCmdAsync('script', ['-qec', cmd, '/dev/null'], { timeoutMs: 30_000 });
+  t.is(r.status, 5, r.stdout + r.stderr);
+  t.regex(r.stdout, /solo5_exit\(5\) called\r+\n/, 'through a terminal, lines end in CR LF');
+  const calls = readFileSync(env!.calls, 'utf8');
+  t.regex(calls, /create --bundle \S+ --pid-file \S+ --console-socket \S+ tty\n/);
+});
+
+ctest('a long-running guest: RUNNING in ctr task ls, killed, deleted; the shim\'s commands are logged', async (t) => {
+  const id = 'longrun';
+  const run = await ctrRun(['-d'], ref('tendril-test/time:1'), id, '/test_time.spt');
+  t.is(run.status, 0, run.stderr);
+  const taskLine = async () => (await ctr(['task', 'ls'])).stdout.split('\n').find((l) => l.startsWith(`${id} `)) ?? '';
+  await waitFor('the task to run', async () => /\bRUNNING\b/.test(await taskLine()));
+  const pid = Number((await taskLine()).split(/\s+/)[1]);
+  t.true(pid > 1);
+  // The task's pid is the guest itself: the stub's image, under its seccomp filter.
+  t.is(readFileSync(`/proc/${pid}/cmdline`, 'latin1').split('\0')[0], 'tendril: test_time.spt');
+  t.regex(readFileSync(`/proc/${pid}/status`, 'utf8'), /^Seccomp:\s+2$/m);
+  const state = await runCmdAsync(process.execPath, [TENDRIL_OCI, '--root', join(env!.runcRoot, env!.namespace), 'state', id]);
+  t.is(state.status, 0, state.stderr);
+  t.like(JSON.parse(state.stdout), { id, pid, status: 'running' });
+  // The runtime log in the bundle: JSON records as the shim asked (--log-format json).
+  const bundleLog = join(env!.dir, 'state/io.containerd.runtime.v2.task', env!.namespace, id, 'log.json');
+  const records = readFileSync(bundleLog, 'utf8').trim().split('\n').map((l) => JSON.parse(l));
+  t.true(records.every((r) => r.level && r.msg && !Number.isNaN(Date.parse(r.time))));
+  t.true(records.some((r) => Array.isArray(r.argv) && r.argv.includes('create')));
+
+  const kill = await ctr(['task', 'kill', '-s', 'SIGKILL', id]);
+  t.is(kill.status, 0, kill.stderr);
+  await waitFor('the task to stop', async () => /\bSTOPPED\b/.test(await taskLine()));
+  const del = await ctr(['task', 'delete', id]);
+  t.is(del.status, 0, del.stderr);
+  t.is(await taskLine(), '');
+  t.is((await ctr(['containers', 'rm', id])).status, 0);
+  t.false(existsSync(join(env!.runcRoot, env!.namespace, id)), 'delete removed the runtime state');
+
+  const calls = readFileSync(env!.calls, 'utf8').split('\n').filter((l) => l.endsWith(` ${id}`) || l.includes(` ${id} `));
+  const verbs = calls.map((l) => l.replace(/^.*--log-format json /, '').replace(/\/\S+/g, 'PATH'));
+  t.log(verbs.join('\n'));
+  t.deepEqual(verbs.filter((v) => !v.startsWith('state')), [
+    `create --bundle PATH --pid-file PATH ${id}`, `start ${id}`, `kill ${id} 9`, `delete ${id}`, `delete --force ${id}`,
+  ]);
+  t.regex(calls[0], /^--root \S+ --log \S+\/log\.json --log-format json create /);
+});
+
+// The runtime without containerd: config.json rules, checked before anything starts.
+
+function bundle(dir: string, config: Record<string, unknown>, setup?: (rootfs: string) => void): string {
+  const b = join(dir, 'bundle');
+  const rootfs = join(b, 'rootfs');
+  mkdirSync(rootfs, { recursive: true });
+  writeFileSync(join(rootfs, 'hello.spt'), readFileSync(guest('test_hello')));
+  setup?.(rootfs);
+  writeFileSync(join(b, 'config.json'), JSON.stringify({
+    ociVersion: '1.0.2', root: { path: 'rootfs' }, process: { args: ['/hello.spt', 'Hello_Solo5'], cwd: '/', user: { uid: 0, gid: 0 } },
+    ...config,
+  }));
+  return b;
+}
+
+/** tendril-oci with a private root; async, so the tests of this file overlap. */
+function oci(dir: string, ...args: string[]): Promise<RunResult> {
+  return runCmdAsync(process.execPath, [TENDRIL_OCI, '--root', join(dir, 'state'), ...args], { timeoutMs: 30_000 });
+}
+
+/** create with stdio on a file: the waiting guest keeps create's stdio, and a pipe would never close. */
+async function ociCreate(dir: string, ...args: string[]): Promise<{ status: number; out: string }> {
+  const file = join(dir, 'out');
+  const fd = openSync(file, 'w');
+  try {
+    const r = await runCmdAsync(process.execPath, [TENDRIL_OCI, '--root', join(dir, 'state'), 'create', ...args],
+      { timeoutMs: 30_000, stdio: ['ignore', fd, fd] });
+    return { status: r.status, out: readFileSync(file, 'utf8') };
+  } finally {
+    closeSync(fd);
+  }
+}
+
+for (const [what, config, setup, message] of [
+  ['a bind mount', { mounts: [{ destination: '/data', type: 'bind', source: '/srv' }] }, undefined,
+    /config\.json: mounts\[0\]: \/data, bind from \/srv: a unikernel has no file system to mount into; give it data as a disk file instead/],
+  ['a non-root user', { process: { args: ['/hello.spt'], user: { uid: 1000, gid: 0 } } }, undefined, /process\.user\.uid: 1000/],
+  ['a working directory', { process: { args: ['/hello.spt'], cwd: '/tmp' } }, undefined, /process\.cwd: '\/tmp'/],
+  ['a hook', { hooks: { prestart: [{ path: '/bin/true' }] } }, undefined, /hooks\.prestart: tendril does not run OCI hooks/],
+  ['a CPU quota', { linux: { resources: { cpu: { quota: 50000, period: 100000 } } } }, undefined, /linux\.resources\.cpu\.quota: not supported/],
+  ['a user namespace', { linux: { namespaces: [{ type: 'pid' }, { type: 'user' }] } }, undefined, /linux\.namespaces\[1\]: type user is not supported/],
+  ['an unknown tendril annotation', { annotations: { 'org.tendril.blok.storage': '/x' } }, undefined, /annotation org\.tendril\.blok\.storage: unknown tendril annotation/],
+  ['a disk behind a symlink out of the rootfs', { annotations: { 'org.tendril.block.storage': '/disk.img' } },
+    (rootfs: string) => symlinkSync('/etc/hostname', join(rootfs, 'disk.img')), /org\.tendril\.block\.storage: \/disk\.img leads outside the container's rootfs/],
+  ['too little memory', { linux: { resources: { memory: { limit: 1 << 20 } } } }, undefined, /memory\.limit: 1048576 bytes: a guest needs at least 2 MiB/],
+  ['a guest that is not a unikernel', { process: { args: ['/bin.sh'] } }, (rootfs: string) => writeFileSync(join(rootfs, 'bin.sh'), '#!/bin/sh\n'),
+    /process\.args\[0\] \/bin\.sh: /],
+] as const) {
+  test(`tendril-oci create rejects ${what}, naming the field`, async (t) => {
+    const dir = mkdtempSync(join(tmpdir(), 'tendril-oci-'));
+    try {
+      const b = bundle(dir, config as Record<string, unknown>, setup);
+      const log = join(dir, 'log.json');
+      const r = await runCmdAsync(process.execPath, [TENDRIL_OCI, '--root', join(dir, 'state'), '--log', log, '--log-format', 'json', 'create', '--bundle', b, 'c1']);
+      t.is(r.status, 1);
+      t.regex(r.stderr, /^tendril-oci: [^\n]+\n$/);
+      t.regex(r.stderr, message);
+      const last = JSON.parse(readFileSync(log, 'utf8').trim().split('\n').pop()!);
+      t.is(last.level, 'error');
+      t.regex(last.msg, message);
+      t.false(existsSync(join(dir, 'state', 'c1')), 'nothing left behind');
+    } finally {
+      rmSync(dir, { recursive: true, force: true });
+    }
+  });
+}
+
+test('tendril-oci lifecycle without containerd: created waits, start runs, state follows the process', async (t) => {
+  const dir = mkdtempSync(join(tmpdir(), 'tendril-oci-'));
+  try {
+    const b = bundle(dir, { annotations: { 'org.tendril.mem': '4', other: 'kept' } });
+    const out = join(dir, 'out');
+    const pidFile = join(dir, 'pid');
+    // create's stdio is the container's: the guest writes to `out`.
+    const c = await ociCreate(dir, '--bundle', b, '--pid-file', pidFile, 'c1');
+    t.is(c.status, 0, c.out);
+    const pid = Number(readFileSync(pidFile, 'utf8'));
+    const st = JSON.parse((await oci(dir, 'state', 'c1')).stdout);
+    t.like(st, { ociVersion: '1.0.2', id: 'c1', pid, status: 'created', bundle: b, annotations: { 'org.tendril.mem': '4', other: 'kept' } });
+    t.regex(readFileSync(`/proc/${pid}/status`, 'utf8'), /^Seccomp:\s+0$/m);
+    t.is(readFileSync(out, 'utf8'), '', 'nothing ran before start');
+    t.regex((await oci(dir, 'delete', 'c9')).stderr, /container c9 does not exist/);
+    t.is((await oci(dir, 'delete', '--force', 'c9')).status, 0, 'delete --force of nothing succeeds, as with runc');
+    t.regex((await oci(dir, 'create', '--bundle', b, 'c1')).stderr, /container with id c1 already exists/);
+    t.is((await oci(dir, 'start', 'c1')).status, 0);
+    // Not our child (create's was): wait for it to end by polling /proc.
+    await waitFor('the guest to exit', () => {
+      try {
+        return /^State:\s+Z/m.test(readFileSync(`/proc/${pid}/status`, 'utf8'));
+      } catch {
+        return true;
+      }
+    });
+    t.regex(readFileSync(out, 'utf8'), /Memory map: 4 MB addressable/);
+    t.regex(readFileSync(out, 'utf8'), /SUCCESS/);
+    t.like(JSON.parse((await oci(dir, 'state', 'c1')).stdout), { status: 'stopped', pid: 0 });
+    t.regex((await oci(dir, 'kill', 'c1', 'KILL')).stderr, /container c1 is not running/);
+    t.regex((await oci(dir, 'start', 'c1')).stderr, /cannot start container c1: it is stopped, not created/);
+    t.is((await oci(dir, 'delete', 'c1')).status, 0);
+    t.false(existsSync(join(dir, 'state', 'c1')));
+  } finally {
+    rmSync(dir, { recursive: true, force: true });
+  }
+});
+
+test('tendril-oci: a recorded pid that now belongs to another process reads as stopped', async (t) => {
+  const dir = mkdtempSync(join(tmpdir(), 'tendril-oci-'));
+  try {
+    const b = bundle(dir, {});
+    const c = await ociCreate(dir, '--bundle', b, 'c1');
+    t.is(c.status, 0, c.out);
+    const stateFile = join(dir, 'state', 'c1', 'state.json');
+    const real = JSON.parse(readFileSync(stateFile, 'utf8'));
+    writeFileSync(stateFile, JSON.stringify({ ...real, startTime: '1' }));
+    t.is(JSON.parse((await oci(dir, 'state', 'c1')).stdout).status, 'stopped');
+    t.regex((await oci(dir, 'kill', 'c1', '9')).stderr, /not running/, 'never signals a pid it cannot vouch for');
+    writeFileSync(stateFile, JSON.stringify(real));
+    t.is(JSON.parse((await oci(dir, 'state', 'c1')).stdout).status, 'created');
+    t.is((await oci(dir, 'delete', 'c1')).status, 0, 'deleting a created container ends its waiting guest');
+    await waitFor('the stub to end', () => !existsSync(`/proc/${real.pid}`) || /^State:\s+Z/m.test(readFileSync(`/proc/${real.pid}/status`, 'utf8')));
+    t.pass();
+  } finally {
+    rmSync(dir, { recursive: true, force: true });
+  }
+});
+
+test('tendril-oci --version, features and refusals of commands it cannot honour', async (t) => {
+  const v = spawnSync(process.execPath, [TENDRIL_OCI, '--version'], { encoding: 'utf8' });
+  t.regex(v.stdout, /^tendril-oci version \d+\.\d+\.\d+\nspec: 1\.0\.2\n$/);
+  const f = JSON.parse(spawnSync(process.execPath, [TENDRIL_OCI, 'features'], { encoding: 'utf8' }).stdout);
+  t.is(f.ociVersionMin, '1.0.0');
+  t.deepEqual(f.hooks, []);
+  const dir = tmpdir();
+  t.regex((await oci(dir, 'exec', 'c1')).stderr, /^tendril-oci: exec is not supported: a unikernel is one program/);
+  t.regex((await oci(dir, 'create', '--preserve-fds', '2', 'c1')).stderr, /--preserve-fds 2/);
+  t.regex((await oci(dir, '--bogus', 'state', 'c1')).stderr, /unknown global option --bogus/);
+  t.regex((await oci(dir, 'kill', 'c1', 'SIGNOPE')).stderr, /unknown signal 'SIGNOPE'/);
+  t.regex((await oci(dir, 'state', '../etc')).stderr, /invalid container id/);
+  t.is(spawnSync(process.execPath, [TENDRIL_OCI, '--systemd-cgroup', '--root', join(dir, 'nonexistent-root'), 'delete', '--force', 'x']).status, 0);
+});
