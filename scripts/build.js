@@ -51,7 +51,7 @@ guest(join(root, 'examples/hello/hello.c'), join(root, 'examples/hello/hello.spt
  * as root we install them, otherwise we say what to install.
  */
 function ensureHostTools() {
-  const need = { ping: 'iputils-ping', gdb: 'gdb', ip: 'iproute2' };
+  const need = { ping: 'iputils-ping', gdb: 'gdb', ip: 'iproute2', containerd: 'containerd' };
   const has = (cmd) => spawnSync('sh', ['-c', `command -v ${cmd}`], { stdio: 'ignore' }).status === 0;
   const missing = Object.entries(need).filter(([cmd]) => !has(cmd)).map(([, pkg]) => pkg);
   if (missing.length === 0) return;

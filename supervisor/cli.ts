@@ -4,7 +4,7 @@
 
 import { readFileSync } from 'node:fs';
 import { fileURLToPath } from 'node:url';
-import { isTendrilError, UsageError } from './errors.js';
+import { errorLine, isTendrilError, UsageError } from './errors.js';
 
 export type Verb = (argv: string[], prog: string) => Promise<number> | number;
 
@@ -16,6 +16,7 @@ const VERBS: Record<string, { load: () => Promise<Verb>; summary: string }> = {
   serve: { load: async () => (await import('./verbs/serve.js')).serveVerb, summary: 'run the launch API server (unix socket)' },
   launch: { load: async () => (await import('./verbs/launch.js')).launchVerb, summary: 'run a guest through a server: tendril launch --server SOCKET GUEST' },
   elftool: { load: async () => (await import('./verbs/elftool.js')).elftoolVerb, summary: 'gen-manifest, query-manifest, query-abi' },
+  image: { load: async () => (await import('./verbs/image.js')).imageVerb, summary: 'package a guest as an OCI image: tendril image build GUEST -o IMAGE.tar' },
 };
 
 export function version(): string {
@@ -36,28 +37,16 @@ ${verbs}
 \`tendril VERB --help\` describes each verb.`;
 }
 
-/**
- * Control characters in a message are shown escaped: messages quote
- * untrusted text (device names from a guest image, paths, option words), and
- * a newline or escape sequence in it must not break the one-line error or
- * reach the terminal raw.
- */
-export function escapeControl(s: string): string {
-  return s.replace(/[\x00-\x1f\x7f]/g, (c) => (c === '\n' ? '\\n' : c === '\t' ? '\\t' : `\\x${c.charCodeAt(0).toString(16).padStart(2, '0')}`));
-}
-
 /** Prints a TendrilError on one line (message, then the hint) and returns exit status 1. */
 export function report(prog: string, e: unknown): number {
   if (isTendrilError(e)) {
-    let line = `${prog}: ${escapeControl(e.message)}`;
-    if (e.hint) line += `; ${escapeControl(e.hint)}`;
-    else if (e instanceof UsageError && e.showUsage) line += `; see \`${prog === 'tendril-spt' ? prog : `${prog} run`} --help\``;
+    let line = `${prog}: ${errorLine(e)}`;
+    if (!e.hint && e instanceof UsageError && e.showUsage) line += `; see \`${prog === 'tendril-spt' ? prog : `${prog} run`} --help\``;
     process.stderr.write(`${line}\n`);
     return 1;
   }
   const err = e as Error;
-  process.stderr.write(`${prog}: internal error: ${escapeControl(err?.message ?? String(e))}; please report this bug` +
-    `${process.env.TENDRIL_DEBUG ? `\n${err?.stack}` : ' (set TENDRIL_DEBUG=1 for details)'}\n`);
+  process.stderr.write(`${prog}: ${errorLine(e)}${process.env.TENDRIL_DEBUG ? `\n${err?.stack}` : ' (set TENDRIL_DEBUG=1 for details)'}\n`);
   return 1;
 }
 

@@ -20,3 +20,19 @@ export class LaunchError extends TendrilError {}
 
 /** Building a guest with `tendril cc` failed. */
 export class ToolchainError extends TendrilError {}
+
+/**
+ * Control characters in a message are shown escaped: messages quote
+ * untrusted text (device names from a guest image, paths, option words,
+ * annotations), and a newline or escape sequence in it must not break the
+ * one-line error or reach the terminal raw.
+ */
+export function escapeControl(s: string): string {
+  return s.replace(/[\x00-\x1f\x7f]/g, (c) => (c === '\n' ? '\\n' : c === '\t' ? '\\t' : `\\x${c.charCodeAt(0).toString(16).padStart(2, '0')}`));
+}
+
+/** The one line a failure is reported as: a TendrilError's message and hint, or an internal error. */
+export function errorLine(e: unknown): string {
+  if (e instanceof TendrilError) return escapeControl(`${e.message}${e.hint ? `; ${e.hint}` : ''}`);
+  return `internal error: ${escapeControl((e as Error)?.message ?? String(e))}; please report this bug`;
+}

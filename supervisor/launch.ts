@@ -13,8 +13,7 @@
 //     the fds over a socket and moves the fds to the planned numbers.
 
 import { constants as fsConstants, existsSync, fstatSync, openSync, readFileSync, statSync, writeSync } from 'node:fs';
-import { dirname, join, resolve } from 'node:path';
-import { fileURLToPath } from 'node:url';
+import { join, resolve } from 'node:path';
 import { SPT_INTERNAL_TIMERFD } from '../loader/abi.js';
 import { validateLoadSegments, type LoadSegment } from '../loader/elf.js';
 import { loadGuestImage, type GuestImage } from '../loader/image.js';
@@ -25,6 +24,7 @@ import { attachDevices, matchRequests, releaseDevices, type AttachedDevice } fro
 import { LaunchError } from './errors.js';
 import type { RunOptions } from './options.js';
 import { log } from './log.js';
+import { STUB_PATH } from './paths.js';
 import * as os from './os.js';
 
 /** Validated image + attached devices + the tender's fds, in this process's fd numbers. */
@@ -56,9 +56,6 @@ export interface CompiledLaunch {
   guestFds: number[];
 }
 
-const here = dirname(fileURLToPath(import.meta.url));
-/** dist/supervisor → native/build; the stub is built by `npm install`. */
-export const STUB_PATH = resolve(here, '../../native/build/tendril-stub');
 
 function sysFail(what: string): LaunchError {
   return new LaunchError(`${what} failed: ${os.strerror(os.errno())}`);

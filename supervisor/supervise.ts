@@ -8,7 +8,8 @@ import { closeSync } from 'node:fs';
 import type { Readable } from 'node:stream';
 import { PlanFlags } from '../loader/plan.js';
 import { syscallName } from '../filters/libseccomp.js';
-import { compileLaunch, releaseLaunch, STUB_PATH, writePlanFd, type PreparedLaunch } from './launch.js';
+import { compileLaunch, releaseLaunch, writePlanFd, type PreparedLaunch } from './launch.js';
+import { STUB_PATH } from './paths.js';
 import * as os from './os.js';
 
 /** The monitor's one-line report (monitor.c). */

@@ -4,14 +4,10 @@
 // u32 type, u32 id, u32 len, u32 reserved + payload, little endian.
 
 import { spawn, type ChildProcess } from 'node:child_process';
-import { dirname, resolve } from 'node:path';
 import type { Socket } from 'node:net';
-import { fileURLToPath } from 'node:url';
 import { LaunchError } from '../errors.js';
 import * as os from '../os.js';
-import { STUB_PATH } from '../launch.js';
-
-export const ZYGOTE_PATH = resolve(dirname(fileURLToPath(import.meta.url)), '../../../native/build/tendril-zygote');
+import { STUB_PATH, ZYGOTE_PATH } from '../paths.js';
 
 /** fd numbers inside a pool stub (the zygote sets them up). */
 export const POOL_PLAN_FD = 3;

@@ -5,14 +5,12 @@
 import { spawnSync } from 'node:child_process';
 import { existsSync, mkdtempSync, rmSync, writeFileSync, readFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
-import { dirname, join, resolve } from 'node:path';
-import { fileURLToPath } from 'node:url';
+import { join } from 'node:path';
 import { manifestNoteAsm, parseManifestJson, type Manifest } from '../../loader/manifest.js';
 import { ToolchainError, UsageError } from '../errors.js';
+import { BINDINGS_DIR, BINDINGS_OBJ } from '../paths.js';
 
-const root = resolve(dirname(fileURLToPath(import.meta.url)), '../../..');
-export const BINDINGS_DIR = join(root, 'native/bindings');
-export const BINDINGS_OBJ = join(root, 'native/build/bindings.o');
+export { BINDINGS_OBJ };
 
 const USAGE = `usage: tendril cc [--manifest FILE] -o OUT SOURCES... [CFLAGS...]
 Build a Solo5 spt guest. SOURCES are .c, .S or .o files; other arguments are

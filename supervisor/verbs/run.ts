@@ -4,7 +4,8 @@
 import { basename } from 'node:path';
 import { deviceTypeName } from '../../loader/manifest.js';
 import { version } from '../cli.js';
-import { execStub, openStartFifo, prepareCoreDumps, prepareLaunch, STUB_PATH, type PreparedLaunch } from '../launch.js';
+import { execStub, openStartFifo, prepareCoreDumps, prepareLaunch, type PreparedLaunch } from '../launch.js';
+import { STUB_PATH } from '../paths.js';
 import { configureLog, log } from '../log.js';
 import { parseRunArgs, runUsage, type RunOptions } from '../options.js';
 import { mirrorExit, signalName, spawnSupervised } from '../supervise.js';

@@ -1,0 +1,69 @@
+// What /proc says about a container's process. The pid in the state file is
+// trusted only while /proc/PID/stat shows the start time recorded at create:
+// after the guest exits and is reaped, its pid may be reused by anything.
+
+import { readFileSync, readlinkSync, statSync } from 'node:fs';
+
+export interface ProcStat {
+  /** R, S, D, T (stopped: paused), Z (zombie: exited, not yet reaped), X… */
+  state: string;
+  /** Clock ticks since boot (field 22): with the pid, a process's identity. */
+  startTime: string;
+}
+
+export function procStat(pid: number): ProcStat | undefined {
+  let text: string;
+  try {
+    text = readFileSync(`/proc/${pid}/stat`, 'latin1');
+  } catch {
+    return undefined;
+  }
+  // The command name (field 2) is in parentheses and may hold spaces or ')'.
+  const rest = text.slice(text.lastIndexOf(')') + 2).split(' ');
+  return { state: rest[0], startTime: rest[19] };
+}
+
+/** The seccomp mode: 0 while the stub waits for start, 2 once the guest runs under its filter. */
+export function seccompMode(pid: number): number | undefined {
+  try {
+    const m = /^Seccomp:\s+(\d+)$/m.exec(readFileSync(`/proc/${pid}/status`, 'latin1'));
+    return m ? Number(m[1]) : undefined;
+  } catch {
+    return undefined;
+  }
+}
+
+export function exePath(pid: number): string | undefined {
+  try {
+    return readlinkSync(`/proc/${pid}/exe`);
+  } catch {
+    return undefined;
+  }
+}
+
+/**
+ * The fd the process is blocked reading from (read(2) is what the stub does
+ * while it waits for start), null when it is not in read, undefined when
+ * /proc/PID/syscall cannot be read (that needs ptrace access: root, or the
+ * same user and a dumpable process).
+ */
+export function readingFd(pid: number): number | null | undefined {
+  let text: string;
+  try {
+    text = readFileSync(`/proc/${pid}/syscall`, 'latin1');
+  } catch {
+    return undefined;
+  }
+  const [nr, arg0] = text.trim().split(' ');
+  return nr === '0' && arg0 !== undefined ? Number(arg0) : null;
+}
+
+/** Whether /proc/PID/fd/FD is the file with this device and inode. */
+export function fdIsFile(pid: number, fd: number, file: { dev: number; ino: number }): boolean {
+  try {
+    const st = statSync(`/proc/${pid}/fd/${fd}`);
+    return st.dev === file.dev && st.ino === file.ino;
+  } catch {
+    return false;
+  }
+}
