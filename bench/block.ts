@@ -13,7 +13,7 @@ import { accessSync, closeSync, constants as fsc, existsSync, mkdirSync, mkdtemp
 import { join } from 'node:path';
 import { pathToFileURL } from 'node:url';
 import { guest, ROOT, TENDRIL } from '../tests/helpers.js';
-import { Budget, median, msSince, rounds, tableRow, type Bench, type BenchResult } from './common.js';
+import { Budget, median, msSince, rounds, type Bench, type BenchResult } from './common.js';
 
 const BLOCK = 512;
 const BIG = 1024 << 20;
@@ -120,7 +120,6 @@ export async function run(): Promise<BenchResult[]> {
         scratch: dir.startsWith('/dev/shm') ? 'tmpfs (/dev/shm)' : 'bench/tmp',
       },
     };
-    console.log(tableRow(result));
     return [result];
   } finally {
     rmSync(dir, { recursive: true, force: true });

@@ -75,14 +75,14 @@ async function startServer(sock: string, pool: number): Promise<ReturnType<typeo
 type Json = Record<string, unknown>;
 
 /** Closed-loop launches at a concurrency; returns per-launch latencies (ms) and the rate. */
-async function warmLoop(sock: string, image: string, concurrency: number, n: number): Promise<{ lat: number[]; perSecond: number }> {
+async function warmLoop(sock: string, image: string, concurrency: number, n: number, monitor = false): Promise<{ lat: number[]; perSecond: number }> {
   const lat: number[] = [];
   let next = 0;
   const start = process.hrtime.bigint();
   await Promise.all(Array.from({ length: concurrency }, async () => {
     while (next++ < n) {
       const t = process.hrtime.bigint();
-      const r = await api(sock, 'POST', '/instances', { image, memMiB: 2, args: ['--solo5:quiet'], wait: true });
+      const r = await api(sock, 'POST', '/instances', { image, memMiB: 2, args: ['--solo5:quiet'], wait: true, monitor });
       lat.push(msSince(t));
       if ((r.body as Json).status !== 0) throw new Error(`launch failed: ${JSON.stringify(r.body)}`);
     }
@@ -140,6 +140,7 @@ export const bench: Bench = {
       await warmLoop(sock, image, 1, 200); // warm up JIT and pool
       const c1 = await warmLoop(sock, image, 1, 2000);
       const c2 = await warmLoop(sock, image, 2, 2000);
+      const mon = await warmLoop(sock, image, 1, 2000, true);
       for (const [p, label] of [[0.5, 'p50'], [0.99, 'p99']] as const) {
         results.push({
           name: `warm ${label}`, what: `API launch→exit of hello, ${label} latency at concurrency 1 (lower is better)`, unit: 'ms',
@@ -148,6 +149,11 @@ export const bench: Bench = {
           details: { trueP: percentile(trueRuns, p), c2: percentile(c2.lat, p) },
         });
       }
+      results.push({
+        name: 'warm p50 monitored', what: 'the same with the ptrace monitor (exit reasons, peak RSS), p50 (lower is better)', unit: 'ms',
+        tendril: percentile(mon.lat, 0.5), baseline: percentile(floor, 0.5), ratio: percentile(mon.lat, 0.5) / percentile(floor, 0.5),
+        baselineIs: 'the same C floor', details: { p99: percentile(mon.lat, 0.99) },
+      });
       results.push({
         name: 'warm /bin/true', what: 'API launch→exit of hello p50 vs fork+exec of /bin/true from C (lower is better)', unit: 'ms',
         tendril: percentile(c1.lat, 0.5), baseline: percentile(trueRuns, 0.5), ratio: percentile(c1.lat, 0.5) / percentile(trueRuns, 0.5),
@@ -197,8 +203,8 @@ export const bench: Bench = {
         perSecond: longRun.perSecond,
       };
       results.push({
-        name: 'leaks', what: `fds leaked by the server over ${many} launches (0 expected)`, unit: 'fds',
-        tendril: leak.serverFds + leak.zygoteFds, baseline: 0, ratio: NaN,
+        name: 'leaks', what: `fds, processes and zombies left by the server over ${many} launches (0 expected)`, unit: '',
+        tendril: leak.serverFds + leak.zygoteFds + leak.zombies + Math.max(0, leak.zygoteChildren - 8), baseline: 0, ratio: 0,
         baselineIs: 'nothing left behind', details: leak,
       });
       const plots = join(ROOT, 'bench/results');
@@ -208,6 +214,7 @@ export const bench: Bench = {
         'C fork+exec of /bin/true': trueRuns,
         'tendril serve API, concurrency 1': c1.lat,
         'tendril serve API, concurrency 2': c2.lat,
+        'tendril serve API, monitored, concurrency 1': mon.lat,
         'cold tendril run': cold,
         'node -e 0': node0,
       }), join(plots, 'launch-latency.svg'));

@@ -17,7 +17,7 @@
 import { pathToFileURL } from 'node:url';
 import { guest } from '../tests/helpers.js';
 import { guestWithFlood, parsePing, pingArgs, withNetns, type Netns, type PingSummary } from '../tests/netns.js';
-import { Budget, median, rounds, tableRow, type Bench, type BenchResult } from './common.js';
+import { Budget, median, rounds, type Bench, type BenchResult } from './common.js';
 
 const REPS = 3;
 const DEADLINE_S = 12; // per flood: bounds every round, so the whole bench stays inside 60 s
@@ -64,7 +64,6 @@ async function series(ns: Netns, budget: Budget, count: number, cpu: number | un
     baselineIs: `the same flood answered by the kernel itself (the tap's host-side address, via loopback), same namespace${cpu === undefined ? '' : `, ping on CPU ${cpu}`}`,
     details: { count, reps, cpu: cpu ?? 'any', tendrilRates, baselineRates, rtt },
   };
-  console.log(tableRow(result));
   return result;
 }
 

@@ -19,7 +19,9 @@ const failures: { name: string; error: string }[] = [];
 console.log(TABLE_HEADER);
 for (const b of BENCHES) {
   try {
-    results.push(...(await b.run()));
+    const rows = await b.run();
+    results.push(...rows);
+    for (const r of rows) console.log(tableRow(r));
   } catch (e) {
     const error = (e as Error).message.split('\n')[0];
     failures.push({ name: b.name, error });

@@ -207,3 +207,14 @@ test.serial('300 launches leave no fds, processes, zombies or temp files behind'
   for (const k of kids) t.notRegex(readFileSync(`/proc/${k}/status`, 'utf8'), /^State:\s+Z/m);
   t.deepEqual(childrenOf(server.pid!), [zygote]);
 });
+
+test('monitor: false skips the monitor: same status, no reason or peak memory', async (t) => {
+  const r = await launch('test_seccomp', { monitor: false });
+  t.is(r.status, 159);
+  t.is(r.reason, 'guest was killed by SIGSYS');
+  t.is(r.maxrssKiB, undefined);
+  const ok = await launch('test_exit', { args: ['7'], monitor: false });
+  t.is(ok.status, 7);
+  const bad = await api(sock, 'POST', '/instances', { image: await register('test_hello'), monitor: 'no' });
+  t.is(bad.status, 400);
+});

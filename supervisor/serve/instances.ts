@@ -25,6 +25,12 @@ export interface LaunchRequest {
   devices?: Record<string, { net?: string; mac?: string; block?: string; readOnly?: boolean; sectorSize?: number }>;
   /** Kill the guest after this long (wall clock). */
   timeoutMs?: number;
+  /**
+   * Run the guest under its ptrace monitor (default true): the exit then
+   * carries the reason (forbidden syscall, fault address) and peak memory.
+   * false saves ~0.3 ms per launch for callers who only need the status.
+   */
+  monitor?: boolean;
 }
 
 export interface Instance {
@@ -111,6 +117,7 @@ export class InstanceManager {
     if (timeoutMs !== undefined && (!Number.isFinite(timeoutMs) || timeoutMs <= 0 || timeoutMs > this.limits.maxTimeoutMs)) {
       throw new RequestError(`"timeoutMs" must be between 1 and ${this.limits.maxTimeoutMs}`);
     }
+    if (req.monitor !== undefined && typeof req.monitor !== 'boolean') throw new RequestError('"monitor" must be true or false');
     const entry = this.registry.get(req.image);
     const opts = toRunOptions(req);
     const prepared = prepareLaunch(opts, entry.image);
@@ -118,7 +125,7 @@ export class InstanceManager {
     let fds: number[];
     try {
       const c = compileLaunch(prepared, { kind: 'place', base: POOL_FIRST_GUEST_FD },
-        { extraFlags: PlanFlags.MONITOR, reportFd: POOL_REPORT_FD, sendFds: true });
+        { extraFlags: req.monitor === false ? 0 : PlanFlags.MONITOR, reportFd: POOL_REPORT_FD, sendFds: true });
       plan = encodePlan(c.plan, c.filter.bpf);
       fds = c.passFds;
     } catch (e) {
