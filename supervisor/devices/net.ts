@@ -2,7 +2,6 @@
 // attaches to an existing, up interface, or the caller hands over a tap fd it
 // opened itself (`@FD`, which the reference rejects: §17 D1).
 
-import { randomBytes } from 'node:crypto';
 import { closeSync, openSync, constants as fsc } from 'node:fs';
 import type { ManifestDevice } from '../../loader/manifest.js';
 import { netPolicy } from '../../filters/policy.js';
@@ -190,7 +189,8 @@ function inspectTapFd(fd: number, where: string): { iface: string; netns?: numbe
 }
 
 function randomMac(): Buffer {
-  const mac = randomBytes(6);
+  // Web Crypto is always there; node:crypto would cost the cold path a module load.
+  const mac = Buffer.from(globalThis.crypto.getRandomValues(new Uint8Array(6)));
   mac[0] = (mac[0] & 0xfe) | 0x02; // unicast, locally administered
   return mac;
 }

@@ -8,7 +8,6 @@ import { execStub, openStartFifo, prepareCoreDumps, prepareLaunch, type Prepared
 import { STUB_PATH } from '../paths.js';
 import { configureLog, log } from '../log.js';
 import { parseRunArgs, runUsage, type RunOptions } from '../options.js';
-import { mirrorExit, signalName, spawnSupervised } from '../supervise.js';
 
 function logPrepared(p: PreparedLaunch, opts: RunOptions): void {
   if (!log.enabled('info')) return;
@@ -58,6 +57,8 @@ export async function runVerb(argv: string[], prog: string): Promise<number> {
     return execStub(prepared, argv0, { startFd });
   }
 
+  // Loaded only here: the exec path (the cold path) does not need it.
+  const { mirrorExit, signalName, spawnSupervised } = await import('../supervise.js');
   const { child, done } = spawnSupervised(prepared, argv0);
   log.info({ mode: 'spawn', guestPid: child.pid }, 'hand-over');
   // The guest shares our terminal: a Ctrl-C reaches it directly; we wait for its end.
