@@ -15,6 +15,7 @@ type Json = Record<string, any>; // eslint-disable-line @typescript-eslint/no-ex
 let server: ChildProcess;
 let sock: string;
 const dir = join(tmpdir(), `tendril-serve-test-${process.pid}`);
+const serverTmp = join(dir, 'tmp');
 const ids: Record<string, string> = {};
 
 async function register(name: string): Promise<string> {
@@ -36,7 +37,11 @@ const fdCount = (pid: number) => readdirSync(`/proc/${pid}/fd`).length;
 test.before(async () => {
   mkdirSync(dir, { recursive: true });
   sock = join(dir, 'api.sock');
-  server = spawn(process.execPath, [TENDRIL, 'serve', `--socket=${sock}`, '--pool=2', '--log-level=warn'], { stdio: ['ignore', 'inherit', 'inherit'] });
+  // A private TMPDIR: anything the server leaves in a temp dir shows up here,
+  // and only here (other test files make their own temp files meanwhile).
+  mkdirSync(serverTmp, { recursive: true });
+  server = spawn(process.execPath, [TENDRIL, 'serve', `--socket=${sock}`, '--pool=2', '--log-level=warn'],
+    { stdio: ['ignore', 'inherit', 'inherit'], env: { ...process.env, TMPDIR: serverTmp } });
   await waitFor('the server socket', () => existsSync(sock));
 });
 
@@ -193,13 +198,13 @@ test.serial('300 launches leave no fds, processes, zombies or temp files behind'
   await Promise.all([launch('test_hello'), launch('test_hello')]);
   const zygote = childrenOf(server.pid!).find((p) => readFileSync(`/proc/${p}/cmdline`, 'utf8').includes('tendril-zygote'))!;
   t.truthy(zygote);
-  const before = { server: fdCount(server.pid!), zygote: fdCount(zygote), temp: readdirSync(tmpdir()).length };
+  const before = { server: fdCount(server.pid!), zygote: fdCount(zygote), temp: readdirSync(serverTmp) };
   for (let i = 0; i < 150; i++) {
     const rs = await Promise.all([0, 1].map(() => api(sock, 'POST', '/instances', { image, memMiB: 2, args: ['--solo5:quiet'], wait: true })));
     for (const r of rs) if ((r.body as Json).status !== 0) t.fail(JSON.stringify(r.body));
   }
   await sleep(200); // let the pool refill
-  const after = { server: fdCount(server.pid!), zygote: fdCount(zygote), temp: readdirSync(tmpdir()).length };
+  const after = { server: fdCount(server.pid!), zygote: fdCount(zygote), temp: readdirSync(serverTmp) };
   t.deepEqual(after, before);
   // The zygote's children are exactly its idle pool; none is a zombie.
   const kids = childrenOf(zygote);
