@@ -20,7 +20,7 @@ export function latencySpec(title: string, series: Record<string, number[]>): To
     data: { values },
     mark: { type: 'boxplot', extent: 'min-max' },
     encoding: {
-      y: { field: 'series', type: 'nominal', title: null, sort: Object.keys(series) },
+      y: { field: 'series', type: 'nominal', title: null, sort: Object.keys(series), axis: { labelLimit: 320 } },
       x: { field: 'ms', type: 'quantitative', title: 'milliseconds (log scale)', scale: { type: 'log' } },
     },
   };
@@ -35,7 +35,7 @@ export function barsSpec(title: string, unit: string, rows: { label: string; ten
     data: { values },
     mark: 'bar',
     encoding: {
-      y: { field: 'label', type: 'nominal', title: null },
+      y: { field: 'label', type: 'nominal', title: null, axis: { labelLimit: 320 } },
       yOffset: { field: 'who' },
       x: { field: 'v', type: 'quantitative', title: unit },
       color: { field: 'who', type: 'nominal', title: null },
