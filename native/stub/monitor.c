@@ -96,7 +96,6 @@ struct exit_info {
  */
 static long read_hwm_kb(long pid)
 {
-    static char buf[4096];
     char path[32] = "/proc/";
     u32 n = 6;
     char digits[12];
@@ -111,25 +110,7 @@ static long read_hwm_kb(long pid)
     while (*tail)
         path[n++] = *tail++;
     path[n] = 0;
-    long fd = sys_open(path, 0);
-    if (fd < 0)
-        return -1;
-    long len = sys_read((int)fd, buf, sizeof buf - 1);
-    sys_close((int)fd);
-    if (len <= 0)
-        return -1;
-    buf[len] = 0;
-    for (long i = 0; i + 6 < len; i++) {
-        if (buf[i] == 'V' && buf[i + 1] == 'm' && buf[i + 2] == 'H' && buf[i + 3] == 'W' && buf[i + 4] == 'M' && buf[i + 5] == ':') {
-            long v = 0;
-            for (i += 6; buf[i] == ' ' || buf[i] == '\t'; i++)
-                ;
-            for (; buf[i] >= '0' && buf[i] <= '9'; i++)
-                v = v * 10 + (buf[i] - '0');
-            return v;
-        }
-    }
-    return -1;
+    return proc_status_value(path, "VmHWM:");
 }
 
 /* Ends this process the way the guest ended. */

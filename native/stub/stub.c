@@ -263,12 +263,14 @@ static void close_unkept(void)
     }
 }
 
-/* TracerPid from /proc/self/status, or -1 if it cannot be read. */
-static long tracer_pid(void)
+/*
+ * A number from a /proc status file ("TracerPid:", "VmHWM:"), or -1 if it
+ * cannot be read. Used by --gdb's wait and by the monitor.
+ */
+static long proc_status_value(const char *path, const char *key)
 {
     static char buf[4096];
-    static const char key[] = "TracerPid:";
-    long fd = sys_open("/proc/self/status", 0);
+    long fd = sys_open(path, 0);
     if (fd < 0)
         return -1;
     long n = sys_read((int)fd, buf, sizeof buf - 1);
@@ -276,20 +278,28 @@ static long tracer_pid(void)
     if (n <= 0)
         return -1;
     buf[n] = 0;
-    for (long i = 0; i + (long)sizeof key - 1 < n; i++) {
-        long j = 0;
-        while (key[j] && buf[i + j] == key[j])
-            j++;
-        if (key[j])
+    u64 klen = str_len(key);
+    for (long i = 0; i + (long)klen < n; i++) {
+        if (i > 0 && buf[i - 1] != '\n')
             continue;
-        long pid = 0;
-        for (i += j; buf[i] == ' ' || buf[i] == '\t'; i++)
+        u64 j = 0;
+        while (j < klen && buf[i + (long)j] == key[j])
+            j++;
+        if (j < klen)
+            continue;
+        long v = 0;
+        for (i += (long)klen; buf[i] == ' ' || buf[i] == '\t'; i++)
             ;
         for (; buf[i] >= '0' && buf[i] <= '9'; i++)
-            pid = pid * 10 + (buf[i] - '0');
-        return pid;
+            v = v * 10 + (buf[i] - '0');
+        return v;
     }
     return -1;
+}
+
+static long tracer_pid(void)
+{
+    return proc_status_value("/proc/self/status", "TracerPid:");
 }
 
 /*
