@@ -29,6 +29,11 @@ test('the guest replaces the tendril process: same pid, stub image, filter on, n
     t.is(fds.length, 5, `fds: ${fds.join(' ')}`);
     const kinds = fds.slice(3).map((fd) => readlinkSync(`/proc/${pid}/fd/${fd}`)).sort();
     t.deepEqual(kinds, ['anon_inode:[eventpoll]', 'anon_inode:[timerfd]']);
+    // Limits as defence in depth: no core, no fd above the highest kept, no locked memory.
+    const limits = readFileSync(`/proc/${pid}/limits`, 'utf8');
+    t.regex(limits, /^Max core file size\s+0\s+0\s/m);
+    t.regex(limits, new RegExp(`^Max open files\\s+${fds[fds.length - 1] + 1}\\s+${fds[fds.length - 1] + 1}\\s`, 'm'));
+    t.regex(limits, /^Max locked memory\s+0\s+0\s/m);
   } finally {
     child.kill('SIGKILL');
   }

@@ -18,7 +18,6 @@
 #define NR_wait4 61
 #define NR_fork 57
 #define NR_ptrace 101
-#define NR_setrlimit 160
 #define NR_gettid 186
 #define NR_tkill 200
 
@@ -36,7 +35,6 @@
 #define SIGSEGV_ 11
 #define SIGBUS_ 7
 #define SIGSYS_ 31
-#define RLIMIT_CORE_ 4
 
 static long sys_ptrace(long req, long pid, void *addr, long data)
 {
@@ -121,7 +119,7 @@ __attribute__((noreturn)) static void mirror_status(int status)
     int sig = status & 0x7f;
     /* The monitor's own death must not leave a core of the monitor. */
     static const u64 zero[2] = { 0, 0 };
-    syscall6(NR_setrlimit, RLIMIT_CORE_, (long)zero, 0, 0, 0, 0);
+    sys_setrlimit(RLIMIT_CORE, zero);
     syscall6(NR_tkill, syscall6(NR_gettid, 0, 0, 0, 0, 0, 0), sig, 0, 0, 0, 0);
     sys_exit_group(128 + sig);
 }

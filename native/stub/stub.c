@@ -264,6 +264,35 @@ static void close_unkept(void)
 }
 
 /*
+ * Resource limits as defence in depth: the filter already forbids every
+ * call they govern (no fd can be opened, no memory mapped, no process made),
+ * so they only bound what a kernel bug past the filter could reach. No core
+ * unless core dumps were asked for; no fd numbers above the highest one
+ * kept; no locked memory. RLIMIT_FSIZE is left alone: a disk write past the
+ * limit would fail even inside the disk.
+ */
+static void set_limits(void)
+{
+    u64 none[2] = { 0, 0 };
+    int top = 2;
+    for (u32 i = 0; i < hdr.nkeep; i++)
+        if (keep[i] > top)
+            top = keep[i];
+    if (guest_ready_fd > top)
+        top = guest_ready_fd;
+    if (start_fd > top)
+        top = start_fd;
+    u64 nofile[2] = { (u64)top + 1, (u64)top + 1 };
+    long r;
+    if (!(hdr.flags & PLAN_F_DUMPABLE) && (r = sys_setrlimit(RLIMIT_CORE, none)) < 0)
+        die_errno("setrlimit", "RLIMIT_CORE", r);
+    if ((r = sys_setrlimit(RLIMIT_NOFILE, nofile)) < 0)
+        die_errno("setrlimit", "RLIMIT_NOFILE", r);
+    if ((r = sys_setrlimit(RLIMIT_MEMLOCK, none)) < 0)
+        die_errno("setrlimit", "RLIMIT_MEMLOCK", r);
+}
+
+/*
  * A number from a /proc status file ("TracerPid:", "VmHWM:"), or -1 if it
  * cannot be read. Used by --gdb's wait and by the monitor.
  */
@@ -477,6 +506,7 @@ __attribute__((noreturn, used)) void stub_main(long *sp)
         if (r < 0)
             die_errno("prctl", "PR_SET_DUMPABLE", r);
     }
+    set_limits();
     long r = sys_prctl(PR_SET_NO_NEW_PRIVS, 1, 0, 0, 0);
     if (r < 0)
         die_errno("prctl", "PR_SET_NO_NEW_PRIVS", r);

@@ -22,6 +22,9 @@ typedef unsigned long u64;
 #define MAP_ANONYMOUS 0x20
 #define MAP_FIXED_NOREPLACE 0x100000
 
+#define RLIMIT_CORE 4
+#define RLIMIT_NOFILE 7
+#define RLIMIT_MEMLOCK 8
 #define PR_SET_PDEATHSIG 1
 #define PR_SET_DUMPABLE 4
 #define F_DUPFD_CLOEXEC 1030
@@ -43,6 +46,7 @@ typedef unsigned long u64;
 #define NR_fcntl 72
 #define NR_dup3 292
 #define NR_personality 135
+#define NR_setrlimit 160
 #define NR_prctl 157
 #define NR_exit_group 231
 #define NR_seccomp 317
@@ -78,6 +82,7 @@ static inline long sys_nanosleep(const long ts[2]) { return syscall6(NR_nanoslee
 static inline long sys_recvmsg(int fd, void *msg, int flags) { return syscall6(NR_recvmsg, fd, (long)msg, flags, 0, 0, 0); }
 static inline long sys_fcntl(int fd, int cmd, long arg) { return syscall6(NR_fcntl, fd, cmd, arg, 0, 0, 0); }
 static inline long sys_dup3(int a, int b, int flags) { return syscall6(NR_dup3, a, b, flags, 0, 0, 0); }
+static inline long sys_setrlimit(int res, const u64 lim[2]) { return syscall6(NR_setrlimit, res, (long)lim, 0, 0, 0, 0); }
 static inline long sys_personality(unsigned long p) { return syscall6(NR_personality, (long)p, 0, 0, 0, 0, 0); }
 static inline long sys_prctl(int op, long a, long b, long c, long d) { return syscall6(NR_prctl, op, a, b, c, d, 0); }
 static inline long sys_seccomp(unsigned int op, unsigned int flags, void *args)
