@@ -112,11 +112,22 @@ async function waitReady(child: ChildProcess, fifo: string, errText: () => strin
   }
 }
 
+/**
+ * config.json's rlimits, applied to the loaded guest. The stub has already
+ * lowered its own limits (no core, no fd above those it holds, no locked
+ * memory); a bundle may lower them further but never raise them again.
+ */
 function applyLimits(pid: number, plan: BundlePlan): void {
   for (const r of plan.rlimits) {
+    const current = Buffer.alloc(16);
+    if (sys.prlimit(pid, r.resource, null, current) < 0) {
+      throw new BundleError(`config.json: process.rlimits ${r.type}: cannot read the guest's limit: ${os.strerror(os.errno())}`);
+    }
+    const min = (a: bigint, b: bigint) => (a < b ? a : b);
+    const hard = min(r.hard, current.readBigUInt64LE(8));
     const buf = Buffer.alloc(16);
-    buf.writeBigUInt64LE(r.soft, 0);
-    buf.writeBigUInt64LE(r.hard, 8);
+    buf.writeBigUInt64LE(min(r.soft, hard), 0);
+    buf.writeBigUInt64LE(hard, 8);
     if (sys.prlimit(pid, r.resource, buf, null) < 0) {
       throw new BundleError(`config.json: process.rlimits ${r.type}: cannot apply: ${os.strerror(os.errno())}`);
     }
