@@ -82,5 +82,3 @@ export const ELF = {
 // §9 Yield / polling
 export const SPT_INTERNAL_TIMERFD = 0xfffffffen;
 
-// §13 Exit status
-export const SOLO5_EXIT_ABORT = 255;

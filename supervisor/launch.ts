@@ -88,7 +88,7 @@ function createPollSet(devices: AttachedDevice[]): { epollfd: number; timerfd: n
   return { epollfd, timerfd };
 }
 
-export function launchFlags(opts: RunOptions): number {
+function launchFlags(opts: RunOptions): number {
   return (opts.xExecHeap ? PlanFlags.X_EXEC_HEAP : 0) | (opts.dumpable ? PlanFlags.DUMPABLE : 0) |
     (opts.gdb ? PlanFlags.STOP_AT_ENTRY : 0);
 }

@@ -8,10 +8,8 @@ import koffi from 'koffi';
 
 const libc = koffi.load('libc.so.6');
 
-export const F_GETFD = 1;
 export const F_SETFD = 2;
 export const F_GETFL = 3;
-export const FD_CLOEXEC = 1;
 export const EPOLL_CLOEXEC = 0o2000000;
 export const EPOLL_CTL_ADD = 1;
 export const EPOLLIN = 1;
