@@ -13,7 +13,7 @@ import { log } from '../log.js';
 import { parseMac, parseMem, type DeviceRequest, type RunOptions } from '../options.js';
 import * as os from '../os.js';
 import { guestEnd, signalName, type GuestEnd } from '../supervise.js';
-import { POOL_FIRST_GUEST_FD, POOL_REPORT_FD, type Zygote } from './zygote.js';
+import { POOL_FIRST_GUEST_FD, POOL_REPORT_FD, type LaunchHandlers, type Zygote } from './zygote.js';
 import type { Metrics } from './metrics.js';
 import { NotFoundError, type ImageRegistry } from './registry.js';
 
@@ -156,7 +156,7 @@ export class InstanceManager {
       this.retire(inst.id);
       resolveEnded(inst);
     };
-    inst.launchId = this.zygote.launch(plan, fds, {
+    const handlers: LaunchHandlers = {
       started: (pid) => { inst.pid = pid; },
       output: (chunk) => this.output(inst, chunk),
       exit: (waitStatus, report) => {
@@ -167,13 +167,20 @@ export class InstanceManager {
         this.metrics.launchErrors.inc({ reason: 'stub' });
         finish({ status: 1, reason: `launch failed: ${reason}`, durationMs: 0 });
       },
-    }, () => {
-      // The fds are in the kernel's hands now: ours can go.
+    };
+    try {
+      inst.launchId = this.zygote.launch(plan, fds, handlers, () => {
+        // The fds are in the kernel's hands now: ours can go.
+        releaseLaunch(prepared);
+        launched = process.hrtime.bigint();
+        inst.timings.launchMs = Number(launched - t0) / 1e6;
+        this.metrics.launchLatency.observe(inst.timings.launchMs / 1000);
+      });
+    } catch (e) {
+      if (timer) clearTimeout(timer);
       releaseLaunch(prepared);
-      launched = process.hrtime.bigint();
-      inst.timings.launchMs = Number(launched - t0) / 1e6;
-      this.metrics.launchLatency.observe(inst.timings.launchMs / 1000);
-    });
+      throw e;
+    }
     this.metrics.launches.inc();
     this.instances.set(inst.id, inst);
     log.info({ instance: inst.id, image: entry.id.slice(0, 12) }, 'guest launched');
