@@ -10,9 +10,9 @@ import { execFileSync } from 'node:child_process';
 import { existsSync, mkdtempSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
-import { guest } from './helpers.js';
+import { guest, oneLine, Pool } from './helpers.js';
 import { formatSummary, loadBases, runCampaign, type CampaignResult } from './fuzz/campaign.js';
-import { isOneLine, launchTendril, Pool } from './fuzz/launch.js';
+import { launchTendril } from './fuzz/launch.js';
 import { elfCase, makeBase } from './fuzz/mutate.js';
 
 const SEED = 20261125;
@@ -116,7 +116,7 @@ for (const [what, text, expect] of [
         t.regex(readFileSync(output, 'utf8'), /\.note\.solo5\.manifest/);
       } else {
         t.is(r.status, 1);
-        t.true(isOneLine(r.stderr), JSON.stringify(r.stderr));
+        t.true(oneLine(r.stderr), JSON.stringify(r.stderr));
         t.regex(r.stderr, expect);
         t.true(r.stderr.includes(input), 'names the input');
         t.false(existsSync(output), 'no output file');
@@ -137,7 +137,7 @@ test('--block-ro on a FIFO is refused at once, not a hang (found by the fuzzer)'
     const r = await launchTendril(['run', '--mem=2', `--block-ro:storage=${fifo}`, guest('test_blk')], { timeoutMs: 4000 });
     t.is(r.timedOut, undefined, `still running after 4 s as ${r.timedOut}`);
     t.is(r.status, 1);
-    t.true(isOneLine(r.stderr), r.stderr);
+    t.true(oneLine(r.stderr), r.stderr);
   } finally {
     rmSync(dir, { recursive: true, force: true });
   }
@@ -155,7 +155,7 @@ test('a newline in a manifest device name is shown escaped and does not split th
     const r = await launchTendril(['run', '--mem=2', file], { timeoutMs: 10_000 });
     t.is(r.status, 1);
     t.regex(r.stderr, /invalid device name/);
-    t.true(isOneLine(r.stderr), JSON.stringify(r.stderr));
+    t.true(oneLine(r.stderr), JSON.stringify(r.stderr));
   } finally {
     rmSync(dir, { recursive: true, force: true });
   }
@@ -169,7 +169,7 @@ test('gen-manifest with an unwritable OUT is a one-line error, not an internal e
     for (const output of [join(dir, 'missing', 'out.S'), dir]) {
       const r = await launchTendril(['elftool', 'gen-manifest', input, output], { timeoutMs: 20_000 });
       t.is(r.status, 1);
-      t.true(isOneLine(r.stderr), r.stderr);
+      t.true(oneLine(r.stderr), r.stderr);
       t.notRegex(r.stderr, /internal error|please report this bug/, r.stderr);
     }
   } finally {

@@ -1,9 +1,10 @@
 // Shared test helpers: where things are, and how to run tendril for real.
 
-import { spawnSync, type SpawnSyncOptions } from 'node:child_process';
-import { mkdtempSync, rmSync } from 'node:fs';
+import { spawn, spawnSync, type SpawnSyncOptions } from 'node:child_process';
+import { mkdtempSync, readFileSync, readlinkSync, rmSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { dirname, join, resolve } from 'node:path';
+import { setTimeout as pause } from 'node:timers/promises';
 import { fileURLToPath } from 'node:url';
 
 /** Repository root (tests run from dist/tests). */
@@ -56,22 +57,49 @@ export async function withTempDir<T>(fn: (dir: string) => Promise<T> | T): Promi
   }
 }
 
-/** stderr must be exactly one line (a clear message, no stack trace). */
+/** stderr is exactly one line (a clear message, so no stack trace either). */
 export function oneLine(stderr: string): boolean {
-  return /^[^\n]+\n$/.test(stderr) && !/\n\s+at /.test(stderr);
+  return /^[^\n]+\n$/.test(stderr);
 }
 
-import { spawn } from 'node:child_process';
 
-/** Async variant of runCmd, so independent launches in one test file overlap. */
-export function runCmdAsync(cmd: string, args: string[], opts: { timeoutMs?: number; env?: NodeJS.ProcessEnv; stdio?: ('pipe' | 'ignore' | 'inherit' | number)[] } = {}): Promise<RunResult> {
+export interface AsyncRunOptions {
+  timeoutMs?: number;
+  env?: NodeJS.ProcessEnv;
+  cwd?: string;
+  stdio?: ('pipe' | 'ignore' | 'inherit' | number)[];
+  /** Bytes kept of each of stdout and stderr; the rest is drained and dropped. */
+  captureLimit?: number;
+  /** Called with the pid just before the deadline kill: what had the process become? */
+  atDeadline?: (pid: number) => string;
+}
+
+export interface AsyncRunResult extends RunResult {
+  /** Set when the deadline killed the process: atDeadline's answer, or 'deadline'. */
+  timedOut?: string;
+  ms: number;
+}
+
+/** Async variant of runCmd, so independent launches overlap; always bounded by a deadline. */
+export function runCmdAsync(cmd: string, args: string[], opts: AsyncRunOptions = {}): Promise<AsyncRunResult> {
+  const t0 = Date.now();
+  const limit = opts.captureLimit ?? Infinity;
   return new Promise((resolvePromise, reject) => {
-    const child = spawn(cmd, args, { env: opts.env, stdio: opts.stdio ?? ['ignore', 'pipe', 'pipe'] });
-    const out: Buffer[] = [];
-    const err: Buffer[] = [];
-    child.stdout?.on('data', (d: Buffer) => out.push(d));
-    child.stderr?.on('data', (d: Buffer) => err.push(d));
-    const timer = setTimeout(() => child.kill('SIGKILL'), opts.timeoutMs ?? 60_000);
+    const child = spawn(cmd, args, { env: opts.env, cwd: opts.cwd, stdio: opts.stdio ?? ['ignore', 'pipe', 'pipe'] });
+    const capture = () => {
+      const chunks: Buffer[] = [];
+      let len = 0;
+      return { chunks, add: (d: Buffer) => { if (len < limit) chunks.push(d); len += d.length; } };
+    };
+    const out = capture();
+    const err = capture();
+    child.stdout?.on('data', out.add);
+    child.stderr?.on('data', err.add);
+    let timedOut: string | undefined;
+    const timer = setTimeout(() => {
+      timedOut = opts.atDeadline && child.pid ? opts.atDeadline(child.pid) : 'deadline';
+      child.kill('SIGKILL');
+    }, opts.timeoutMs ?? 60_000);
     child.on('error', (e) => {
       clearTimeout(timer);
       reject(e);
@@ -81,32 +109,37 @@ export function runCmdAsync(cmd: string, args: string[], opts: { timeoutMs?: num
       resolvePromise({
         status: shellStatus(status, signal),
         signal,
-        stdout: Buffer.concat(out).toString('latin1'),
-        stderr: Buffer.concat(err).toString('latin1'),
+        stdout: Buffer.concat(out.chunks).toString('latin1'),
+        stderr: Buffer.concat(err.chunks).toString('latin1'),
+        timedOut,
+        ms: Date.now() - t0,
       });
     });
   });
 }
 
-export function tendrilAsync(args: string[], opts: { timeoutMs?: number; env?: NodeJS.ProcessEnv } = {}): Promise<RunResult> {
+export function tendrilAsync(args: string[], opts: AsyncRunOptions = {}): Promise<AsyncRunResult> {
   return runCmdAsync(process.execPath, [TENDRIL, ...args], opts);
 }
 
-/** Maps over items with at most `limit` running at once (launches are heavy on 2 cores). */
-export async function mapLimit<T, R>(items: T[], limit: number, fn: (item: T, index: number) => Promise<R>): Promise<R[]> {
-  const out: R[] = new Array(items.length);
-  let next = 0;
-  await Promise.all(Array.from({ length: Math.min(limit, items.length) }, async () => {
-    while (next < items.length) {
-      const i = next++;
-      out[i] = await fn(items[i], i);
-    }
-  }));
-  return out;
-}
+/** Runs at most `size` tasks at a time (each launch starts a Node; the machine has 2 cores). */
+export class Pool {
+  private running = 0;
+  private readonly waiting: (() => void)[] = [];
 
-import { readFileSync as readFile, readlinkSync as readLink } from 'node:fs';
-import { setTimeout as pause } from 'node:timers/promises';
+  constructor(readonly size: number) {}
+
+  async run<T>(task: () => Promise<T>): Promise<T> {
+    if (this.running >= this.size) await new Promise<void>((r) => this.waiting.push(r));
+    this.running++;
+    try {
+      return await task();
+    } finally {
+      this.running--;
+      this.waiting.shift()?.();
+    }
+  }
+}
 
 /** Polls `probe` until it returns a value (not undefined/false); throws after `timeoutMs`. */
 export async function waitFor<T>(what: string, probe: () => T | undefined | false, timeoutMs = 10_000): Promise<T> {
@@ -129,20 +162,20 @@ export const STUB = join(ROOT, 'native/build/tendril-stub');
 /** /proc/PID/status once the guest runs (its seccomp filter is installed). */
 export function waitForGuest(pid: number): Promise<string> {
   return waitFor(`pid ${pid} to run its guest`, () => {
-    const status = readFile(`/proc/${pid}/status`, 'utf8');
+    const status = readFileSync(`/proc/${pid}/status`, 'utf8');
     return /^Seccomp:\s+2$/m.test(status) && status;
   });
 }
 
 /** Until pid has exec'd the stub (it may still be waiting to start its guest). */
 export function waitForStub(pid: number): Promise<true> {
-  return waitFor(`pid ${pid} to exec the stub`, () => readLink(`/proc/${pid}/exe`) === STUB);
+  return waitFor(`pid ${pid} to exec the stub`, () => readlinkSync(`/proc/${pid}/exe`) === STUB);
 }
 
 /** The children of pid (from /proc), [] if it is gone. */
 export function childrenOf(pid: number): number[] {
   try {
-    return readFile(`/proc/${pid}/task/${pid}/children`, 'utf8').trim().split(/\s+/).filter(Boolean).map(Number);
+    return readFileSync(`/proc/${pid}/task/${pid}/children`, 'utf8').trim().split(/\s+/).filter(Boolean).map(Number);
   } catch {
     return [];
   }

@@ -14,8 +14,8 @@ import { createHash } from 'node:crypto';
 import { mkdtempSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
-import { guest } from './helpers.js';
-import { launchTendril, Pool, type WatchedResult } from './fuzz/launch.js';
+import { guest, Pool } from './helpers.js';
+import { launchTendril, type WatchedResult } from './fuzz/launch.js';
 import { check, describeOutcomes, kernelVersion, SAMPLE, SYS_UPROBE, SYS_URETPROBE, type SweepOutcome } from './fuzz/sweep.js';
 
 const SIGSYS = 159;

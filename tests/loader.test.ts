@@ -8,7 +8,7 @@ import { validateLoadSegments } from '../loader/elf.js';
 import { TendrilError } from '../loader/errors.js';
 import { parseGuestImage } from '../loader/image.js';
 import { BAD_ELF_CASES } from './fixtures/bad-elf.js';
-import { guest, mapLimit, oneLine, tendrilAsync, withTempDir } from './helpers.js';
+import { guest, oneLine, Pool, tendrilAsync, withTempDir } from './helpers.js';
 
 const valid = () => readFileSync(guest('test_hello'));
 
@@ -38,11 +38,12 @@ for (const c of BAD_ELF_CASES) {
 
 test('every bad image is refused by `tendril run` with exit 1 and one line', async (t) => {
   await withTempDir(async (dir) => {
-    const results = await mapLimit(BAD_ELF_CASES, 4, async (c, i) => {
+    const pool = new Pool(4);
+    const results = await Promise.all(BAD_ELF_CASES.map((c, i) => pool.run(async () => {
       const file = join(dir, `bad${i}.spt`);
       writeFileSync(file, c.mutate(valid()));
       return { c, file, r: await tendrilAsync(['run', `--mem=${c.memMiB ?? 2}`, file]) };
-    });
+    })));
     for (const { c, file, r } of results) {
       t.is(r.status, 1, `${c.name}: status`);
       t.is(r.stdout, '', `${c.name}: the guest must not have run`);

@@ -13,8 +13,8 @@ import { mkdirSync, writeFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { TendrilError } from '../../loader/errors.js';
 import { parseRunArgs } from '../../supervisor/options.js';
-import { guest } from '../helpers.js';
-import { isOneLine, launchChecked, looksLikeCrash, Pool } from './launch.js';
+import { guest, oneLine, Pool } from '../helpers.js';
+import { launchChecked, looksLikeCrash } from './launch.js';
 import { Rng } from './mutate.js';
 import type { Finding } from './elf.js';
 
@@ -169,9 +169,9 @@ export async function runCliCampaign(o: { seed: number; cases: number; launches:
     let ok: boolean;
     if (kind === 'help') ok = r.status === 1 && /^usage: /.test(err);
     else if (kind === 'version') ok = r.status === 0 && /^tendril tender, version .*\nABI version 2\n$/.test(err);
-    else if (kind === 'refused') ok = r.status === 1 && isOneLine(err) && r.stdout === '';
+    else if (kind === 'refused') ok = r.status === 1 && oneLine(err) && r.stdout === '';
     else if (r.status === 0) ok = err === '';
-    else if (r.status === 1) ok = isOneLine(err) ? r.stdout === '' : err === '' && /Solo5/.test(r.stdout); // refused, or the guest's own exit 1
+    else if (r.status === 1) ok = oneLine(err) ? r.stdout === '' : err === '' && /Solo5/.test(r.stdout); // refused, or the guest's own exit 1
     else ok = false;
     if (!ok) {
       s.badRuns.push({ case: show(c), detail: `parsed as ${kind}; ${seenAs}` });

@@ -15,7 +15,8 @@ import { validateLoadSegments } from '../../loader/elf.js';
 import { TendrilError } from '../../loader/errors.js';
 import { parseGuestImage } from '../../loader/image.js';
 import { encodePlan, makeLaunchPlan } from '../../loader/plan.js';
-import { isOneLine, launchChecked, looksLikeCrash, Pool, type WatchedResult } from './launch.js';
+import { oneLine, Pool } from '../helpers.js';
+import { launchChecked, looksLikeCrash, type WatchedResult } from './launch.js';
 import { elfCase, type Base, type ElfCase } from './mutate.js';
 
 export const MEM_MIB = 2;
@@ -180,7 +181,7 @@ export async function runElfCampaign(o: ElfCampaignOptions): Promise<ElfSummary>
       if (r.timedOut === 'supervisor') s.hangs.push({ case: what, detail: seenAs });
       else if (r.timedOut || r.status !== 1 || r.stdout !== '') s.invalidLaunches.push({ case: what, detail: seenAs });
       // Device matching runs before the segment checks (as in the reference), and names the device, not the file.
-      else if (!isOneLine(r.stderr) || (!r.stderr.includes(path) && !/Resource not declared|declared but not attached/.test(r.stderr))) {
+      else if (!oneLine(r.stderr) || (!r.stderr.includes(path) && !/Resource not declared|declared but not attached/.test(r.stderr))) {
         s.badRefusals.push({ case: what, detail: seenAs });
       }
       return;
@@ -189,7 +190,7 @@ export async function runElfCampaign(o: ElfCampaignOptions): Promise<ElfSummary>
     bump(s.acceptedOutcomes, outcome(r));
     if (r.timedOut === 'guest') s.ranKilledByTimeout++;
     else if (r.timedOut) s.hangs.push({ case: what, detail: seenAs });
-    else if (r.stderr !== '' && (r.status !== 1 || !isOneLine(r.stderr) || !r.stderr.startsWith('tendril: '))) {
+    else if (r.stderr !== '' && (r.status !== 1 || !oneLine(r.stderr) || !r.stderr.startsWith('tendril: '))) {
       // The guest cannot write to fd 2: anything there is tendril's, and must be a one-line refusal.
       s.crashes.push({ case: what, detail: `launch: unexpected report: ${seenAs}` });
     }

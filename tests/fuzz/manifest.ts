@@ -13,7 +13,8 @@ import { existsSync, mkdirSync, readFileSync, rmSync, writeFileSync } from 'node
 import { join } from 'node:path';
 import { ManifestError } from '../../loader/errors.js';
 import { parseManifestJson } from '../../loader/manifest.js';
-import { isOneLine, launchChecked, looksLikeCrash, Pool } from './launch.js';
+import { oneLine, Pool } from '../helpers.js';
+import { launchChecked, looksLikeCrash } from './launch.js';
 import { Rng } from './mutate.js';
 import type { Finding } from './elf.js';
 
@@ -279,11 +280,11 @@ export async function runManifestCampaign(o: { seed: number; cases: number; laun
     else if (looksLikeCrash(r.stderr) || r.signal) {
       s.crashes.push({ case: `${describe(c)}${badOut ? ' → OUT in a missing directory' : ''}`, detail: seenAs });
     } else if (badOut) {
-      if (r.status !== 1 || !isOneLine(r.stderr) || r.stdout !== '') s.badRuns.push({ case: describe(c), detail: `OUT in a missing directory: ${seenAs}` });
+      if (r.status !== 1 || !oneLine(r.stderr) || r.stdout !== '') s.badRuns.push({ case: describe(c), detail: `OUT in a missing directory: ${seenAs}` });
     } else if (c.valid) {
       const ok = r.status === 0 && r.stderr === '' && written && readFileSync(output, 'utf8').includes('.note.solo5.manifest');
       if (!ok) s.badRuns.push({ case: describe(c), detail: `valid manifest: ${seenAs}` });
-    } else if (r.status !== 1 || !isOneLine(r.stderr) || written || r.stdout !== '') {
+    } else if (r.status !== 1 || !oneLine(r.stderr) || written || r.stdout !== '') {
       s.badRuns.push({ case: describe(c), detail: `invalid manifest: ${seenAs}` });
     }
     rmSync(dir, { recursive: true, force: true });

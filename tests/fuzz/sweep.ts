@@ -4,8 +4,8 @@
 // tests/hostile-sweep.test.ts (every number 0–600, `npm run test:security`).
 
 import { release } from 'node:os';
-import { guest } from '../helpers.js';
-import { launchTendril, Pool, type WatchedResult } from './launch.js';
+import { guest, Pool } from '../helpers.js';
+import { launchTendril, type WatchedResult } from './launch.js';
 
 export const SYS_EXIT_GROUP = 231;
 export const SYS_URETPROBE = 335;
