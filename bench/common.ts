@@ -1,5 +1,5 @@
 // Shared by the benchmarks: what a benchmark returns, and small numeric helpers.
-// Benchmarks are run, never asserted (DESIGN.md): each compares tendril with a
+// Benchmarks are run, never asserted (docs/architecture.md, "Benchmarks"): each compares tendril with a
 // baseline measured in the same run, on the same machine, moments apart.
 
 export interface BenchResult {

@@ -59,7 +59,7 @@ export function packArgs(args: { arg: number; op: number; value: bigint }[]): Bu
   return buf;
 }
 
-/** A libseccomp filter context with KILL_PROCESS as both default and bad-arch action (spec §17 D4). */
+/** A libseccomp filter context with KILL_PROCESS as both default and bad-arch action (abi.md §17 D4). */
 export class SeccompContext {
   private readonly lib: Lib;
   private ctx: unknown;

@@ -1,9 +1,9 @@
-// The guest's syscall allowlist as data (spec §7). A policy is built from the
+// The guest's syscall allowlist as data (abi.md §7). A policy is built from the
 // tender's own fds plus one contribution per attached device, then compiled
 // in one place (compile.ts). Nothing here knows about CLI options: callers
 // say which fds mean what.
 
-/** x86_64 syscall numbers the guest bindings use (spec §8). */
+/** x86_64 syscall numbers the guest bindings use (abi.md §8). */
 export const SYS = {
   read: 0,
   write: 1,
@@ -56,7 +56,7 @@ export interface Policy {
 
 const eq = (arg: number, value: number | bigint): ArgCondition => ({ arg, op: Cmp.EQ, value: BigInt(value) });
 
-/** The core rules every guest gets (spec §7, "core"). */
+/** The core rules every guest gets (abi.md §7, "core"). */
 export function corePolicy(fds: { epollfd: number; timerfd: number }): Rule[] {
   const core = (syscall: SyscallName, when: ArgCondition[], purpose: string): Rule => ({ syscall, when, origin: 'core', purpose });
   return [
@@ -70,7 +70,7 @@ export function corePolicy(fds: { epollfd: number; timerfd: number }): Rule[] {
   ];
 }
 
-/** Rules for one attached tap (spec §7, "net"). */
+/** Rules for one attached tap (abi.md §7, "net"). */
 export function netPolicy(name: string, fd: number): Rule[] {
   const origin = `net:${name}`;
   return [
@@ -80,7 +80,7 @@ export function netPolicy(name: string, fd: number): Rule[] {
 }
 
 /**
- * Rules for one attached disk (spec §7, "block"): whole blocks only, and never
+ * Rules for one attached disk (abi.md §7, "block"): whole blocks only, and never
  * past the last block. Alignment is left to the bindings, like the reference.
  * A read-only disk gets no pwrite64 rule at all... but then a guest write would
  * die by SIGSYS instead of failing with EUNSPEC, which breaks the API contract;

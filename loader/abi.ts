@@ -1,8 +1,8 @@
 // The Solo5 spt ABI v2 constants, in one place, grouped by the section of
-// shared/spec/spt-abi.md that defines them. Nothing here is tunable: changing a
+// docs/abi.md that defines them. Nothing here is tunable: changing a
 // value breaks binary compatibility with reference-built guests.
 
-// §1 Guest memory layout
+// abi.md §1 Guest memory layout
 export const SPT_HOST_MEM_BASE = 0x10000n;
 export const SPT_GUEST_MIN_BASE = 0x100000n;
 export const PAGE_SIZE = 0x1000n;
@@ -11,12 +11,12 @@ export const DEFAULT_MEM_MIB = 512;
  *  explicit bound turns "absurd" into a clear error rather than an ENOMEM. */
 export const MAX_MEM_MIB = 65536;
 
-// §2 Boot information
+// abi.md §2 Boot information
 export const SPT_BOOT_INFO_BASE = SPT_HOST_MEM_BASE + 0x1000n; // 0x11000
 export const BOOT_INFO_SIZE = 40;
 export const SPT_CMDLINE_SIZE = 8192;
 
-// §5 Notes
+// abi.md §5 Notes
 export const NOTE_NAME = 'Solo5';
 export const NOTE_HEADER_SIZE = 20; // 12-byte nhdr + "Solo5\0" padded to 8
 export const ABI1_NOTE_TYPE = 0x31494241; // "ABI1"
@@ -36,7 +36,7 @@ export enum AbiTarget {
 }
 export const SPT_ABI_VERSION = 2;
 
-// §5.2 Manifest
+// abi.md §5.2 Manifest
 export const MFT_VERSION = 1;
 export const MFT_NAME_SIZE = 68;
 export const MFT_ENTRY_SIZE = 104;
@@ -59,7 +59,7 @@ export const MFT_ENTRY = {
   attached: 96,
 } as const;
 
-// §6 ELF
+// abi.md §6 ELF
 export const ELF = {
   EI_NIDENT: 16,
   ELFCLASS64: 2,
@@ -79,6 +79,6 @@ export const ELF = {
   PF_R: 4,
 } as const;
 
-// §9 Yield / polling
+// abi.md §9 Yield / polling
 export const SPT_INTERNAL_TIMERFD = 0xfffffffen;
 

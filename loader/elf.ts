@@ -1,5 +1,5 @@
 // ELF64 header and program header parsing, with the validation rules of spec
-// §6. Guest images are untrusted: every offset is bounds-checked and all
+// abi.md §6. Guest images are untrusted: every offset is bounds-checked and all
 // address arithmetic is done in BigInt, so a crafted header can neither read
 // outside the file nor wrap around 2^64 unnoticed.
 
@@ -25,7 +25,7 @@ export interface ProgramHeader {
   align: bigint;
 }
 
-/** A PT_LOAD segment that passed §6 and will be copied into guest memory. */
+/** A PT_LOAD segment that passed abi.md §6 and will be copied into guest memory. */
 export interface LoadSegment {
   index: number;
   vaddr: bigint;
@@ -48,7 +48,7 @@ function invalid(file: string, what: string): ElfError {
 }
 
 /**
- * Header checks of §6, in the reference's order. `context` names the step, so
+ * Header checks of abi.md §6, in the reference's order. `context` names the step, so
  * an ordinary host program is reported the way the reference does it
  * ("elf header invalid while loading note").
  */
@@ -105,7 +105,7 @@ function protOf(flags: number): number {
 }
 
 /**
- * The per-segment rules of §6, against a memory size. Only PT_LOAD entries
+ * The per-segment rules of abi.md §6, against a memory size. Only PT_LOAD entries
  * with p_filesz != 0 are loaded (a bss-only segment lives in memory that is
  * already zero and RW). Beyond the reference we also require the segment's
  * bytes to be inside the file: the reference would pread short and load a
@@ -171,7 +171,7 @@ export function validateLoadSegments(file: string, image: Buffer, hdr: ElfHeader
   return segs;
 }
 
-/** kernel_end of §2: the highest page-aligned end of the loaded segments. */
+/** kernel_end of abi.md §2: the highest page-aligned end of the loaded segments. */
 export function kernelEnd(segs: LoadSegment[]): bigint {
   return segs.reduce((m, s) => (s.end > m ? s.end : m), 0n);
 }

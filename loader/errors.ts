@@ -14,10 +14,10 @@ export class TendrilError extends Error {
   }
 }
 
-/** The guest image is not a loadable spt ELF (spec §5.4, §6). */
+/** The guest image is not a loadable spt ELF (abi.md §5.4, abi.md §6). */
 export class ElfError extends TendrilError {}
 
-/** The guest's manifest (note or JSON) is invalid (spec §5.2, §6.1). */
+/** The guest's manifest (note or JSON) is invalid (abi.md §5.2, abi.md §6.1). */
 export class ManifestError extends TendrilError {}
 
 /** The guest cannot be planned with the requested settings (memory size,

@@ -1,5 +1,5 @@
 // A guest image: the ELF bytes plus what its Solo5 notes say, checked in the
-// order of spec §6.1 so each rejection is the one the reference would give.
+// order of abi.md §6.1 so each rejection is the one the reference would give.
 
 import { readFileSync } from 'node:fs';
 import {
@@ -37,7 +37,7 @@ export function abiTargetName(t: number): string {
   return AbiTarget[t]?.toLowerCase() ?? `unknown (${t})`;
 }
 
-/** Reads the ABI1 note: target and version (§5.1). */
+/** Reads the ABI1 note: target and version (abi.md §5.1). */
 export function readAbi(file: string, bytes: Buffer, phdrs: ProgramHeader[]): { target: number; version: number } {
   const desc = findSolo5Note(file, bytes, phdrs, { type: ABI1_NOTE_TYPE, align: ABI1_NOTE_ALIGN, maxSize: ABI1_NOTE_MAX_SIZE });
   if (!desc || desc.length < 8) {

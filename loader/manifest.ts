@@ -1,6 +1,6 @@
-// The Solo5 application manifest (spec §5.2): the devices a guest declares.
+// The Solo5 application manifest (abi.md §5.2): the devices a guest declares.
 // It arrives either as the MFT1 note of a guest image (validated like the
-// reference's mft_validate, §6.1) or as the JSON that `elftool gen-manifest`
+// reference's mft_validate, abi.md §6.1) or as the JSON that `elftool gen-manifest`
 // reads; both produce the same model, and the model can be written back as
 // the note (assembly for the toolchain) or as JSON.
 
@@ -41,7 +41,7 @@ export function findDevice(m: Manifest, name: string): ManifestDevice | undefine
   return m.devices.find((d) => d.name === name);
 }
 
-/** mft_validate of §6.1 over the note descriptor (struct mft). */
+/** mft_validate of abi.md §6.1 over the note descriptor (struct mft). */
 export function parseManifestNote(file: string, desc: Buffer): Manifest {
   const bad = (why: string) => new ManifestError(`${file}: Solo5 manifest is invalid: ${why}`,
     'regenerate it with `tendril elftool gen-manifest` and rebuild the guest');
@@ -76,7 +76,7 @@ export function parseManifestNote(file: string, desc: Buffer): Manifest {
   return { entries, devices };
 }
 
-/** The JSON accepted by `elftool gen-manifest` (§5.2), strictly. */
+/** The JSON accepted by `elftool gen-manifest` (abi.md §5.2), strictly. */
 export function parseManifestJson(source: string, text: string): Manifest {
   const bad = (why: string) => new ManifestError(`${source}: ${why}`,
     'expected {"type":"solo5.manifest","version":1,"devices":[{"name":"NAME","type":"BLOCK_BASIC"|"NET_BASIC"}]}');
@@ -140,7 +140,7 @@ export function encodeManifest(m: Manifest): Buffer {
 /**
  * The MFT1 note as GNU assembler source, for the guest toolchain. The
  * descriptor is 8-aligned, so 4 bytes of padding follow the 20-byte header and
- * are counted in n_descsz (§5.2).
+ * are counted in n_descsz (abi.md §5.2).
  */
 export function manifestNoteAsm(m: Manifest): string {
   const body = encodeManifest(m);

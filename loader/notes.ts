@@ -1,4 +1,4 @@
-// Finding a Solo5 note (spec §5.4). The reference reads only the *first* note
+// Finding a Solo5 note (abi.md §5.4). The reference reads only the *first* note
 // of each PT_NOTE segment, so a Solo5 note must open its segment; we follow
 // that exactly, because a guest that another tender accepts must not be
 // rejected here and vice versa.

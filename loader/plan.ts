@@ -83,7 +83,7 @@ export function encodeCmdline(cmdline: string): Buffer {
   return bytes;
 }
 
-/** The manifest as the guest sees it: every attached entry filled in (§2). */
+/** The manifest as the guest sees it: every attached entry filled in (abi.md §2). */
 export function filledManifest(manifest: Manifest, attachments: Attachment[]): Buffer {
   const mft = encodeManifest(manifest);
   for (const a of attachments) {
@@ -102,7 +102,7 @@ export function filledManifest(manifest: Manifest, attachments: Attachment[]): B
   return mft;
 }
 
-/** Boot info at 0x11000, the manifest copy right after it, then the command line (§2). */
+/** Boot info at 0x11000, the manifest copy right after it, then the command line (abi.md §2). */
 export function buildLowMemory(input: PlanInput): Buffer {
   const cmd = encodeCmdline(input.cmdline);
   const mft = filledManifest(input.manifest, input.attachments);

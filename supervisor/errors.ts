@@ -12,7 +12,7 @@ export class UsageError extends TendrilError {
   }
 }
 
-/** A device named on the command line cannot be attached (spec §10, §11, §14). */
+/** A device named on the command line cannot be attached (abi.md §10, abi.md §11, abi.md §14). */
 export class DeviceError extends TendrilError {}
 
 /** The hand-over to the native stub failed (stub missing, exec failed). */

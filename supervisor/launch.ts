@@ -61,7 +61,7 @@ function sysFail(what: string): LaunchError {
   return new LaunchError(`${what} failed: ${os.strerror(os.errno())}`);
 }
 
-/** The tender's own fds (spec §9): an epoll set with the timerfd tagged ~1U and each tap tagged with its handle. */
+/** The tender's own fds (abi.md §9): an epoll set with the timerfd tagged ~1U and each tap tagged with its handle. */
 function createPollSet(devices: AttachedDevice[]): { epollfd: number; timerfd: number } {
   const epollfd = os.epollCreate1(os.EPOLL_CLOEXEC);
   if (epollfd < 0) throw sysFail('epoll_create1');

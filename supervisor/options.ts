@@ -1,6 +1,6 @@
-// The `run` command line, in solo5-spt's syntax (spec §14) but strict: every
-// value is checked in full (no sscanf-style trailing junk, §17 D6) and out of
-// range values are errors, not crashes (§17 D5). Options come before GUEST;
+// The `run` command line, in solo5-spt's syntax (abi.md §14) but strict: every
+// value is checked in full (no sscanf-style trailing junk, abi.md §17 D6) and out of
+// range values are errors, not crashes (abi.md §17 D5). Options come before GUEST;
 // every word after GUEST belongs to the guest.
 
 import { DEFAULT_MEM_MIB, MAX_MEM_MIB } from '../loader/abi.js';

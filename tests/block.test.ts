@@ -1,6 +1,6 @@
-// BLOCK_BASIC devices (spec §11, §14) with real files: guest I/O through the
+// BLOCK_BASIC devices (abi.md §11, abi.md §14) with real files: guest I/O through the
 // filter, the tender's checks on the backing storage, read-only disks, fds
-// passed in, and up to 63 devices (§5.2). A disk image is never damaged by
+// passed in, and up to 63 devices (abi.md §5.2). A disk image is never damaged by
 // tendril's own errors.
 
 import test from 'ava';
@@ -141,7 +141,7 @@ test('missing files, directories and special files are clear errors', async (t) 
   });
 });
 
-test('device names are checked against the manifest (spec §14)', async (t) => {
+test('device names are checked against the manifest (abi.md §14)', async (t) => {
   await withTempDir(async (dir) => {
     const disk = image(dir, 'disk.img', 4096);
     const undeclared = await tendrilAsync(['run', `--block:storage=${disk}`, `--block:other=${disk}`, guest('test_blk')]);

@@ -1,4 +1,4 @@
-// The `run` command line (spec §14) with the reference's defects fixed:
+// The `run` command line (abi.md §14) with the reference's defects fixed:
 // strict --mem (D5, D6), clear one-line errors, exit 1 for every refusal.
 
 import test from 'ava';
@@ -19,7 +19,7 @@ for (const [mem, why] of [
   });
 }
 
-test('--mem=1 is too small for the entry point (spec §1.1)', async (t) => {
+test('--mem=1 is too small for the entry point (abi.md §1.1)', async (t) => {
   const r = await tendrilAsync(['run', '--mem=1', hello()]);
   t.is(r.status, 1);
   t.regex(r.stderr, /e_entry does not fall within the memory allocation range/);

@@ -1,6 +1,6 @@
-// The seccomp policy of spec §7, as compiled by libseccomp: what it allows,
+// The seccomp policy of abi.md §7, as compiled by libseccomp: what it allows,
 // and that everything else (including a foreign architecture) kills the
-// whole process (§17 D4).
+// whole process (abi.md §17 D4).
 
 import test from 'ava';
 import { compilePolicy, policyPfc } from '../filters/compile.js';
@@ -50,7 +50,7 @@ test('the PFC listing shows exactly the allowed calls with their fd conditions',
   t.notRegex(pfc, /action KILL;/);
 });
 
-test('the programs are the reference\'s size: 34 instructions, 40 with one tap, 49 with one disk (spec §7)', (t) => {
+test('the programs are the reference\'s size: 34 instructions, 40 with one tap, 49 with one disk (abi.md §7)', (t) => {
   const n0 = compilePolicy(core).instructions;
   const n1tap = compilePolicy({ rules: [...core.rules, ...netPolicy('service0', 6)] }).instructions;
   const n1blk = compilePolicy({ rules: [...core.rules, ...blockPolicy('storage', 6, 512, 4n << 20n)] }).instructions;

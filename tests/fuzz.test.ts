@@ -62,7 +62,7 @@ test('the watchdog tells a guest that outlives its deadline from a tendril hang'
   t.is(r.signal, 'SIGKILL');
 });
 
-// --- Hostile manifests with exact answers (spec §5.2) -------------------------
+// --- Hostile manifests with exact answers (abi.md §5.2) -------------------------
 
 // The table's launches queue up two at a time, beside the campaign's own two.
 const pool = new Pool(2);

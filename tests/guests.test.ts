@@ -1,6 +1,6 @@
-// The no-device rows of the spec §16 checklist, each with our own test guest
+// The no-device rows of the abi.md §16 checklist, each with our own test guest
 // run for real under tendril (exec hand-over, real seccomp, real mappings),
-// asserting the reference's output and shell status (§13).
+// asserting the reference's output and shell status (abi.md §13).
 
 import test from 'ava';
 import { readFileSync } from 'node:fs';

@@ -1,4 +1,4 @@
-// Hostile guests (DESIGN.md "Testing with real parts"): C guests that try to
+// Hostile guests (docs/architecture.md, "Testing"): C guests that try to
 // leave the sandbox, run for real under tendril. Each prints "ATTEMPT <what>"
 // just before its attack and "ESCAPED" if the attack came back; each must die
 // by SIGSYS (159, the seccomp filter) or SIGSEGV (139, the page protections),

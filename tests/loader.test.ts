@@ -1,4 +1,4 @@
-// Every validation rule of spec §5–§6: a bad image is rejected before anything
+// Every validation rule of abi.md §5–§6: a bad image is rejected before anything
 // runs, with exit status 1 and one line that names the file and the problem.
 
 import test from 'ava';

@@ -1,4 +1,4 @@
-// NET_BASIC (spec §9, §10, §14, §16, §17 D1), for real: each test makes its
+// NET_BASIC (abi.md §9, abi.md §10, abi.md §14, abi.md §16, abi.md §17 D1), for real: each test makes its
 // own network namespace with its own taps, runs the guest under tendril and
 // the host-side peer (ping) inside it, and deletes the namespace afterwards
 // (which deletes the taps). No traffic leaves a namespace a test created.
@@ -44,7 +44,7 @@ function assertFlood(t: ExecutionContext, run: FloodRun, counts: number[]): void
 }
 
 
-/** A refusal (spec §13): exit 1, one line on stderr matching `why`, and the guest never ran. */
+/** A refusal (abi.md §13): exit 1, one line on stderr matching `why`, and the guest never ran. */
 function assertRefused(t: ExecutionContext, r: RunResult, why: RegExp): void {
   t.is(r.status, 1, `${r.stdout}${r.stderr}`);
   t.true(oneLine(r.stderr), JSON.stringify(r.stderr));
@@ -53,9 +53,9 @@ function assertRefused(t: ExecutionContext, r: RunResult, why: RegExp): void {
 }
 
 // ---------------------------------------------------------------------------
-// The §16 checklist rows
+// The abi.md §16 checklist rows
 
-test.serial('test_net: ARP + ICMP echo on 10.0.0.2 answers a 100000-ping flood, then "Limit reached" (§16)', async (t) => {
+test.serial('test_net: ARP + ICMP echo on 10.0.0.2 answers a 100000-ping flood, then "Limit reached" (abi.md §16)', async (t) => {
   t.timeout(FLOOD_TEST_TIMEOUT);
   await withNetns(t, [TAP100], async (ns) => {
     const run = await guestWithFlood(ns, {
@@ -69,7 +69,7 @@ test.serial('test_net: ARP + ICMP echo on 10.0.0.2 answers a 100000-ping flood, 
   });
 });
 
-test.serial('test_net_2if: two taps, two concurrent 50000-ping floods (§16)', async (t) => {
+test.serial('test_net_2if: two taps, two concurrent 50000-ping floods (abi.md §16)', async (t) => {
   t.timeout(FLOOD_TEST_TIMEOUT);
   await withNetns(t, [TAP100, TAP101], async (ns) => {
     const run = await guestWithFlood(ns, {
@@ -87,7 +87,7 @@ test.serial('test_net_2if: two taps, two concurrent 50000-ping floods (§16)', a
   });
 });
 
-test.serial('test_net_ring: 10000 flood pings with pattern deadbeef arrive intact (§16)', async (t) => {
+test.serial('test_net_ring: 10000 flood pings with pattern deadbeef arrive intact (abi.md §16)', async (t) => {
   t.timeout(FLOOD_TEST_TIMEOUT);
   await withNetns(t, [TAP100], async (ns) => {
     const run = await guestWithFlood(ns, {
@@ -101,7 +101,7 @@ test.serial('test_net_ring: 10000 flood pings with pattern deadbeef arrive intac
   });
 });
 
-test('test_net_mtu: the guest sees the tap\'s MTU, 9000 (§10, §16)', async (t) => {
+test('test_net_mtu: the guest sees the tap\'s MTU, 9000 (abi.md §10, abi.md §16)', async (t) => {
   await withNetns(t, [{ name: 'tap102', addr: '10.2.0.1/24', mtu: 9000 }], async (ns) => {
     const r = await ns.run(process.execPath, [TENDRIL, 'run', '--mem=2', '--net:service0=tap102', guest('test_net_mtu')]);
     t.is(r.status, 0, `${r.stdout}${r.stderr}`);
@@ -111,7 +111,7 @@ test('test_net_mtu: the guest sees the tap\'s MTU, 9000 (§10, §16)', async (t)
   });
 });
 
-test('test_net_mtu: a default tap gives MTU 1500 (§10)', async (t) => {
+test('test_net_mtu: a default tap gives MTU 1500 (abi.md §10)', async (t) => {
   await withNetns(t, [{ name: 'tap102', addr: '10.2.0.1/24' }], async (ns) => {
     const r = await ns.run(process.execPath, [TENDRIL, 'run', '--mem=2', '--net:service0=tap102', guest('test_net_mtu')]);
     t.is(r.status, 0, `${r.stdout}${r.stderr}`);
@@ -120,7 +120,7 @@ test('test_net_mtu: a default tap gives MTU 1500 (§10)', async (t) => {
   });
 });
 
-test.serial('test_net on an MTU 9000 tap answers unfragmented 9000-byte packets (read buffer is mtu + 14, §10)', async (t) => {
+test.serial('test_net on an MTU 9000 tap answers unfragmented 9000-byte packets (read buffer is mtu + 14, abi.md §10)', async (t) => {
   t.timeout(FLOOD_TEST_TIMEOUT);
   await withNetns(t, [{ ...TAP100, mtu: 9000 }], async (ns) => {
     let big: RunResult | undefined;
@@ -196,7 +196,7 @@ async function offloads(ns: Netns, tap: string): Promise<unknown> {
   return JSON.parse(r.stdout);
 }
 
-test.serial('a running guest\'s tap has GRO and GSO off (§10)', async (t) => {
+test.serial('a running guest\'s tap has GRO and GSO off (abi.md §10)', async (t) => {
   t.timeout(FLOOD_TEST_TIMEOUT);
   await withNetns(t, [TAP100], async (ns) => {
     t.deepEqual(await offloads(ns, 'tap100'), { gro: 1, gso: 1 }, 'the kernel\'s defaults for a new tap');
@@ -213,7 +213,7 @@ test.serial('a running guest\'s tap has GRO and GSO off (§10)', async (t) => {
   });
 });
 
-test('--net:NAME=@FD: the passed tap has GRO and GSO off too (§10)', async (t) => {
+test('--net:NAME=@FD: the passed tap has GRO and GSO off too (abi.md §10)', async (t) => {
   t.timeout(FLOOD_TEST_TIMEOUT);
   await withNetns(t, [TAP100], async (ns) => {
     let during: unknown;
@@ -243,7 +243,7 @@ test('--net:NAME=@FD: a tap from another network namespace gets its own MTU, 900
   });
 });
 
-test.serial('--net-mac:NAME= sets the MAC the guest uses on the wire (§10)', async (t) => {
+test.serial('--net-mac:NAME= sets the MAC the guest uses on the wire (abi.md §10)', async (t) => {
   t.timeout(FLOOD_TEST_TIMEOUT);
   const mac = '02:00:5e:12:34:56';
   await withNetns(t, [TAP100], async (ns) => {
@@ -267,7 +267,7 @@ test.serial('--net-mac:NAME= sets the MAC the guest uses on the wire (§10)', as
   });
 });
 
-test.serial('without --net-mac the MAC is random, unicast and locally administered (§10)', async (t) => {
+test.serial('without --net-mac the MAC is random, unicast and locally administered (abi.md §10)', async (t) => {
   t.timeout(FLOOD_TEST_TIMEOUT);
   await withNetns(t, [TAP100], async (ns) => {
     const run = await guestWithFlood(ns, {
@@ -310,7 +310,7 @@ test.serial('a running net guest holds exactly stdio, its tap, the epoll set and
 });
 
 // ---------------------------------------------------------------------------
-// Refusals: exit 1, one clear line, the guest never starts (§10, §13, §14)
+// Refusals: exit 1, one clear line, the guest never starts (abi.md §10, abi.md §13, abi.md §14)
 
 test('a missing interface is refused', async (t) => {
   await withNetns(t, [TAP100], async (ns) => {
@@ -361,21 +361,21 @@ test('--net:NAME=@3 where fd 3 is not open is refused (D1)', async (t) => {
   });
 });
 
-test('a --net name the manifest does not declare is refused (§14)', async (t) => {
+test('a --net name the manifest does not declare is refused (abi.md §14)', async (t) => {
   await withNetns(t, [TAP100, TAP101], async (ns) => {
     const r = await ns.run(process.execPath, [TENDRIL, 'run', '--mem=2', '--net:service0=tap100', '--net:service1=tap101', guest('test_net')]);
     assertRefused(t, r, /Resource not declared in manifest: 'service1'/);
   });
 });
 
-test('a declared net device left unattached is refused (§14)', async (t) => {
+test('a declared net device left unattached is refused (abi.md §14)', async (t) => {
   await withNetns(t, [TAP100], async (ns) => {
     const r = await ns.run(process.execPath, [TENDRIL, 'run', '--mem=2', '--net:service0=tap100', guest('test_net_2if')]);
     assertRefused(t, r, /Device 'service1' of type NET_BASIC declared but not attached/);
   });
 });
 
-test('a net device with no --net at all is refused (§14)', async (t) => {
+test('a net device with no --net at all is refused (abi.md §14)', async (t) => {
   await withNetns(t, [TAP100], async (ns) => {
     const r = await ns.run(process.execPath, [TENDRIL, 'run', '--mem=2', guest('test_net')]);
     assertRefused(t, r, /Device 'service0' of type NET_BASIC declared but not attached/);

@@ -1,4 +1,4 @@
-// Exec hand-over (DESIGN.md): the guest runs in the very process that ran
+// Exec hand-over (docs/architecture.md, "The launch path"): the guest runs in the very process that ran
 // `tendril run`, with no Node left resident, inside its filter, holding only
 // the fds it needs.
 

@@ -1,6 +1,6 @@
-// The guest toolchain (spec §5): `tendril cc` and `tendril elftool`. Guests
+// The guest toolchain (abi.md §5): `tendril cc` and `tendril elftool`. Guests
 // built here must also load on the reference tender, so their layout is
-// checked byte for byte against what §5 says the reference looks for.
+// checked byte for byte against what abi.md §5 says the reference looks for.
 
 import test from 'ava';
 import { existsSync, readFileSync, writeFileSync } from 'node:fs';
@@ -71,7 +71,7 @@ test('tendril cc: a compile error or a missing -o is one clear line, exit 1', as
   });
 });
 
-test('layout the reference tender needs (§5, §6): ET_EXEC, PT_INTERP, notes in their own PT_NOTEs, OpenBSD note first', (t) => {
+test('layout the reference tender needs (abi.md §5, abi.md §6): ET_EXEC, PT_INTERP, notes in their own PT_NOTEs, OpenBSD note first', (t) => {
   const elf = readFileSync(guest('test_hello'));
   t.is(elf.readUInt16LE(16), 2, 'ET_EXEC');
   t.is(elf.readUInt16LE(18), 62, 'EM_X86_64');
@@ -83,7 +83,7 @@ test('layout the reference tender needs (§5, §6): ET_EXEC, PT_INTERP, notes in
   // The first PT_NOTE is OpenBSD's NT_VERSION note, so OpenBSD refuses to run it natively.
   t.deepEqual([...notes[0].subarray(0, 12)], [8, 0, 0, 0, 4, 0, 0, 0, 1, 0, 0, 0]);
   t.is(notes[0].toString('latin1', 12, 20), 'OpenBSD\0');
-  // The ABI note, byte for byte as spec §5.1 shows test_hello's.
+  // The ABI note, byte for byte as abi.md §5.1 shows test_hello's.
   t.deepEqual([...notes[1].subarray(0, 20)], [0x06, 0, 0, 0, 0x10, 0, 0, 0, 0x41, 0x42, 0x49, 0x31, 0x53, 0x6f, 0x6c, 0x6f, 0x35, 0, 0, 0]);
   t.deepEqual([...notes[1].subarray(20, 36)], [2, 0, 0, 0, 2, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0]);
   // The manifest note: 8-aligned descriptor after 4 bytes of padding, n_descsz = 4 + 8 + 104 * entries.

@@ -1,6 +1,6 @@
 /*
  * tendril bindings: the ELF notes and the interpreter string every spt
- * guest carries (spec §5.1, §5.3).
+ * guest carries (abi.md §5.1, abi.md §5.3).
  *
  * The linker script gives each note section its own PT_NOTE, because the
  * tender only looks at the first note of each PT_NOTE segment.

@@ -31,7 +31,7 @@
 /* Page size of the spt layout (the linker script uses the same value). */
 #define TND_PAGE_SIZE 0x1000UL
 
-/* Memory the guest needs above the image for heap and stack (spec §1). */
+/* Memory the guest needs above the image for heap and stack (abi.md §1). */
 #define TND_MIN_HEAP_AND_STACK 0x80000UL
 
 /* lib.c: the freestanding C functions the bindings and the compiler use. */

@@ -1,5 +1,5 @@
 /*
- * tendril bindings: block devices (spec §11, §15.3).
+ * tendril bindings: block devices (abi.md §11, abi.md §15.3).
  *
  * I/O is one whole block per call at a block-aligned offset inside the
  * device. The checks below are the guest-side half of the contract; the

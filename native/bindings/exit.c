@@ -3,7 +3,7 @@
  *
  * exit_group is the only way out the seccomp policy allows; the kernel keeps
  * the low 8 bits of the status, which is how 300 becomes 44 and -1 becomes
- * 255 on the host (spec §13).
+ * 255 on the host (abi.md §13).
  */
 
 #include "bindings.h"

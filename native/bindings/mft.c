@@ -1,5 +1,5 @@
 /*
- * tendril bindings: devices in the manifest (spec §2, §5.2, §15.3).
+ * tendril bindings: devices in the manifest (abi.md §2, abi.md §5.2, abi.md §15.3).
  *
  * The tender leaves its filled-in copy of the manifest in low memory; a
  * device's handle is its index in that manifest. The spt bindings trust the

@@ -1,5 +1,5 @@
 /*
- * tendril bindings: network devices (spec §10, §15.3).
+ * tendril bindings: network devices (abi.md §10, abi.md §15.3).
  *
  * A tap is a non-blocking host fd carrying one Ethernet frame (header
  * included, no FCS) per read or write. The bindings pass sizes through

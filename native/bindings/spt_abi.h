@@ -1,9 +1,9 @@
 /*
- * tendril bindings: the data the tender hands to the guest (spec §2, §5.2).
+ * tendril bindings: the data the tender hands to the guest (abi.md §2, abi.md §5.2).
  *
  * Layouts here are ABI: they must match byte for byte what solo5-spt (and
  * tendril's loader) write into low memory. Static asserts pin the sizes and
- * offsets given in the spec.
+ * offsets given in docs/abi.md.
  */
 
 #ifndef TENDRIL_BINDINGS_SPT_ABI_H

@@ -18,7 +18,7 @@
  */
 uintptr_t __stack_chk_guard = 0x0a0dff00c0ffee00UL;
 
-/* 40 characters and the terminating NUL: 41 bytes are written (spec §4). */
+/* 40 characters and the terminating NUL: 41 bytes are written (abi.md §4). */
 static const char ssp_message[] = "Solo5: ABORT: Stack corruption detected\n";
 
 _Static_assert(sizeof ssp_message == 41, "SSP message is 41 bytes");

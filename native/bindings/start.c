@@ -1,5 +1,5 @@
 /*
- * tendril bindings: the guest entry point (spec §3).
+ * tendril bindings: the guest entry point (abi.md §3).
  *
  * The tender jumps here (no call: there is no return address) with
  * %rsp = mem_size - 8, which is what a C function sees just after a call,
@@ -28,7 +28,7 @@ static inline uint64_t rdtsc(void)
 }
 
 /*
- * Consume the leading --solo5: options (spec §12). Each one must be a whole
+ * Consume the leading --solo5: options (abi.md §12). Each one must be a whole
  * word: followed by a space or by the end of the line. Parsing stops at the
  * first word that is not one of them; that word and the rest belong to the
  * application.

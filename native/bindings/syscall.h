@@ -3,8 +3,8 @@
  *
  * The guest runs inside the tender's process with no libc and no vDSO, so
  * every host service is one `syscall` instruction. The seccomp filter
- * installed by the tender decides which of these are allowed (spec §7); the
- * numbers below are the only ones the bindings ever use (spec §8).
+ * installed by the tender decides which of these are allowed (abi.md §7); the
+ * numbers below are the only ones the bindings ever use (abi.md §8).
  *
  * Every wrapper returns the raw kernel result: >= 0 on success, -errno on
  * failure. Nothing here touches errno (there is none).
@@ -156,7 +156,7 @@ static inline long tnd_sys_timerfd_settime(int fd, int flags,
 static inline long tnd_sys_epoll_pwait(int epfd, struct tnd_epoll_event *ev,
                                        int maxevents, int timeout)
 {
-    /* No signal mask: sigmask NULL, sigsetsize 0 (spec §8). */
+    /* No signal mask: sigmask NULL, sigsetsize 0 (abi.md §8). */
     return tnd_syscall6(TND_SYS_epoll_pwait, epfd, (long)ev, maxevents,
                         timeout, 0, 0);
 }

@@ -1,5 +1,5 @@
 /*
- * tendril bindings: clocks and solo5_yield() (spec §8, §9).
+ * tendril bindings: clocks and solo5_yield() (abi.md §8, abi.md §9).
  *
  * Solo5 monotonic time is the host's CLOCK_MONOTONIC, read with a real
  * syscall each time (there is no vDSO in the guest). Waiting is done the

@@ -1,5 +1,5 @@
 /*
- * tendril bindings: thread-local storage (spec §4).
+ * tendril bindings: thread-local storage (abi.md §4).
  *
  * x86_64 local-exec TLS, "variant II": the linker resolves a TLS variable
  * to a negative offset from the thread pointer (%fs base), and the thread

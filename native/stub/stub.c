@@ -30,7 +30,7 @@
 #define PLAN_F_WAIT_START (1u << 4)
 #define PLAN_MAX_RECV_FDS 64u
 
-/* spec §1 and §2: fixed by the ABI, not by the plan. */
+/* abi.md §1 and abi.md §2: fixed by the ABI, not by the plan. */
 #define SPT_HOST_MEM_BASE 0x10000ul
 #define SPT_BOOT_INFO_BASE 0x11000ul
 #define SPT_GUEST_MIN_BASE 0x100000ul
@@ -371,7 +371,7 @@ static void wait_for_start(void)
  *   munmap(rdi = stub base, rsi = stub length)
  *   seccomp(SECCOMP_SET_MODE_FILTER, 0, r12 = &prog)
  *   rsp = r14 (mem_size - 8), rdi = 0x11000, other registers cleared,
- *   jmp r13 (entry)                                           (spec §3)
+ *   jmp r13 (entry)                                           (abi.md §3)
  * Any failure exits 1 without a message: the code that could print it is gone.
  */
 #define TRAMPOLINE_ADDR 0x7dfffffff000ul

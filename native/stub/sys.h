@@ -123,7 +123,7 @@ static const char *errno_text(long err)
 }
 
 /* Messages go to stderr in the same shape as the supervisor's, then exit 1:
- * a stub failure is a tender error (spec §13), never a guest status. */
+ * a stub failure is a tender error (abi.md §13), never a guest status. */
 __attribute__((noreturn)) static void die(const char *what, const char *detail)
 {
     put_str("tendril: ");

@@ -9,7 +9,7 @@
  *     LAUNCH  plan bytes; the guest's fds (tender fds, devices) ride on the
  *             frame header as SCM_RIGHTS and are passed on to the stub with
  *             the plan. The plan must be made for a pool stub: plan socket
- *             3, monitor report pipe 4, guest fds from 5 (serve/pool.ts).
+ *             3, monitor report pipe 4, guest fds from 5 (supervisor/serve/zygote.ts).
  *     KILL    u32 signal, sent to the instance's stub (its monitor).
  *   zygote -> Node
  *     STARTED u32 pid of the instance's stub

@@ -1,4 +1,4 @@
-// BLOCK_BASIC: a disk image file or block device (spec §11). `--block-ro`
+// BLOCK_BASIC: a disk image file or block device (abi.md §11). `--block-ro`
 // opens it O_RDONLY, so a guest write reaches the kernel and fails with EBADF
 // (the guest sees SOLO5_R_EUNSPEC): the file cannot be modified whatever the
 // guest does, and the guest is not killed for trying.

@@ -21,7 +21,7 @@ export interface AttachedDevice {
   attachment: Attachment;
   /** The syscalls the guest needs on this device, given the fd number it will see. */
   rules: (guestFd: number) => Rule[];
-  /** Taps join the yield wait set; disks never do (spec §9). */
+  /** Taps join the yield wait set; disks never do (abi.md §9). */
   pollable: boolean;
   /** One line for logs and `tendril inspect`. */
   summary: string;
@@ -29,7 +29,7 @@ export interface AttachedDevice {
 
 const KIND_TYPE = { net: MftType.NET_BASIC, block: MftType.BLOCK_BASIC } as const;
 
-/** Every request names a declared device of its type; every declared device is requested (§14). */
+/** Every request names a declared device of its type; every declared device is requested (abi.md §14). */
 export function matchRequests(manifest: Manifest, requests: DeviceRequest[]): Map<DeviceRequest, ManifestDevice> {
   const out = new Map<DeviceRequest, ManifestDevice>();
   for (const req of requests) {

@@ -1,6 +1,6 @@
-// NET_BASIC: a tap interface (spec §10). Either tendril opens /dev/net/tun and
+// NET_BASIC: a tap interface (abi.md §10). Either tendril opens /dev/net/tun and
 // attaches to an existing, up interface, or the caller hands over a tap fd it
-// opened itself (`@FD`, which the reference rejects: §17 D1).
+// opened itself (`@FD`, which the reference rejects: abi.md §17 D1).
 
 import { closeSync, openSync, constants as fsc } from 'node:fs';
 import type { ManifestDevice } from '../../loader/manifest.js';

@@ -1,6 +1,6 @@
 // `tendril cc`: build a Solo5 spt guest from C (or assembly) sources with the
 // host gcc, tendril's bindings and linker script, and a manifest note. The
-// result also runs on the reference solo5-spt: notes and layout follow spec §5.
+// result also runs on the reference solo5-spt: notes and layout follow abi.md §5.
 
 import { spawnSync } from 'node:child_process';
 import { existsSync, mkdtempSync, rmSync, writeFileSync, readFileSync } from 'node:fs';
@@ -27,7 +27,7 @@ function gccInclude(cc: string): string {
   return r.stdout.trim();
 }
 
-/** Compile flags shared with native/bindings/Makefile: freestanding, no libc, global SSP guard (spec §4). */
+/** Compile flags shared with native/bindings/Makefile: freestanding, no libc, global SSP guard (abi.md §4). */
 export function guestCflags(cc: string): string[] {
   return [
     '-std=gnu11', '-O2', '-g', '-Wall', '-ffreestanding', '-fno-pie', '-fno-pic', '-fno-plt',

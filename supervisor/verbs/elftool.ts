@@ -1,4 +1,4 @@
-// `tendril elftool`: the manifest and ABI tools of solo5-elftool (spec §5.2).
+// `tendril elftool`: the manifest and ABI tools of solo5-elftool (abi.md §5.2).
 
 import { readFileSync, writeFileSync } from 'node:fs';
 import { parseElfHeader, parseProgramHeaders } from '../../loader/elf.js';

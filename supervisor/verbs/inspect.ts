@@ -33,7 +33,7 @@ export function inspectGuest(file: string, memMiB: number): Record<string, unkno
     report.abi = { target: abiTargetName(img.abi.target), version: img.abi.version };
     report.devices = img.manifest.devices.map((d) => ({ handle: d.index, name: d.name, type: deviceTypeName(d.type) }));
     const segs = validateLoadSegments(file, bytes, hdr, phdrs, BigInt(memMiB) << 20n);
-    // The bindings need the image (bss included) plus 512 KiB of heap and stack (spec §1).
+    // The bindings need the image (bss included) plus 512 KiB of heap and stack (abi.md §1).
     const end = phdrs.filter((p) => p.type === ELF.PT_LOAD).reduce((m, p) => (p.vaddr + p.memsz > m ? p.vaddr + p.memsz : m), kernelEnd(segs));
     report.imageEnd = hex(end);
     report.minimumMemMiB = Number((end + 0x80000n + (1n << 20n) - 1n) >> 20n);

@@ -1,4 +1,4 @@
-// Generated `tendril run` command lines (spec §14, strict per D5/D6): option
+// Generated `tendril run` command lines (abi.md §14, strict per D5/D6): option
 // names and values from a grammar of near misses, device options of every
 // shape, the guest in odd places. In-process, parseRunArgs must return or
 // throw a TendrilError. For real launches against a valid guest the status is

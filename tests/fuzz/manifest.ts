@@ -1,4 +1,4 @@
-// Hostile manifest JSON for `tendril elftool gen-manifest IN OUT` (spec §5.2).
+// Hostile manifest JSON for `tendril elftool gen-manifest IN OUT` (abi.md §5.2).
 //
 // Each case is a document built from a valid manifest plus zero to two
 // defects (wrong types, missing or extra keys, bad names, too many devices,
@@ -29,7 +29,7 @@ export interface ManifestCase {
 const ALNUM = 'ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789';
 const name = (rng: Rng, n = 1 + rng.int(12)) => Array.from({ length: n }, () => rng.pick([...ALNUM])).join('');
 
-/** The rules of §5.2 written independently of loader/manifest.ts. */
+/** The rules of abi.md §5.2 written independently of loader/manifest.ts. */
 export function modelValid(doc: unknown): boolean {
   const isObj = (x: unknown): x is Record<string, unknown> => typeof x === 'object' && x !== null && !Array.isArray(x);
   if (!isObj(doc)) return false;

@@ -1,4 +1,4 @@
-// Seeded mutation of valid guest images (spec §5, §6 are the fields that
+// Seeded mutation of valid guest images (abi.md §5, abi.md §6 are the fields that
 // matter). Every case is reproducible from (seed, index) alone: the case's
 // generator is seeded from both, so `--seed S` replays a whole campaign and
 // `caseAt(S, i)` replays one case.
@@ -63,7 +63,7 @@ export const BOUNDARY: readonly bigint[] = [
   0x7fffffffn, 0x80000000n, 0xffffffffn, 0x100000000n, 1n << 63n, (1n << 63n) - 1n, U64,
 ];
 
-/** Values that mean something to the loader (spec §1, §5, §6), for near-miss mutations. */
+/** Values that mean something to the loader (abi.md §1, abi.md §5, abi.md §6), for near-miss mutations. */
 export const MEANINGFUL: readonly bigint[] = [
   0x1000n, 0xfffn, 0x1001n, 0x10000n, 0x11000n, 0xfffffn, 0x100000n, 0x100001n, 0x101000n,
   0x1ff000n, 0x1fffffn, 0x200000n, 0x200001n, 0x7e0000000000n, 0x7dfffffff000n, 0xfffffffffffff000n,

@@ -20,7 +20,7 @@
  *
  * Guests call the kernel directly with the `syscall` instruction, like the
  * bindings do, so the filter sees exactly the numbers and arguments written
- * here. They read the boot info at its fixed address (spec §2) instead of
+ * here. They read the boot info at its fixed address (abi.md §2) instead of
  * trusting anything the bindings pass, because the bindings hand the
  * application only struct solo5_start_info.
  */
@@ -71,7 +71,7 @@ static inline long h_syscall6(long n, long a, long b, long c, long d, long e,
     return ret;
 }
 
-/* struct spt_boot_info at SPT_BOOT_INFO_BASE (spec §2). */
+/* struct spt_boot_info at SPT_BOOT_INFO_BASE (abi.md §2). */
 struct h_boot_info {
     uint64_t mem_size;
     uint64_t kernel_end;
@@ -83,7 +83,7 @@ struct h_boot_info {
 
 #define H_BOOT_INFO ((const volatile struct h_boot_info *)0x11000UL)
 
-/* struct mft / struct mft_entry offsets (spec §5.2). */
+/* struct mft / struct mft_entry offsets (abi.md §5.2). */
 #define H_MFT_HEADER 8
 #define H_MFT_ENTRY 104
 #define H_MFT_TYPE 68

@@ -1,7 +1,7 @@
 /*
  * hostile_abi: reach the kernel through another system call ABI.
  *
- * The filter's prologue (spec §7) kills any architecture other than
+ * The filter's prologue (abi.md §7) kills any architecture other than
  * AUDIT_ARCH_X86_64 (bad-arch action KILL_PROCESS, D4) and any x86_64
  * number with the x32 bit (0x40000000) set. Command line: one mode word.
  *

@@ -1,7 +1,7 @@
 /*
  * hostile_args: allowed system calls with arguments the policy refuses.
  *
- * Every core rule of spec §7 pins its first argument (fd 1, the epoll fd,
+ * Every core rule of abi.md §7 pins its first argument (fd 1, the epoll fd,
  * the timer fd, CLOCK_MONOTONIC/REALTIME, ARCH_SET_FS), and the filter
  * compares all 64 bits of it. Command line: one mode word (table below).
  * The epoll and timer fds come from the boot info at 0x11000; a legal call

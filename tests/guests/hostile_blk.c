@@ -1,12 +1,12 @@
 /*
- * hostile_blk: the block rules of spec §7 with arguments they refuse.
+ * hostile_blk: the block rules of abi.md §7 with arguments they refuse.
  *
  * Device: BLOCK_BASIC "storage" (hostile_blk.json); run with
  * --block:storage=IMG. pread64/pwrite64 are allowed only on the disk's fd,
  * with length == block_size and offset <= capacity - block_size (unsigned
  * 64-bit); read/write are never allowed on it. The guest takes the disk's
  * host fd and geometry from the manifest copy (hostfd at +88 of its entry,
- * spec §5.2) and first makes legal calls ("OK control ..."), so each attack
+ * abi.md §5.2) and first makes legal calls ("OK control ..."), so each attack
  * below differs from an allowed call in exactly one argument.
  * Command line: one mode word (table below).
  */
@@ -40,7 +40,7 @@ int solo5_app_main(const struct solo5_start_info *si)
            (unsigned long)d.capacity, bs);
 
     /* Controls: whole blocks at 0 and at the last block are allowed; so is
-     * a misaligned offset, because alignment is the bindings' job (§7). */
+     * a misaligned offset, because alignment is the bindings' job (abi.md §7). */
     long r = h_syscall6(H_SYS_pread64, fd, (long)buf, bs, 0, 0, 0);
     if (r != bs)
         FAIL("control pread64 block 0 = %ld", r);

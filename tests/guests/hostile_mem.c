@@ -1,5 +1,5 @@
 /*
- * hostile_mem: attacks on the guest's address space (spec §1, §6, §7).
+ * hostile_mem: attacks on the guest's address space (abi.md §1, abi.md §6, abi.md §7).
  *
  * Guest memory is one RW mapping [0x10000, mem_size) with the ELF segments
  * mprotected to their flags (W^X); the stub image at 0x7e0000000000 is

@@ -1,7 +1,7 @@
 /*
  * test_cmdline: reports the length and the last byte of the command line the
  * tender passed, so a test can check that an argument of the maximum length
- * (8191 bytes, spec §2) arrives whole, which printing it could not show.
+ * (8191 bytes, abi.md §2) arrives whole, which printing it could not show.
  */
 #include "util.h"
 

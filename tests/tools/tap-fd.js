@@ -4,7 +4,7 @@
 // Opens /dev/net/tun, attaches it to the existing tap TAPNAME with
 // TUNSETIFF(IFF_TAP|IFF_NO_PI), and runs CMD with that fd as its fd 3, the
 // way a caller hands a pre-opened tap to `tendril run --net:NAME=@3` (spec
-// §17 D1). Exits with CMD's status; a death by signal N becomes 128 + N, as
+// abi.md §17 D1). Exits with CMD's status; a death by signal N becomes 128 + N, as
 // a shell would report it. Errors of its own: status 2 (usage) or 1.
 // --pi (no IFF_NO_PI: a packet-info header on every frame) and --vnet-hdr
 // (IFF_VNET_HDR) open the tap in a framing the guest cannot use, so tests
