@@ -1,5 +1,0 @@
-#!/usr/bin/env node
-// tendril-oci: an OCI runtime (runc's command line) for containerd's shim.
-import { main } from '../dist/supervisor/oci/cli.js';
-
-process.exitCode = await main(process.argv.slice(2));
