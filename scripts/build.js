@@ -47,12 +47,16 @@ guest(join(root, 'examples/hello/hello.c'), join(root, 'examples/hello/hello.spt
 
 /**
  * The tests drive real host tools: ping floods in network namespaces (ip,
- * ping) and gdb on cores. On a fresh Debian machine they may be missing;
- * as root we install them, otherwise we say what to install.
+ * ping), gdb on cores, containerd with runc and the CNI bridge and
+ * host-local plugins (the CRI tests). On a fresh Debian machine they may be
+ * missing; as root we install them, otherwise we say what to install.
  */
 function ensureHostTools() {
-  const need = { ping: 'iputils-ping', gdb: 'gdb', ip: 'iproute2', containerd: 'containerd' };
-  const has = (cmd) => spawnSync('sh', ['-c', `command -v ${cmd}`], { stdio: 'ignore' }).status === 0;
+  const need = {
+    ping: 'iputils-ping', gdb: 'gdb', ip: 'iproute2', containerd: 'containerd', runc: 'runc',
+    '/usr/lib/cni/bridge': 'containernetworking-plugins',
+  };
+  const has = (cmd) => (cmd.startsWith('/') ? existsSync(cmd) : spawnSync('sh', ['-c', `command -v ${cmd}`], { stdio: 'ignore' }).status === 0);
   const missing = Object.entries(need).filter(([cmd]) => !has(cmd)).map(([, pkg]) => pkg);
   if (missing.length === 0) return;
   if (process.getuid?.() !== 0) {

@@ -248,9 +248,12 @@ static int create_unikernel(const struct globals *g, const char *id, const char 
     snprintf(bundle_arg, sizeof bundle_arg, "--bundle=%s", bundle);
     const char *pid_file = opt(p, "pid-file", NULL);
     const char *console = opt(p, "console-socket", NULL);
-    char *args[12];
+    char *args[16];
     int n = 0;
     args[n++] = (char *)node;
+    /* dist/ has no symbolic links: skip the realpath the module loader would do for each of the ~30 modules. */
+    args[n++] = "--preserve-symlinks";
+    args[n++] = "--preserve-symlinks-main";
     args[n++] = script;
     args[n++] = root_arg;
     args[n++] = bundle_arg;

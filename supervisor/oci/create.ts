@@ -23,11 +23,11 @@ import type { DeviceRequest, RunOptions } from '../options.js';
 import * as os from '../os.js';
 import { STUB_PATH } from '../paths.js';
 import { ANNOTATION_PREFIX, insideRootfs, loadBundle, type BundlePlan } from './bundle.js';
-import { closePty, openPty, sendConsole, type Pty } from './console.js';
+import type { Pty } from './console.js';
 import { RUNTIME_TENDRIL } from './contract.js';
 import { BundleError, ContainerError } from './errors.js';
 import { substitute } from './podargs.js';
-import { giveBack, podValues, takeOver, type PodNet } from './podnet.js';
+import type { PodNet } from './podnet.js';
 import { exePath, fdIsFile, procStat, readingFd } from './proc.js';
 import { checkId, createContainerDir, removeContainerDir, saveState, startFifo } from './state.js';
 import * as sys from './sys.js';
@@ -118,7 +118,7 @@ function dupFd(fd: number): number {
   return d;
 }
 
-function runOptions(plan: BundlePlan, disks: number[], pod: PodNet | undefined): RunOptions {
+function runOptions(plan: BundlePlan, disks: number[], pod: PodNet | undefined, podnet?: typeof import('./podnet.js')): RunOptions {
   // Requests are checked before any fd is duplicated, so a refusal leaks nothing.
   const macs = new Map(plan.nets.filter((n) => n.mac).map((n) => [n.name, macBytes(n.mac!, n.source)]));
   const podMac = pod ? macBytes(pod.mac, plan.podNets[0].source) : undefined;
@@ -130,7 +130,7 @@ function runOptions(plan: BundlePlan, disks: number[], pod: PodNet | undefined):
   ];
   return {
     memMiB: plan.memMiB ?? DEFAULT_MEM_MIB, xExecHeap: false, guest: plan.guest,
-    guestArgs: pod ? substitute(plan.guestArgs, podValues(pod)) : plan.guestArgs,
+    guestArgs: pod ? substitute(plan.guestArgs, podnet!.podValues(pod)) : plan.guestArgs,
     devices, dumpable: false, gdb: false, supervise: false,
   };
 }
@@ -275,14 +275,17 @@ export async function create(o: CreateOptions): Promise<void> {
   let startFd: number | undefined;
   let pty: Pty | undefined;
   let pod: PodNet | undefined;
+  // Loaded only when used: every module is milliseconds of the container's start.
+  const podnet = plan.podNets.length ? await import('./podnet.js') : undefined;
+  const tty = plan.terminal ? await import('./console.js') : undefined;
   let started: Started | undefined;
   try {
     if (sys.mkfifo(fifo, 0o600) < 0) throw new ContainerError(`mkfifo ${fifo} failed: ${os.strerror(os.errno())}`);
     startFd = openStartFifo(fifo);
     disks = openDisks(plan);
     if (plan.netns) enterNetns(plan.netns);
-    if (plan.podNets.length) pod = takeOver(plan.podNets[0]);
-    const opts = runOptions(plan, disks, pod);
+    if (podnet) pod = podnet.takeOver(plan.podNets[0]);
+    const opts = runOptions(plan, disks, pod, podnet);
     let prepared: PreparedLaunch;
     try {
       prepared = prepareLaunch(opts, image);
@@ -291,13 +294,13 @@ export async function create(o: CreateOptions): Promise<void> {
       for (const d of opts.devices) if (d.fd !== undefined) os.close(d.fd);
       throw e;
     }
-    if (plan.terminal) pty = openPty(plan.consoleSize);
+    if (tty) pty = tty.openPty(plan.consoleSize);
     started = startStub(prepared, plan, startFd, pty ? [pty.slave, pty.slave, pty.slave] : [0, 1, 2]);
     await waitReady(started, fifo);
     const pid = started.child.pid!;
     const startTime = procStat(pid)?.startTime;
     if (startTime === undefined) throw new ContainerError('the guest vanished while being created');
-    if (pty) sendConsole(o.consoleSocket!, pty);
+    if (pty) tty!.sendConsole(o.consoleSocket!, pty);
     applyLimits(pid, plan);
     saveState(o.root, o.id, {
       runtime: RUNTIME_TENDRIL, pid: String(pid), startTime, bundle: plan.bundle, rootfs: plan.rootfs, created: new Date().toISOString(),
@@ -314,14 +317,14 @@ export async function create(o: CreateOptions): Promise<void> {
         // already gone
       }
     }
-    if (pod) giveBack(pod);
+    if (pod) podnet!.giveBack(pod);
     removeContainerDir(o.root, o.id);
     throw e;
   } finally {
     for (const fd of disks) closeSync(fd);
     if (pod) closeSync(pod.tapFd);
     if (startFd !== undefined) closeSync(startFd);
-    if (pty) closePty(pty);
+    if (pty) tty!.closePty(pty);
     started?.child.stdio.forEach((s) => s?.destroy());
     started?.child.unref();
   }
