@@ -100,6 +100,7 @@ async function podRuns(node: CriNode, budget: Budget, reps: number): Promise<Ben
     }
     const ms = msSince(t);
     if (st.exitCode !== 0) throw new Error(`pod ${handler}: the container exited ${st.exitCode}`);
+    await node.podNetns(pod); // remembered, so that stop() can remove its file if containerd did not
     await node.client.stopPodSandbox(pod);
     await node.client.removePodSandbox(pod);
     return ms;

@@ -243,9 +243,11 @@ ctest('pod networking: the guest owns the pod IP (ping, UDP echo), takes eth0\'s
   // exec into a unikernel: refused, with the reason.
   await t.throwsAsync(node!.client.execSync(id, ['/bin/sh'], 10), { message: /exec is not supported for container \w+: a unikernel is one program/ });
 
-  await node!.client.stopContainer(id, 0);
-  const stopped = await waitState(id, ContainerState.EXITED);
-  t.is(stopped.exitCode, 137, 'StopContainer with no grace period is SIGKILL');
+  // A grace period: the CRI sends SIGTERM first, which ends a guest at once (it has no handler);
+  // had it survived, the CRI would have sent SIGKILL after the period (137).
+  await node!.client.stopContainer(id, 60);
+  const stopped = await waitState(id, ContainerState.EXITED, 90_000);
+  t.is(stopped.exitCode, 143, 'SIGTERM ended the guest');
   // The task's delete gives eth0 back as CNI made it.
   const after = await waitFor('eth0 to be given back', () => {
     const e = eth0(pod);
@@ -256,7 +258,9 @@ ctest('pod networking: the guest owns the pod IP (ping, UDP echo), takes eth0\'s
   t.false(after.qdiscs.includes('ingress'), `qdiscs left on eth0: ${after.qdiscs.join(', ')}`);
   t.false(after.links.includes(tap!), 'the tap went with the guest');
   t.deepEqual(after.links.sort(), before.links.sort());
-  t.log(`shim → tendril-oci for a long-running net guest:\n  ${callsFor(id).join('\n  ')}`);
+  const netCalls = callsFor(id);
+  t.log(`shim → tendril-oci for a long-running net guest:\n  ${netCalls.join('\n  ')}`);
+  t.true(netCalls.includes('kill ID 15'));
 
   await node!.client.removeContainer(id);
   await removePod(pod);

@@ -171,6 +171,8 @@ static int parse_globals(int argc, char **argv, struct globals *g)
     g->root = DEFAULT_ROOT;
     for (; i < argc && argv[i][0] == '-'; i++) {
         char *w = argv[i];
+        if (g->npass > 12)
+            fail("too many global options");
         char *eq = strchr(w, '=');
         size_t len = eq ? (size_t)(eq - w) : strlen(w);
 #define IS(s) (len == strlen(s) && strncmp(w, s, len) == 0)
@@ -240,6 +242,8 @@ static int create_unikernel(const struct globals *g, const char *id, const char 
     char repo[PATH_MAX], script[PATH_MAX + 64];
     repo_root(repo, sizeof repo);
     snprintf(script, sizeof script, "%s/dist/supervisor/oci/create-main.js", repo);
+    if (access(script, R_OK) != 0)
+        fail("cannot create a unikernel container: %s is missing; build tendril first (npm install, or npm run build in %s)", script, repo);
     const char *node = getenv("TENDRIL_NODE");
     if (!node || !*node)
         node = TENDRIL_NODE;
@@ -298,8 +302,14 @@ static int create_unikernel(const struct globals *g, const char *id, const char 
     int status;
     while (waitpid(pid, &status, 0) < 0 && errno == EINTR)
         ;
-    if (WIFEXITED(status) && WEXITSTATUS(status) == 0)
+    if (WIFEXITED(status) && WEXITSTATUS(status) == 0) {
+        struct state st;
+        if (!state_load(g->root, id, &st))
+            fail("the unikernel's create (Node) succeeded but left no state for %s", id);
+        snprintf(msg, sizeof msg, "created: the guest is pid %d, waiting to start", (int)st.pid);
+        log_info(msg);
         return 0;
+    }
     char *nl = strchr(msg, '\n');
     if (nl)
         *nl = '\0';

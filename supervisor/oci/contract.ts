@@ -13,7 +13,6 @@
 
 import { pathToFileURL } from 'node:url';
 import { ABI1_NOTE_TYPE, NOTE_NAME } from '../../loader/abi.js';
-import { version } from '../cli.js';
 import { ANNOTATION_SUMMARY } from './bundle.js';
 
 /** The runtime spec version tendril-oci implements (`state`, `--version`, `features`). */
@@ -92,13 +91,13 @@ function cString(s: string): string {
   return JSON.stringify(s);
 }
 
-/** The C header: the same names and keys, for native/oci. */
-export function cHeader(): string {
+/** The C header: the same names and keys, for native/oci; `version` is tendril's (package.json). */
+export function cHeader(version: string): string {
   const lines = [
     '/* Generated from supervisor/oci/contract.ts by native/oci/Makefile: do not edit. */',
     '#ifndef TENDRIL_OCI_CONTRACT_H',
     '#define TENDRIL_OCI_CONTRACT_H',
-    `#define TENDRIL_VERSION ${cString(version())}`,
+    `#define TENDRIL_VERSION ${cString(version)}`,
     `#define OCI_VERSION ${cString(OCI_VERSION)}`,
     `#define FEATURES_JSON ${cString(features())}`,
     `#define STATE_FILE ${cString(STATE_FILE)}`,
@@ -115,4 +114,9 @@ export function cHeader(): string {
   return lines.join('\n');
 }
 
-if (process.argv[1] && import.meta.url === pathToFileURL(process.argv[1]).href) process.stdout.write(cHeader());
+// Run as a program (by native/oci/Makefile). The version is loaded only here: create, which imports
+// this module on every container start, has no use for it.
+if (process.argv[1] && import.meta.url === pathToFileURL(process.argv[1]).href) {
+  const { version } = await import('../cli.js');
+  process.stdout.write(cHeader(version()));
+}

@@ -310,6 +310,42 @@ ${runtime('runc', o.runcBinary ?? which('runc') ?? 'runc', this.runcRoot, false)
     return [...this.netnsFiles.entries()].find(([, f]) => f === path)?.[0];
   }
 
+  /**
+   * The containers' processes, ours by construction: unikernel guests from
+   * tendril-oci's records (while the pid still has the recorded start
+   * time), runc's from the cgroups under our parent.
+   */
+  private containerPids(): number[] {
+    const pids: number[] = [];
+    try {
+      for (const ns of readdirSync(this.tendrilRoot)) {
+        for (const id of readdirSync(join(this.tendrilRoot, ns))) {
+          try {
+            const rec = readFileSync(join(this.tendrilRoot, ns, id, 'state'), 'utf8');
+            const pid = Number(/^pid (\d+)$/m.exec(rec)?.[1]);
+            const start = /^start_time (\d+)$/m.exec(rec)?.[1];
+            const stat = readFileSync(`/proc/${pid}/stat`, 'latin1');
+            if (start && stat.slice(stat.lastIndexOf(')') + 2).split(' ')[19] === start) pids.push(pid);
+          } catch {
+            // no record, a runc container, or the guest is gone
+          }
+        }
+      }
+    } catch {
+      // no root yet
+    }
+    for (const d of this.cgroupDirs()) {
+      for (const e of readdirSync(d, { withFileTypes: true }).filter((x) => x.isDirectory())) {
+        try {
+          pids.push(...readFileSync(join(d, e.name, 'cgroup.procs'), 'utf8').split('\n').filter(Boolean).map(Number));
+        } catch {
+          // removed meanwhile
+        }
+      }
+    }
+    return pidsAlive([...new Set(pids)]);
+  }
+
   /** Our cgroup parent in each hierarchy (runc makes it and leaves it, empty, behind). */
   private cgroupDirs(): string[] {
     const out: string[] = [];
@@ -338,6 +374,14 @@ ${runtime('runc', o.runcBinary ?? which('runc') ?? 'runc', this.runcRoot, false)
       }
     } finally {
       this.client.close();
+      // If containerd could not remove them: the containers' own processes, which outlive their shims.
+      for (const pid of this.containerPids()) {
+        try {
+          process.kill(pid, 'SIGKILL');
+        } catch {
+          // gone
+        }
+      }
       for (const pid of pidsAlive(processesNaming(this.address))) {
         if (pid === this.daemonPid) continue;
         try {
@@ -360,11 +404,13 @@ ${runtime('runc', o.runcBinary ?? which('runc') ?? 'runc', this.runcRoot, false)
           // no cache dir
         }
       }
-      for (const d of this.cgroupDirs().sort((a, b) => b.length - a.length)) {
-        try {
-          rmdirSync(d);
-        } catch {
-          // still in use: a process of ours survived, which leftovers() reports
+      for (const d of this.cgroupDirs()) {
+        for (const sub of [...readdirSync(d, { withFileTypes: true }).filter((e) => e.isDirectory()).map((e) => join(d, e.name)), d]) {
+          try {
+            rmdirSync(sub);
+          } catch {
+            // still in use: a process of ours survived
+          }
         }
       }
       rmSync(this.dir, { recursive: true, force: true });
