@@ -233,6 +233,7 @@ ctest('pod networking: the guest owns the pod IP (ping, UDP echo), takes eth0\'s
   t.true(during.qdiscs.includes('ingress'));
   const tap = during.links.find((l) => /^tdl[0-9a-f]{12}$/.test(l));
   t.truthy(tap, `a tap in the pod: ${during.links.join(', ')}`);
+  t.is(inPod(pod, 'cat', [`/proc/sys/net/ipv6/conf/${tap}/disable_ipv6`]).trim(), '1', 'the namespace\'s own IPv6 stays off the tap');
 
   const ping = await node!.run('ping', ['-c', '3', '-i', '0.2', '-W', '5', pod.ip]);
   t.is(ping.status, 0, ping.stdout + ping.stderr);

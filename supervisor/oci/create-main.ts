@@ -9,11 +9,13 @@
 // the guest's.
 
 import { writeSync } from 'node:fs';
+import * as os from '../os.js';
 import { create } from './create.js';
 import { isTendrilError } from '../../loader/errors.js';
 import { errorLine } from './errors.js';
 
 const ERR_FD = 3;
+const FD_CLOEXEC = 1;
 
 function parse(argv: string[]): Parameters<typeof create>[0] {
   const o: Record<string, string> = {};
@@ -26,6 +28,9 @@ function parse(argv: string[]): Parameters<typeof create>[0] {
   if (!o.root || !o.bundle || rest.length !== 1) throw new Error(`create-main: unexpected arguments ${JSON.stringify(argv)}`);
   return { root: o.root, bundle: o.bundle, pidFile: o['pid-file'], consoleSocket: o['console-socket'], id: rest[0] };
 }
+
+// The pipe must reach no one else (ip and tc for a pod network, the stub): only this process may hold it open.
+os.fcntl(ERR_FD, os.F_SETFD, FD_CLOEXEC);
 
 try {
   await create(parse(process.argv.slice(2)));

@@ -229,19 +229,19 @@ async function waitReady(s: Started, fifo: string): Promise<void> {
   const pid = s.child.pid!;
   await Promise.race([s.loaded, sleep(READY_TIMEOUT_MS, undefined, { ref: false })]);
   for (;;) {
-      const err = s.spawnError();
-      if (err) throw new ContainerError(`cannot start the guest's stub: ${err.message}`);
-      const end = s.exit();
-      if (end) {
-        throw new ContainerError(`the guest's loader (the stub) ended (${end.signal ?? `status ${end.code}`}) before the guest was ready to start` +
-          '; its message went to the container\'s stderr');
-      }
-      const fd = readingFd(pid);
-      if (typeof fd === 'number' && exePath(pid) === STUB_PATH && fdIsFile(pid, fd, fifoId)) return;
-      // Without access to /proc/PID/syscall: the stub running and asleep is the best sign there is.
-      if (fd === undefined && exePath(pid) === STUB_PATH && procStat(pid)?.state === 'S') return;
-      if (Date.now() > deadline) throw new ContainerError(`the guest was not ready to start after ${READY_TIMEOUT_MS / 1000} s`);
-      await sleep(1);
+    const err = s.spawnError();
+    if (err) throw new ContainerError(`cannot start the guest's stub: ${err.message}`);
+    const end = s.exit();
+    if (end) {
+      throw new ContainerError(`the guest's loader (the stub) ended (${end.signal ?? `status ${end.code}`}) before the guest was ready to start` +
+        '; its message went to the container\'s stderr');
+    }
+    const fd = readingFd(pid);
+    if (typeof fd === 'number' && exePath(pid) === STUB_PATH && fdIsFile(pid, fd, fifoId)) return;
+    // Without access to /proc/PID/syscall: the stub running and asleep is the best sign there is.
+    if (fd === undefined && exePath(pid) === STUB_PATH && procStat(pid)?.state === 'S') return;
+    if (Date.now() > deadline) throw new ContainerError(`the guest was not ready to start after ${READY_TIMEOUT_MS / 1000} s`);
+    await sleep(1);
   }
 }
 
