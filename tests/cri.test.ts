@@ -179,7 +179,11 @@ ctest('a unikernel pod: the pause container goes to runc, hello runs to exit 0 w
   t.true(pod.ip.startsWith('10.89.0.'), pod.ip);
   // The sandbox is runc's: tendril-oci recorded that and handed it over.
   t.regex(readFileSync(join(node!.tendrilRoot, 'k8s.io', pod.id, 'state'), 'utf8'), /^runtime runc$/m);
-  t.is(readFileSync(`/proc/${pod.pausePid}/cmdline`, 'latin1'), '/pause\0');
+  // runc's start returns as its init is released to exec /pause: wait for the exec, not for a time.
+  t.is(await waitFor('the pause process to exec', () => {
+    const cmd = readFileSync(`/proc/${pod.pausePid}/cmdline`, 'latin1');
+    return cmd !== '' && !cmd.startsWith('runc') && cmd;
+  }), '/pause\0');
 
   const hello = await startContainer(pod, { name: 'hello', image: HELLO, args: ['Hello_Solo5'], logPath: 'hello.log', memoryLimit: 8 << 20 });
   const done = await waitState(hello, ContainerState.EXITED);

@@ -280,7 +280,8 @@ static int create_unikernel(const struct globals *g, const char *id, const char 
         fail("fork: %s", strerror(errno));
     if (pid == 0) {
         close(errpipe[0]);
-        if (dup2(errpipe[1], 3) < 0)
+        /* dup2 onto itself would keep close-on-exec: clear it then. */
+        if (errpipe[1] == 3 ? fcntl(3, F_SETFD, 0) < 0 : dup2(errpipe[1], 3) < 0)
             _exit(127);
         unsetenv("NODE_EXTRA_CA_CERTS");
         execvp(node, args);
