@@ -1,17 +1,17 @@
 // The contract between tendril-oci's two halves, defined here once: the
 // native front (native/oci, which the shim calls for every command and
 // which runs all of them but `create` of a unikernel itself) and the
-// TypeScript `create`. Run as a program it prints the same definitions as
-// a C header, which native/oci/Makefile generates into the build.
+// TypeScript `create`. cHeader() gives the same definitions as a C header,
+// which native/oci/Makefile generates into the build.
 //
 // State: ROOT/ID/ is a container's directory, ROOT/ID/state its record: one
 // "KEY VALUE" per line (the key, one space, the value up to the newline;
 // values never hold a newline, create refuses paths that would), keys in
 // any order, unknown keys ignored. The native front reads it for every
 // command and writes it for containers it hands to runc; `create` writes
-// it for unikernels once the guest waits to start.
+// it for unikernels once the guest waits to start. contract-header.ts
+// prints cHeader() for native/oci/Makefile.
 
-import { pathToFileURL } from 'node:url';
 import { ABI1_NOTE_TYPE, NOTE_NAME } from '../../loader/abi.js';
 import { ANNOTATION_SUMMARY } from './bundle.js';
 
@@ -112,11 +112,4 @@ export function cHeader(version: string): string {
     '',
   ];
   return lines.join('\n');
-}
-
-// Run as a program (by native/oci/Makefile). The version is loaded only here: create, which imports
-// this module on every container start, has no use for it.
-if (process.argv[1] && import.meta.url === pathToFileURL(process.argv[1]).href) {
-  const { version } = await import('../cli.js');
-  process.stdout.write(cHeader(version()));
 }
