@@ -301,7 +301,8 @@ ctest('a unikernel and an ordinary sidecar side by side: the sidecar is runc\'s 
   t.deepEqual(node!.leftovers([pod.id, sidecar, hello], [spid, pod.pausePid]), { processes: [], mounts: [], files: [] });
 });
 
-ctest('a pod whose unikernel cannot run: the CRI error is tendril\'s, and nothing is left', async (t) => {
+ctest('unikernels that cannot run: the CRI error is tendril\'s, the pod interface is as before, and nothing is left', async (t) => {
+  // Refused before anything is touched: the annotation names a device the guest does not declare.
   const pod = await runPod({ 'org.tendril.pod-net.service9': 'eth0' });
   const before = eth0(pod);
   const id = await node!.client.createContainer(pod.id, pod.config, { name: 'bad', image: PODNET, args: ['--ipv4={{pod.ipv4}}/{{pod.prefix}}'], logPath: 'bad.log' });
@@ -311,6 +312,17 @@ ctest('a pod whose unikernel cannot run: the CRI error is tendril\'s, and nothin
   t.deepEqual(eth0(pod), before, 'the pod interface is untouched');
   await node!.client.removeContainer(id);
   await removePod(pod);
-  t.deepEqual(node!.leftovers([pod.id, id], [pod.pausePid]), { processes: [], mounts: [], files: [] });
+
+  // Refused after eth0 was taken over (the launch plan rejects a command line over 8 KiB): create gives it back.
+  const pod2 = await runPod({ 'org.tendril.pod-net.service0': 'eth0' });
+  const before2 = eth0(pod2);
+  const id2 = await node!.client.createContainer(pod2.id, pod2.config, {
+    name: 'long', image: PODNET, args: ['--ipv4={{pod.ipv4}}/{{pod.prefix}}', 'x'.repeat(9000)], logPath: 'long.log',
+  });
+  await t.throwsAsync(node!.client.startContainer(id2), { message: /OCI runtime create failed: Guest command line too long/ });
+  t.deepEqual(eth0(pod2), before2, 'the pod interface was given back');
+  await node!.client.removeContainer(id2);
+  await removePod(pod2);
+  t.deepEqual(node!.leftovers([pod.id, id, pod2.id, id2], [pod.pausePid, pod2.pausePid]), { processes: [], mounts: [], files: [] });
 });
 
