@@ -102,22 +102,34 @@ bool bundle_is_unikernel(const char *bundle, char *why, size_t why_size)
         snprintf(why, why_size, "the rootfs %s cannot be opened", rootfs);
         return true;
     }
-    struct open_how how = { .flags = O_RDONLY | O_CLOEXEC, .resolve = RESOLVE_IN_ROOT | RESOLVE_NO_MAGICLINKS };
-    int fd = (int)syscall(SYS_openat2, rootfd, arg0, &how, sizeof how);
+    /* O_PATH first: a FIFO or a device node in the image is never opened for real (an open could block or act). */
+    struct open_how how = { .flags = O_PATH | O_CLOEXEC, .resolve = RESOLVE_IN_ROOT | RESOLVE_NO_MAGICLINKS };
+    int pathfd = (int)syscall(SYS_openat2, rootfd, arg0, &how, sizeof how);
     int err = errno;
     close(rootfd);
-    if (fd < 0) {
+    if (pathfd < 0) {
         snprintf(why, why_size, "process.args[0] %s is not a file in the rootfs (%s)", arg0, strerror(err));
         return false;
     }
     struct stat st;
-    bool uk = fstat(fd, &st) == 0 && S_ISREG(st.st_mode) && has_solo5_note(fd, why, why_size);
-    if (!uk && S_ISREG(st.st_mode)) {
+    if (fstat(pathfd, &st) != 0 || !S_ISREG(st.st_mode)) {
+        close(pathfd);
+        snprintf(why, why_size, "process.args[0] %s is not a regular file", arg0);
+        return false;
+    }
+    char self[64];
+    snprintf(self, sizeof self, "/proc/self/fd/%d", pathfd);
+    int fd = open(self, O_RDONLY | O_CLOEXEC | O_NOCTTY);
+    close(pathfd);
+    if (fd < 0) {
+        snprintf(why, why_size, "process.args[0] %s cannot be read (%s)", arg0, strerror(errno));
+        return false;
+    }
+    bool uk = has_solo5_note(fd, why, why_size);
+    if (!uk) {
         char detail[128];
         snprintf(detail, sizeof detail, "%s", why);
         snprintf(why, why_size, "process.args[0] %s is %s", arg0, detail);
-    } else if (!uk) {
-        snprintf(why, why_size, "process.args[0] %s is not a regular file", arg0);
     }
     close(fd);
     return uk;
