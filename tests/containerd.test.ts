@@ -446,6 +446,14 @@ const hasRunc = spawnSync('sh', ['-c', 'command -v runc'], { stdio: 'ignore' }).
     t.is(none.status, 1);
     t.regex(none.stderr, /^tendril-oci: process\.args\[0\] \/hello is not an ELF without a Solo5 ABI note|^tendril-oci: process\.args\[0\] \/hello is an ELF without a Solo5 ABI note, so not a unikernel, and there is no runc to hand the container to: install runc or give --delegate=PATH\n$/);
     t.false(existsSync(join(dir, 'state', 'r2')));
+
+    // A FIFO as process.args[0] is looked at, never opened (an open would block until a writer came).
+    const fifoBundle = bundle(join(dir, 'f'), { process: { args: ['/pipe'], cwd: '/', user: { uid: 0, gid: 0 } } },
+      (rootfs) => spawnSync('mkfifo', [join(rootfs, 'pipe')]));
+    const fifo = await runCmdAsync(TENDRIL_OCI, ['--root', join(dir, 'state'), '--delegate=/nonexistent/runc', 'create', '--bundle', fifoBundle, 'r3'],
+      { timeoutMs: 10_000 });
+    t.is(fifo.timedOut, undefined);
+    t.regex(fifo.stderr, /process\.args\[0\] \/pipe is not a regular file, so not a unikernel, and there is no runc/);
   } finally {
     rmSync(dir, { recursive: true, force: true });
   }
