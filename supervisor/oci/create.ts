@@ -1,17 +1,15 @@
 // `create` of a unikernel container, in the one Node process the native
 // front starts for it (create-main.ts): check the bundle and the guest, open
 // its devices (in the pod's network namespace, taking over the pod's
-// interface if asked), compile the launch plan, then start the stub itself,
-// detached in its own session, with the container's stdio (what the shim
+// interface if asked), compile the launch plan, then start the stub itself
+// (spawn.ts), in its own session, with the container's stdio (what the shim
 // handed over: FIFOs, pipes or /dev/null) or a new pty, its fds placed at
 // 3, 4, ... Return once the stub has loaded the guest and blocks reading the
 // start FIFO (state and pid file written), or has failed (the error goes to
 // the caller). The shim, a subreaper, adopts the stub when we exit, reaps it
 // and sees the guest's real exit status: the container's pid is the guest.
 
-import { spawn, type ChildProcess } from 'node:child_process';
-import type { Readable } from 'node:stream';
-import { closeSync, constants as fsc, openSync, readlinkSync, renameSync, statSync, writeFileSync } from 'node:fs';
+import { closeSync, constants as fsc, openSync, read, readlinkSync, renameSync, statSync, writeFileSync } from 'node:fs';
 import { basename, dirname, join } from 'node:path';
 import { setTimeout as sleep } from 'node:timers/promises';
 import { DEFAULT_MEM_MIB, MftType } from '../../loader/abi.js';
@@ -29,6 +27,7 @@ import { BundleError, ContainerError } from './errors.js';
 import { substitute } from './podargs.js';
 import type { PodNet } from './podnet.js';
 import { exePath, fdIsFile, procStat, readingFd } from './proc.js';
+import { exited, pipe, spawnWithFds } from './spawn.js';
 import { checkId, createContainerDir, removeContainerDir, saveState, startFifo } from './state.js';
 import * as sys from './sys.js';
 
@@ -174,11 +173,9 @@ function applyLimits(pid: number, plan: BundlePlan): void {
 }
 
 interface Started {
-  child: ChildProcess;
+  pid: number;
   /** Resolves when the stub has closed the fds it does not keep (the readiness pipe among them), or has ended. */
   loaded: Promise<void>;
-  exit(): { code: number | null; signal: string | null } | undefined;
-  spawnError(): Error | undefined;
 }
 
 /**
@@ -192,54 +189,51 @@ function startStub(p: PreparedLaunch, plan: BundlePlan, startFd: number, stdio: 
   const startAt = planAt + 1;
   const c = compileLaunch(p, { kind: 'place', base: FIRST_FD }, { startFd: startAt });
   const planFd = writePlanFd(c);
-  const argv0 = `tendril: ${basename(plan.guest)}`;
-  let cmd = STUB_PATH;
-  let args = [String(planAt)];
-  // A terminal must become the new session's controlling terminal: setsid(1) --ctty does that, then execs the stub.
-  if (plan.terminal) [cmd, args] = ['setsid', ['--ctty', STUB_PATH, ...args]];
-  let child: ChildProcess;
+  const [readyRead, readyWrite] = pipe();
+  let pid: number;
   try {
-    child = spawn(cmd, args, {
-      argv0: plan.terminal ? 'setsid' : argv0, env: {}, detached: !plan.terminal,
-      stdio: [...stdio, ...c.passFds, planFd, startFd, 'pipe'],
-    });
+    const fds = [...stdio, ...c.passFds, planFd, startFd, readyWrite];
+    // A terminal must become the new session's controlling terminal: setsid(1) --ctty does that, then execs the stub.
+    pid = plan.terminal
+      ? spawnWithFds('setsid', ['--ctty', STUB_PATH, String(planAt)], { argv0: 'setsid', fds, newSession: false })
+      : spawnWithFds(STUB_PATH, [String(planAt)], { argv0: `tendril: ${basename(plan.guest)}`, fds, newSession: true });
+  } catch (e) {
+    os.close(readyRead);
+    throw e;
   } finally {
+    os.close(readyWrite);
     closeSync(planFd);
     releaseLaunch(p);
   }
-  let exited: { code: number | null; signal: string | null } | undefined;
-  let spawnError: Error | undefined;
-  const ready = child.stdio[startAt + 1] as Readable;
+  // Nothing is ever written: the read ends at end-of-file, when the stub's last copy of the pipe is gone.
   const loaded = new Promise<void>((resolve) => {
-    ready.on('close', () => resolve());
-    ready.on('error', () => resolve());
-    child.on('exit', () => resolve());
-    child.on('error', () => resolve());
+    read(readyRead, Buffer.alloc(1), 0, 1, null, () => {
+      os.close(readyRead);
+      resolve();
+    });
   });
-  ready.resume();
-  child.on('error', (e) => { spawnError = e; });
-  child.on('exit', (code, signal) => { exited = { code, signal }; });
-  return { child, loaded, exit: () => exited, spawnError: () => spawnError };
+  return { pid, loaded };
+}
+
+function describeEnd(end: { code?: number; signal?: number }): string {
+  return end.signal !== undefined ? `killed by signal ${end.signal}` : `status ${end.code}`;
 }
 
 /** After the stub closed its unkept fds: until it blocks reading the start FIFO, or ends (then throws). */
 async function waitReady(s: Started, fifo: string): Promise<void> {
   const deadline = Date.now() + READY_TIMEOUT_MS;
   const fifoId = statSync(fifo);
-  const pid = s.child.pid!;
   await Promise.race([s.loaded, sleep(READY_TIMEOUT_MS, undefined, { ref: false })]);
   for (;;) {
-    const err = s.spawnError();
-    if (err) throw new ContainerError(`cannot start the guest's stub: ${err.message}`);
-    const end = s.exit();
+    const end = exited(s.pid);
     if (end) {
-      throw new ContainerError(`the guest's loader (the stub) ended (${end.signal ?? `status ${end.code}`}) before the guest was ready to start` +
+      throw new ContainerError(`the guest's loader (the stub) ended (${describeEnd(end)}) before the guest was ready to start` +
         '; its message went to the container\'s stderr');
     }
-    const fd = readingFd(pid);
-    if (typeof fd === 'number' && exePath(pid) === STUB_PATH && fdIsFile(pid, fd, fifoId)) return;
+    const fd = readingFd(s.pid);
+    if (typeof fd === 'number' && exePath(s.pid) === STUB_PATH && fdIsFile(s.pid, fd, fifoId)) return;
     // Without access to /proc/PID/syscall: the stub running and asleep is the best sign there is.
-    if (fd === undefined && exePath(pid) === STUB_PATH && procStat(pid)?.state === 'S') return;
+    if (fd === undefined && exePath(s.pid) === STUB_PATH && procStat(s.pid)?.state === 'S') return;
     if (Date.now() > deadline) throw new ContainerError(`the guest was not ready to start after ${READY_TIMEOUT_MS / 1000} s`);
     await sleep(1);
   }
@@ -297,7 +291,7 @@ export async function create(o: CreateOptions): Promise<void> {
     if (tty) pty = tty.openPty(plan.consoleSize);
     started = startStub(prepared, plan, startFd, pty ? [pty.slave, pty.slave, pty.slave] : [0, 1, 2]);
     await waitReady(started, fifo);
-    const pid = started.child.pid!;
+    const pid = started.pid;
     const startTime = procStat(pid)?.startTime;
     if (startTime === undefined) throw new ContainerError('the guest vanished while being created');
     if (pty) tty!.sendConsole(o.consoleSocket!, pty);
@@ -309,10 +303,9 @@ export async function create(o: CreateOptions): Promise<void> {
     });
     if (o.pidFile) writeAtomically(o.pidFile, String(pid));
   } catch (e) {
-    const pid = started?.child.pid;
-    if (pid && !started!.exit()) {
+    if (started && !exited(started.pid)) {
       try {
-        process.kill(pid, 'SIGKILL');
+        process.kill(started.pid, 'SIGKILL');
       } catch {
         // already gone
       }
@@ -325,7 +318,5 @@ export async function create(o: CreateOptions): Promise<void> {
     if (pod) closeSync(pod.tapFd);
     if (startFd !== undefined) closeSync(startFd);
     if (pty) tty!.closePty(pty);
-    started?.child.stdio.forEach((s) => s?.destroy());
-    started?.child.unref();
   }
 }
