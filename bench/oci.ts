@@ -135,8 +135,8 @@ export async function run(): Promise<BenchResult[]> {
     if (b.status !== 0) throw new Error(`tendril image build: ${b.stderr}`);
     await node.importImage(tar, 'hello');
     return [
-      await ctrRuns(node, dir, new Budget('oci ctr run', 40_000), 15),
-      await podRuns(node, new Budget('oci CRI pod', 40_000), 8),
+      await ctrRuns(node, dir, new Budget('oci ctr run', 45_000), 25),
+      await podRuns(node, new Budget('oci CRI pod', 45_000), 12),
     ];
   } finally {
     await node.stop();
