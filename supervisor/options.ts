@@ -77,7 +77,7 @@ export function parseMac(word: string, value: string): Buffer {
   return Buffer.from(value.split(':').map((h) => parseInt(h, 16)));
 }
 
-function parseSectorSize(word: string, value: string): number {
+export function parseSectorSize(word: string, value: string): number {
   if (!/^[0-9]{1,5}$/.test(value)) throw invalid(word, 'sector size must be a number of bytes');
   const n = Number(value);
   if (n < 512 || n > 32768 || (n & (n - 1)) !== 0) {

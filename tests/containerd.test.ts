@@ -300,6 +300,11 @@ for (const [what, config, setup, message] of [
   ['a disk behind a symlink out of the rootfs', { annotations: { 'org.tendril.block.storage': '/disk.img' } },
     (rootfs: string) => symlinkSync('/etc/hostname', join(rootfs, 'disk.img')), /org\.tendril\.block\.storage: \/disk\.img leads outside the container's rootfs/],
   ['too little memory', { linux: { resources: { memory: { limit: 1 << 20 } } } }, undefined, /memory\.limit: 1048576 bytes: a guest needs at least 2 MiB/],
+  ['a bad sector size', { annotations: { 'org.tendril.block.storage': '/disk.img', 'org.tendril.block-sector-size.storage': '1000' } },
+    (rootfs: string) => {
+      writeFileSync(join(rootfs, 'hello.spt'), readFileSync(guest('test_blk')));
+      writeFileSync(join(rootfs, 'disk.img'), Buffer.alloc(1 << 20));
+    }, /annotation org\.tendril\.block-sector-size\.storage=1000: Block size must be a power of two/],
   ['a Solo5 guest for another target', { process: { args: ['/hvt.spt'] } },
     (rootfs: string) => writeFileSync(join(rootfs, 'hvt.spt'), hvtGuest()), /process\.args\[0\] \/hvt\.spt: .*not for the solo5-spt target \(it is for hvt\)/],
 ] as const) {

@@ -51,6 +51,8 @@ export interface BlockSpec {
   inImage: string;
   readOnly: boolean;
   sectorSize?: string;
+  /** The annotation that set the sector size. */
+  sectorSource?: string;
   source: string;
 }
 
@@ -363,6 +365,7 @@ function checkAnnotations(annotations: Record<string, string>, rootfs: string, r
     const blk = blocks.get(name);
     if (!blk) throw new BundleError(`annotation ${key}: no ${ANNOTATION_PREFIX}block.${name} annotation to apply the sector size to`);
     blk.sectorSize = size;
+    blk.sectorSource = key;
   }
   for (const name of nets.keys()) {
     if (blocks.has(name)) throw new BundleError(`annotation ${ANNOTATION_PREFIX}net.${name}: '${name}' is also attached as a block device`);

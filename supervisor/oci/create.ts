@@ -17,7 +17,7 @@ import { isTendrilError } from '../../loader/errors.js';
 import { loadGuestImage, type GuestImage } from '../../loader/image.js';
 import { deviceTypeName, findDevice } from '../../loader/manifest.js';
 import { compileLaunch, openStartFifo, prepareLaunch, releaseLaunch, writePlanFd, type PreparedLaunch } from '../launch.js';
-import type { DeviceRequest, RunOptions } from '../options.js';
+import { parseMac, parseSectorSize, type DeviceRequest, type RunOptions } from '../options.js';
 import * as os from '../os.js';
 import { STUB_PATH } from '../paths.js';
 import { ANNOTATION_PREFIX, insideRootfs, loadBundle, type BundlePlan } from './bundle.js';
@@ -121,7 +121,7 @@ function runOptions(plan: BundlePlan, disks: number[], pod: PodNet | undefined, 
   // Requests are checked before any fd is duplicated, so a refusal leaks nothing.
   const macs = new Map(plan.nets.filter((n) => n.mac).map((n) => [n.name, macBytes(n.mac!, n.source)]));
   const podMac = pod ? macBytes(pod.mac, plan.podNets[0].source) : undefined;
-  const sectors = plan.blocks.map((b) => (b.sectorSize ? sectorSize(b.sectorSize, b.source) : undefined));
+  const sectors = plan.blocks.map((b) => (b.sectorSize ? sectorSize(b.sectorSize, b.sectorSource!) : undefined));
   const devices: DeviceRequest[] = [
     ...plan.nets.map((n): DeviceRequest => ({ kind: 'net', name: n.name, iface: n.iface, mac: macs.get(n.name) })),
     ...plan.podNets.map((n): DeviceRequest => ({ kind: 'net', name: n.name, fd: dupFd(pod!.tapFd), mac: podMac })),
@@ -134,20 +134,18 @@ function runOptions(plan: BundlePlan, disks: number[], pod: PodNet | undefined, 
   };
 }
 
-function macBytes(mac: string, source: string): Buffer {
-  if (!/^[0-9a-fA-F]{2}(:[0-9a-fA-F]{2}){5}$/.test(mac)) {
-    throw new BundleError(`annotation ${source}: MAC address ${mac} must be six hex bytes separated by colons`, 'e.g. 02:00:00:00:00:01');
+/** The option parsers' own checks (one definition), reported against the annotation. */
+function fromAnnotation<T>(source: string, value: string, parse: (word: string, value: string) => T): T {
+  try {
+    return parse(`${source}=${value}`, value);
+  } catch (e) {
+    if (!isTendrilError(e)) throw e;
+    throw new BundleError(`annotation ${source}=${value}: ${e.message.replace(/^Invalid option: `[^']*': /, '')}`, e.hint);
   }
-  return Buffer.from(mac.split(':').map((h) => parseInt(h, 16)));
 }
 
-function sectorSize(v: string, source: string): number {
-  const n = Number(v);
-  if (!/^[0-9]{3,5}$/.test(v) || n < 512 || n > 32768 || (n & (n - 1)) !== 0) {
-    throw new BundleError(`annotation ${source}=${v}: the sector size must be a power of two from 512 to 32768`);
-  }
-  return n;
-}
+const macBytes = (mac: string, source: string) => fromAnnotation(source, mac, parseMac);
+const sectorSize = (v: string, source: string) => fromAnnotation(source, v, parseSectorSize);
 
 /**
  * config.json's rlimits, applied to the loaded guest. The stub has already
