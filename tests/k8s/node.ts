@@ -65,6 +65,16 @@ export function criPrerequisites(): string | undefined {
   return undefined;
 }
 
+/** Field 22 of /proc/PID/stat: with the pid, a process's identity. */
+function startTime(pid: number): string | undefined {
+  try {
+    const stat = readFileSync(`/proc/${pid}/stat`, 'latin1');
+    return stat.slice(stat.lastIndexOf(')') + 2).split(' ')[19];
+  } catch {
+    return undefined;
+  }
+}
+
 function pidsAlive(pids: number[]): number[] {
   return pids.filter((p) => {
     try {
@@ -106,6 +116,8 @@ export class CriNode {
   private readonly pods = new Set<string>();
   /** pod id → its network namespace file. */
   private readonly netnsFiles = new Map<string, string>();
+  /** pid → start time, for the processes pid() looked up. */
+  private readonly started = new Map<number, string>();
 
   private constructor(dir: string, netns: Netns) {
     this.dir = dir;
@@ -253,10 +265,13 @@ ${runtime('runc', o.runcBinary ?? which('runc') ?? 'runc', this.runcRoot, false)
     return path;
   }
 
-  /** The pid of a container's (or sandbox's) process, from the verbose status. */
+  /** The pid of a container's (or sandbox's) process, from the verbose status; its start time is remembered. */
   async pid(containerId: string, sandbox = false): Promise<number> {
     const st = sandbox ? await this.client.podSandboxStatus(containerId) : await this.client.containerStatus(containerId);
-    return Number(JSON.parse(st.info.info ?? '{}').pid ?? 0);
+    const pid = Number(JSON.parse(st.info.info ?? '{}').pid ?? 0);
+    const start = startTime(pid);
+    if (start) this.started.set(pid, start);
+    return pid;
   }
 
   /** Runs CMD ARGS in the node's network namespace (where the pods' bridge is). */
@@ -281,7 +296,9 @@ ${runtime('runc', o.runcBinary ?? which('runc') ?? 'runc', this.runcRoot, false)
     };
     const named = pidsAlive(processesNaming(this.address))
       .filter((p) => p !== this.daemonPid && mine(describe(p)));
-    const processes = [...new Set([...named, ...pidsAlive(pids)])].map(describe);
+    // A pid given is still ours only while it has the start time seen when it was looked up (pids are reused).
+    const given = pidsAlive(pids).filter((p) => this.started.get(p) !== undefined && startTime(p) === this.started.get(p));
+    const processes = [...new Set([...named, ...given])].map(describe);
     let mounts: string[] = [];
     if (this.daemonPid && pidsAlive([this.daemonPid]).length) {
       mounts = readFileSync(`/proc/${this.daemonPid}/mountinfo`, 'utf8').split('\n').map((l) => l.split(' ')[4])
@@ -324,8 +341,7 @@ ${runtime('runc', o.runcBinary ?? which('runc') ?? 'runc', this.runcRoot, false)
             const rec = readFileSync(join(this.tendrilRoot, ns, id, 'state'), 'utf8');
             const pid = Number(/^pid (\d+)$/m.exec(rec)?.[1]);
             const start = /^start_time (\d+)$/m.exec(rec)?.[1];
-            const stat = readFileSync(`/proc/${pid}/stat`, 'latin1');
-            if (start && stat.slice(stat.lastIndexOf(')') + 2).split(' ')[19] === start) pids.push(pid);
+            if (start && startTime(pid) === start) pids.push(pid);
           } catch {
             // no record, a runc container, or the guest is gone
           }
