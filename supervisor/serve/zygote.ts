@@ -12,8 +12,6 @@ import { STUB_PATH, ZYGOTE_PATH } from '../paths.js';
 /** fd numbers inside a pool stub (the zygote sets them up). */
 export const POOL_PLAN_FD = 3;
 export const POOL_REPORT_FD = 4;
-/** Where the guest's own fds (epoll, timerfd, devices) go. */
-export const POOL_FIRST_GUEST_FD = 5;
 
 const enum Type { LAUNCH = 1, KILL = 2, STARTED = 10, OUTPUT = 11, EXIT = 12, FAILED = 13 }
 const HEADER = 16;
@@ -22,7 +20,7 @@ export interface LaunchHandlers {
   started(pid: number): void;
   output(chunk: Buffer): void;
   /** status: the wait status of the stub; report: the monitor's line. */
-  exit(waitStatus: number, report: string): void;
+  exit(waitStatus: number, report: Buffer): void;
   failed(reason: string): void;
 }
 
@@ -136,7 +134,7 @@ export class Zygote {
           break;
         case Type.EXIT:
           this.handlers.delete(id);
-          h.exit(payload.readInt32LE(0), payload.subarray(4).toString('utf8'));
+          h.exit(payload.readInt32LE(0), Buffer.from(payload.subarray(4)));
           break;
         case Type.FAILED:
           this.handlers.delete(id);
