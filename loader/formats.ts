@@ -118,9 +118,10 @@ export const GUEST_FD = constants('GUEST_FD', "The guest's fds: stdio, then the 
 //   nregions × plan_region      memory mapped from the memory file (image_src)
 //   nmoves   × plan_fd_move     fds put in place for the guest
 //   npoll    × plan_poll        extra members of the guest's epoll set (taps)
+//   extra_size bytes            typed sections: plan_section + len bytes, padded to 8,
+//                               each type at most once (PLAN_SECTION: restore, record, isolate…)
 //   lowmem_size bytes, padded to 8: boot info + manifest copy + command line at 0x11000
 //   bpf_insns × 8 bytes         the seccomp program (struct sock_filter)
-//   extra_size bytes            a section whose meaning a flag gives (none yet)
 
 export const PLAN = constants('PLAN', 'Launch plan identity and limits.', {
   MAGIC: 0x33504454, // "TDP3"
@@ -130,6 +131,7 @@ export const PLAN = constants('PLAN', 'Launch plan identity and limits.', {
   MAX_POLL: 64,
   MAX_RECV_FDS: 72,
   MAX_BPF_INSNS: 4096,
+  /** Bytes of typed sections, after the poll table (plan_section headers included). */
   MAX_EXTRA: 1 << 20,
   /** A move source below zero is the index of an fd received with the plan: -1 - index. */
   RECEIVED_BASE: -1,
@@ -149,6 +151,23 @@ export const PLAN_FLAG = constants('PLAN_F', 'Launch plan flags (plan_header.fla
   /** Monitor mode: send a pidfd of the guest with the monitor_hello (report_fd is a unix socket). */
   SEND_PIDFD: 1 << 5,
 });
+
+/**
+ * Section types of a plan's extra part. Each capability owns a range, so
+ * they can be added independently: restore (snapshots) 1–15, record and
+ * replay 16–31, isolation 32–47. The stub refuses a type it does not know.
+ */
+export const PLAN_SECTION = constants('PLAN_SECTION', 'Plan section types (plan_section.type).', {
+  RESTORE_FIRST: 1,
+  RECORD_FIRST: 16,
+  ISOLATE_FIRST: 32,
+  LIMIT: 48,
+});
+
+export const PlanSection = defineStruct('plan_section', 'A typed section of the plan\'s extra part; len bytes follow, then padding to 8.', {
+  type: 'u32',
+  len: 'u32',
+} as const);
 
 export const PlanHeader = defineStruct('plan_header', 'The fixed start of a launch plan.', {
   magic: 'u32',
@@ -290,8 +309,8 @@ export const ZygoteHello = defineStruct('zygote_hello', 'The zygote is up: its l
 
 /** Everything the generator emits, in order. */
 export const C_EXPORTS: { constants: ConstGroup[]; structs: StructDef[] } = {
-  constants: [GUEST_FD.group, PLAN.group, PLAN_FLAG.group, REPORT.group, REPORT_FLAG.group, ZYGOTE.group, ZYGOTE_MSG.group],
-  structs: [PlanHeader, PlanRegion, PlanFdMove, PlanPoll, MonitorHello, MonitorReport, ZygoteFrame, ZygoteStarted, ZygoteExit, ZygoteHello],
+  constants: [GUEST_FD.group, PLAN.group, PLAN_FLAG.group, PLAN_SECTION.group, REPORT.group, REPORT_FLAG.group, ZYGOTE.group, ZYGOTE_MSG.group],
+  structs: [PlanHeader, PlanRegion, PlanFdMove, PlanPoll, PlanSection, MonitorHello, MonitorReport, ZygoteFrame, ZygoteStarted, ZygoteExit, ZygoteHello],
 };
 
 /** Small values stay plain ints (no signedness warnings when compared with an fd); large ones are unsigned. */

@@ -16,7 +16,7 @@ import {
 import { kernelEnd, type LoadSegment } from './elf.js';
 import { PlanError } from './errors.js';
 import {
-  decodeStruct, encodeStruct, GUEST_FD, PLAN, PLAN_FLAG, PlanFdMove, PlanHeader, PlanPoll, PlanRegion, type Values,
+  decodeStruct, encodeStruct, GUEST_FD, PLAN, PLAN_FLAG, PlanFdMove, PlanHeader, PlanPoll, PlanRegion, PlanSection, type Values,
 } from './formats.js';
 import { encodeManifest, type Manifest } from './manifest.js';
 
@@ -71,7 +71,11 @@ export interface GuestPlan {
   deviceFds: number[];
   /** Taps join the epoll set, tagged with their handle (abi.md §9). */
   polls: { fd: number; data: bigint }[];
+  /** Typed sections (formats.ts PLAN_SECTION) the guest half adds, e.g. a snapshot's register state. */
+  sections?: PlanSectionData[];
 }
+
+export interface PlanSectionData { type: number; data: Buffer }
 
 export interface PlanInput {
   memSize: bigint;
@@ -162,6 +166,8 @@ export interface Handover {
   flags?: number;
   reportFd?: number;
   startFd?: number;
+  /** Typed sections the hand-over adds (isolation, recording). */
+  sections?: PlanSectionData[];
 }
 
 /** The source number for the n-th fd received with the plan (SCM_RIGHTS). */
@@ -181,14 +187,19 @@ export function encodePlan(g: GuestPlan, bpf: Buffer, h: Handover): Buffer {
   if ((flags & PLAN_FLAG.MONITOR) && (h.reportFd === undefined)) throw new PlanError('monitor mode needs a report fd');
   if ((flags & PLAN_FLAG.WAIT_START) && (h.startFd === undefined)) throw new PlanError('wait-for-start needs a start fd');
   const n = g.regions.length;
+  const sections = [...(g.sections ?? []), ...(h.sections ?? [])];
+  const types = new Set(sections.map((x) => x.type));
+  if (types.size !== sections.length) throw new PlanError('a plan section type is given twice');
+  const extra = sections.reduce((t, x) => t + PlanSection.size + pad8(x.data.length), 0);
+  if (extra > PLAN.MAX_EXTRA) throw new PlanError(`plan sections of ${extra} bytes exceed the stub's limit of ${PLAN.MAX_EXTRA}`);
   const total = PlanHeader.size + n * PlanRegion.size + g.deviceFds.length * PlanFdMove.size + g.polls.length * PlanPoll.size +
-    pad8(g.lowMemory.length) + bpf.length;
+    pad8(g.lowMemory.length) + bpf.length + extra;
   const buf = Buffer.alloc(total);
   encodeStruct(PlanHeader, {
     magic: PLAN.MAGIC, version: PLAN.VERSION, flags, nregions: n, mem_size: g.memSize, entry: g.entry,
     nmoves: g.deviceFds.length, npoll: g.polls.length, lowmem_size: g.lowMemory.length, bpf_insns: bpf.length / 8,
     image_src: n ? h.imageSrc : -1, report_fd: flags & PLAN_FLAG.MONITOR ? h.reportFd : -1,
-    start_fd: flags & PLAN_FLAG.WAIT_START ? h.startFd : -1, extra_size: 0,
+    start_fd: flags & PLAN_FLAG.WAIT_START ? h.startFd : -1, extra_size: extra,
   }, buf, 0);
   let o = PlanHeader.size;
   for (const r of g.regions) {
@@ -202,6 +213,11 @@ export function encodePlan(g: GuestPlan, bpf: Buffer, h: Handover): Buffer {
   for (const p of g.polls) {
     encodeStruct(PlanPoll, { fd: p.fd, data: p.data }, buf, o);
     o += PlanPoll.size;
+  }
+  for (const x of sections) {
+    encodeStruct(PlanSection, { type: x.type, len: x.data.length }, buf, o);
+    x.data.copy(buf, o + PlanSection.size);
+    o += PlanSection.size + pad8(x.data.length);
   }
   g.lowMemory.copy(buf, o);
   o += pad8(g.lowMemory.length);
@@ -217,6 +233,7 @@ export interface DecodedPlan {
   polls: Values<typeof PlanPoll.fields>[];
   lowMemory: Buffer;
   bpf: Buffer;
+  sections: PlanSectionData[];
 }
 
 export function decodePlan(buf: Buffer): DecodedPlan {
@@ -230,9 +247,16 @@ export function decodePlan(buf: Buffer): DecodedPlan {
   const regions = take(header.nregions, PlanRegion.size, (at) => decodeStruct(PlanRegion, buf, at));
   const moves = take(header.nmoves, PlanFdMove.size, (at) => decodeStruct(PlanFdMove, buf, at));
   const polls = take(header.npoll, PlanPoll.size, (at) => decodeStruct(PlanPoll, buf, at));
+  const end = o + header.extra_size;
+  const sections: PlanSectionData[] = [];
+  while (o < end) {
+    const h = decodeStruct(PlanSection, buf, o);
+    sections.push({ type: h.type, data: Buffer.from(buf.subarray(o + PlanSection.size, o + PlanSection.size + h.len)) });
+    o += PlanSection.size + pad8(h.len);
+  }
   const lowMemory = Buffer.from(buf.subarray(o, o + header.lowmem_size));
   o += pad8(header.lowmem_size);
   const bpf = Buffer.from(buf.subarray(o, o + header.bpf_insns * 8));
   if (lowMemory.length !== header.lowmem_size || bpf.length !== header.bpf_insns * 8) throw new RangeError('plan truncated');
-  return { header, regions, moves, polls, lowMemory, bpf };
+  return { header, regions, moves, polls, lowMemory, bpf, sections };
 }

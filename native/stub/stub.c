@@ -49,6 +49,9 @@ static struct plan_poll polls[PLAN_MAX_POLL];
 static int received[PLAN_MAX_RECV_FDS];
 static u32 nreceived;
 static struct sock_filter bpf[PLAN_MAX_BPF_INSNS];
+/* The plan's typed sections (formats.ts PLAN_SECTION), found by type. */
+static u8 extra[PLAN_MAX_EXTRA] __attribute__((aligned(64)));
+static struct { const u8 *data; u32 len; } sections[PLAN_SECTION_LIMIT];
 
 /* The stub's own fds (not the guest's): where each is once moved clear of
  * the guest's numbers; -1 when absent. */
@@ -63,6 +66,13 @@ static int guest_ready_fd = -1;
 __attribute__((noreturn)) static void malformed(const char *detail)
 {
     die("launch plan is malformed", detail);
+}
+
+/* The plan section types this build implements (none yet: each capability adds its own). */
+static int section_known(u32 type)
+{
+    (void)type;
+    return 0;
 }
 
 static void read_full(void *dst, u64 len, const char *what)
@@ -132,8 +142,8 @@ static void check_header(void)
         malformed("region, fd or poll count out of range");
     if (hdr.bpf_insns == 0 || hdr.bpf_insns > PLAN_MAX_BPF_INSNS)
         malformed("seccomp program length out of range");
-    if (hdr.extra_size != 0)
-        malformed("an extra section no flag asks for");
+    if (hdr.extra_size > PLAN_MAX_EXTRA || (hdr.extra_size & 7))
+        malformed("plan sections too large or misaligned");
     if (hdr.mem_size < SPT_GUEST_MIN_BASE + PAGE_SIZE || (hdr.mem_size & (PAGE_SIZE - 1)))
         malformed("guest memory size");
     /* Guest and stub must never overlap: the guest is mapped MAP_FIXED. */
@@ -184,6 +194,34 @@ static void check_tables(void)
         if (!found || polls[i].reserved || polls[i].data == SPT_INTERNAL_TIMERFD)
             malformed("poll entry is not one of the guest's fds");
     }
+}
+
+/*
+ * The typed sections after the filter: each type at most once, every byte
+ * accounted for. A type this stub does not implement is refused, never
+ * skipped: a plan that asks for isolation or a restore must not run
+ * without it.
+ */
+static void read_sections(void)
+{
+    read_full(extra, hdr.extra_size, "plan sections");
+    u32 o = 0;
+    while (o < hdr.extra_size) {
+        if (hdr.extra_size - o < sizeof(struct plan_section))
+            malformed("truncated plan section header");
+        const struct plan_section *s = (const struct plan_section *)(extra + o);
+        u32 body = o + (u32)sizeof *s;
+        if (s->len > hdr.extra_size - body || ((s->len + 7) & ~7u) > hdr.extra_size - body)
+            malformed("plan section longer than the plan");
+        if (s->type == 0 || s->type >= PLAN_SECTION_LIMIT || sections[s->type].data)
+            malformed("unknown or repeated plan section");
+        sections[s->type].data = extra + body;
+        sections[s->type].len = s->len;
+        o = body + ((s->len + 7) & ~7u);
+    }
+    for (u32 t = 1; t < PLAN_SECTION_LIMIT; t++)
+        if (sections[t].data && !section_known(t))
+            malformed("a plan section this stub does not implement (rebuild tendril)");
 }
 
 /* An fd the plan names: >= 0 an fd of ours, < 0 the (-1 - n)th fd received with the plan. */
@@ -593,6 +631,7 @@ __attribute__((noreturn, used)) void stub_main(long *sp)
     read_full(regions, sizeof regions[0] * hdr.nregions, "memory regions");
     read_full(moves, sizeof moves[0] * hdr.nmoves, "fd table");
     read_full(polls, sizeof polls[0] * hdr.npoll, "poll table");
+    read_sections();
     check_tables();
     place_fds();
     make_poll_set();
