@@ -12,7 +12,7 @@
 //   - pool (`serve`): a stub spawned ahead of demand receives the plan and
 //     the fds over a socket and moves the fds to the planned numbers.
 
-import { constants as fsConstants, existsSync, fstatSync, openSync, readFileSync, statSync, writeSync } from 'node:fs';
+import { constants as fsConstants, fstatSync, openSync, readFileSync, statSync, writeSync } from 'node:fs';
 import { join, resolve } from 'node:path';
 import { SPT_INTERNAL_TIMERFD } from '../loader/abi.js';
 import { validateLoadSegments, type LoadSegment } from '../loader/elf.js';
@@ -24,7 +24,7 @@ import { attachDevices, matchRequests, releaseDevices, type AttachedDevice } fro
 import { LaunchError } from './errors.js';
 import type { RunOptions } from './options.js';
 import { log } from './log.js';
-import { STUB_PATH } from './paths.js';
+import { nativeHint, nativeProblem, STUB_PATH } from './paths.js';
 import * as os from './os.js';
 
 /** Validated image + attached devices + the tender's fds, in this process's fd numbers. */
@@ -99,9 +99,8 @@ export function prepareLaunch(opts: RunOptions, image: GuestImage = loadGuestIma
   const segments = validateLoadSegments(image.file, image.bytes, image.header, image.phdrs, memSize);
   const cmdline = opts.guestArgs.join(' ');
   encodeCmdline(cmdline); // reject an over-long command line before any device is opened
-  if (!existsSync(STUB_PATH)) {
-    throw new LaunchError(`the native stub is missing (${STUB_PATH})`, 'build tendril first: npm install (or npm run build)');
-  }
+  const stubProblem = nativeProblem(STUB_PATH);
+  if (stubProblem) throw new LaunchError(`the native stub is ${stubProblem} (${STUB_PATH})`, nativeHint());
   const devices = attachDevices(matched);
   try {
     const { epollfd, timerfd } = createPollSet(devices);
@@ -230,5 +229,5 @@ export function execStub(p: PreparedLaunch, argv0: string, opts: { startFd?: num
     if (os.fcntl(fd, os.F_SETFD, 0) < 0) throw sysFail(`fcntl(${fd}, F_SETFD)`);
   }
   os.execve(STUB_PATH, [argv0, String(planFd), null], [null]);
-  throw sysFail(`execve(${STUB_PATH})`);
+  throw new LaunchError(`execve(${STUB_PATH}) failed: ${os.strerror(os.errno())}`, nativeHint());
 }
