@@ -7,7 +7,7 @@ import { spawn, type ChildProcess } from 'node:child_process';
 import type { Socket } from 'node:net';
 import { LaunchError } from '../errors.js';
 import * as os from '../os.js';
-import { STUB_PATH, ZYGOTE_PATH } from '../paths.js';
+import { nativeHint, nativeProblem, STUB_PATH, ZYGOTE_PATH } from '../paths.js';
 
 /** fd numbers inside a pool stub (the zygote sets them up). */
 export const POOL_PLAN_FD = 3;
@@ -37,6 +37,10 @@ export class Zygote {
   private closed = false;
 
   constructor(readonly poolSize: number) {
+    for (const [what, path] of [['stub', STUB_PATH], ['stub pool program', ZYGOTE_PATH]]) {
+      const problem = nativeProblem(path);
+      if (problem) throw new LaunchError(`the native ${what} is ${problem} (${path})`, nativeHint());
+    }
     this.child = spawn(ZYGOTE_PATH, [STUB_PATH, String(poolSize)], { stdio: ['ignore', 'inherit', 'inherit', 'pipe'], env: {} });
     this.sock = this.child.stdio[3] as Socket;
     this.fd = (this.sock as unknown as { _handle?: { fd?: number } })._handle?.fd ?? -1;
