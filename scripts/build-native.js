@@ -11,7 +11,7 @@
 // install then fails, rather than leaving commands that cannot launch.
 
 import { spawnSync } from 'node:child_process';
-import { realpathSync } from 'node:fs';
+import { existsSync, realpathSync } from 'node:fs';
 import { availableParallelism } from 'node:os';
 import { dirname, join, resolve } from 'node:path';
 import { fileURLToPath, pathToFileURL } from 'node:url';
@@ -29,7 +29,20 @@ const fail = (line) => {
 
 const onPath = (cmd) => spawnSync('sh', ['-c', 'command -v "$1"', 'sh', cmd], { stdio: 'ignore' }).status === 0;
 
+/**
+ * The native parts include a header generated from the TypeScript format
+ * definitions (dist/loader/formats.js, via scripts/gen-formats.js). A package
+ * ships dist/ built; a fresh checkout has none before `prepare` compiles it,
+ * and prepare then builds the native parts itself.
+ */
+const FORMATS = join(root, 'dist/loader/formats.js');
+const CHECKOUT = existsSync(join(root, 'tsconfig.json'));
+
 export function buildNative() {
+  if (!existsSync(FORMATS)) {
+    if (CHECKOUT && process.env.npm_lifecycle_event === 'install') process.exit(0); // prepare builds dist/, then this
+    fail(`cannot build the native parts: ${FORMATS} is missing; ${CHECKOUT ? 'run npm run build' : 'the package is incomplete: reinstall tendril'}`);
+  }
   if (process.platform !== 'linux' || process.arch !== 'x64') {
     fail(`the native parts run on x86_64 Linux only (this host is ${process.platform}/${process.arch})`);
   }
