@@ -238,14 +238,12 @@ export class InstanceManager {
         done(guestEnd(report, sig === undefined ? (waitStatus >> 8) & 0xff : null, sig, launched), undefined);
       },
       failed: (reason, kind) => {
-        if (inst.state === 'running') {
-          // The zygote died under a running guest, which died with it.
-          done({ status: 137, signal: 9, reason: `guest was killed (SIGKILL): ${reason}`, durationMs: Number(process.hrtime.bigint() - launched) / 1e6 }, undefined);
-          return;
-        }
-        done(undefined, kind === 'capacity' ? new CapacityError(`the guest could not be started: ${reason}`, 'retry later')
-          : kind === 'environment' ? new PoolDownError(`the guest could not be started: ${reason}`, 'retry in a moment')
-            : new TendrilError(`the guest could not be started: ${reason}`, 'this is a bug in tendril; please report it', 'internal'));
+        // Not the guest's doing: no guest status. A guest running when its
+        // zygote died was killed with it; the launch failed as a whole.
+        const what = inst.state === 'running' ? 'the guest was killed' : 'the guest could not be started';
+        done(undefined, kind === 'capacity' ? new CapacityError(`${what}: ${reason}`, 'retry later')
+          : kind === 'environment' ? new PoolDownError(`${what}: ${reason}`, 'retry in a moment')
+            : new TendrilError(`${what}: ${reason}`, 'this is a bug in tendril; please report it', 'internal'));
       },
     };
     try {

@@ -152,6 +152,12 @@ export async function serveVerb(argv: string[]): Promise<number> {
     const registry = new ImageRegistry({ maxImageBytes: limits.maxImageBytes, maxTotalBytes: limits.maxTotalBytes });
     instances = new InstanceManager(registry, pool, metrics, { ...limits, maxRunning, maxPending });
     const ctx = { registry, instances, metrics, pool };
+    // TCP first: once the socket file exists, every listener is up.
+    if (tcp) {
+      const app = buildApi(ctx, { maxImageBytes: limits.maxImageBytes, auth: { token: token!, hosts: tcp.hosts } });
+      apps.push(app);
+      await app.listen({ host: tcp.host, port: tcp.port });
+    }
     const unix = buildApi(ctx, { maxImageBytes: limits.maxImageBytes });
     apps.push(unix);
     // Created private: the umask applies at bind(), so no one else can connect in between.
@@ -160,11 +166,6 @@ export async function serveVerb(argv: string[]): Promise<number> {
       await unix.listen({ path: socket });
     } finally {
       process.umask(umask);
-    }
-    if (tcp) {
-      const app = buildApi(ctx, { maxImageBytes: limits.maxImageBytes, auth: { token: token!, hosts: tcp.hosts } });
-      apps.push(app);
-      await app.listen({ host: tcp.host, port: tcp.port });
     }
     log.info({ socket, tcp: tcp ? `${tcp.host}:${tcp.port}` : undefined, pool: poolSize, poolPid: pool.pid, maxRunning, maxPending }, 'serving');
   } catch (e) {
