@@ -537,13 +537,21 @@ done:
 
 /* ------------------------------------------------------------------ control input */
 
-/* Bytes from Node not yet parsed, and the fds that came with them, in order. */
-static char *inq;
-static size_t inq_len, inq_cap;
-static int infds[ZYGOTE_MAX_FDS * 4];
-static int ninfds;
-/* Discarding the payload of a refused frame. */
-static size_t skip_left;
+/*
+ * Frames are read one at a time, the header first with recvmsg: the fds of
+ * a launch ride on the same sendmsg as its header, and the kernel hands them
+ * over with the first bytes read from that message. So fds always belong to
+ * the frame being read, and a frame that claims fds it did not bring (or
+ * brings fds it does not claim) cannot take another frame's.
+ */
+static struct zygote_frame cur;
+static size_t cur_have;       /* header bytes read so far */
+static char *payload;
+static size_t payload_cap, payload_have;
+static int cur_fds[ZYGOTE_MAX_FDS];
+static int cur_nfds;
+static int cur_fds_overflow;
+static int skipping;          /* the payload of a refused frame is being discarded */
 
 static int plan_flags(const char *plan, size_t len)
 {
@@ -554,45 +562,66 @@ static int plan_flags(const char *plan, size_t len)
     return (int)h.flags;
 }
 
-static void on_frame(const struct zygote_frame *f, const char *payload)
+static void drop_fds(void)
 {
-    switch (f->type) {
-    case ZMSG_LAUNCH: {
-        int n = (int)f->nfds;
-        if (n > ninfds || n > ZYGOTE_MAX_FDS) {
-            /* Fewer fds arrived than the frame says: nothing sane can run. */
-            for (int k = 0; k < ninfds; k++)
-                close(infds[k]);
-            ninfds = 0;
-            send_failed(f->id, "the launch frame came without its fds");
+    for (int k = 0; k < cur_nfds; k++)
+        close(cur_fds[k]);
+    cur_nfds = 0;
+}
+
+static void take_fds(struct msghdr *msg)
+{
+    for (struct cmsghdr *c = CMSG_FIRSTHDR(msg); c; c = CMSG_NXTHDR(msg, c)) {
+        if (c->cmsg_level != SOL_SOCKET || c->cmsg_type != SCM_RIGHTS)
+            continue;
+        int k = (int)((c->cmsg_len - CMSG_LEN(0)) / sizeof(int));
+        for (int j = 0; j < k; j++) {
+            int fd;
+            memcpy(&fd, CMSG_DATA(c) + sizeof(int) * (size_t)j, sizeof fd);
+            if (cur_nfds < ZYGOTE_MAX_FDS) {
+                cur_fds[cur_nfds++] = fd;
+            } else {
+                close(fd);
+                cur_fds_overflow = 1;
+            }
+        }
+    }
+    if (msg->msg_flags & MSG_CTRUNC)
+        cur_fds_overflow = 1;
+}
+
+static void on_frame(void)
+{
+    switch (cur.type) {
+    case ZMSG_LAUNCH:
+        if ((int)cur.nfds != cur_nfds || cur_fds_overflow) {
+            drop_fds();
+            send_failed(cur.id, "the launch frame came without its fds (or with others than it said)");
             return;
         }
-        int fds[ZYGOTE_MAX_FDS];
-        memcpy(fds, infds, sizeof(int) * (size_t)n);
-        memmove(infds, infds + n, sizeof(int) * (size_t)(ninfds - n));
-        ninfds -= n;
-        launch(f->id, fds, n, payload, f->len, (plan_flags(payload, f->len) & PLAN_F_MONITOR) != 0);
-        break;
-    }
+        launch(cur.id, cur_fds, cur_nfds, payload, cur.len, (plan_flags(payload, cur.len) & PLAN_F_MONITOR) != 0);
+        cur_nfds = 0;
+        return;
     case ZMSG_KILL:
     case ZMSG_PAUSE:
     case ZMSG_RESUME: {
-        struct instance *i = find(f->id);
+        drop_fds();
+        struct instance *i = find(cur.id);
         if (!i)
-            break; /* ended meanwhile: its EXIT is on its way */
-        if (f->type == ZMSG_KILL && f->len >= 4) {
+            return; /* ended meanwhile: its EXIT is on its way */
+        if (cur.type == ZMSG_KILL && cur.len >= 4) {
             uint32_t sig;
             memcpy(&sig, payload, 4);
             if (sig >= 1 && sig <= 64)
                 send_signal(i, (int)sig);
-        } else if (f->type != ZMSG_KILL) {
-            i->paused = f->type == ZMSG_PAUSE;
+        } else if (cur.type != ZMSG_KILL) {
+            i->paused = cur.type == ZMSG_PAUSE;
             set_console_reading(i);
         }
-        break;
+        return;
     }
     default:
-        break; /* unknown frame: ignored, the stream stays in step */
+        drop_fds(); /* unknown frame: ignored, the stream stays in step */
     }
 }
 
@@ -600,74 +629,72 @@ static void on_frame(const struct zygote_frame *f, const char *payload)
 static int on_control(void)
 {
     for (;;) {
-        if (inq_cap - inq_len < 65536) {
-            size_t cap = inq_cap ? inq_cap * 2 : 262144;
-            char *q = realloc(inq, cap);
-            if (!q)
-                fatal("realloc");
-            inq = q;
-            inq_cap = cap;
+        ssize_t n;
+        if (cur_have < sizeof cur) {
+            union {
+                char buf[CMSG_SPACE(sizeof(int) * ZYGOTE_MAX_FDS)];
+                struct cmsghdr align;
+            } control;
+            struct iovec iov = { (char *)&cur + cur_have, sizeof cur - cur_have };
+            struct msghdr msg = { .msg_iov = &iov, .msg_iovlen = 1, .msg_control = control.buf, .msg_controllen = sizeof control.buf };
+            n = recvmsg(ZYGOTE_CONTROL_FD, &msg, MSG_CMSG_CLOEXEC | MSG_DONTWAIT);
+            if (n > 0) {
+                take_fds(&msg);
+                cur_have += (size_t)n;
+                if (cur_have < sizeof cur)
+                    continue;
+                payload_have = 0;
+                skipping = cur.len > ZYGOTE_MAX_PAYLOAD;
+                if (skipping) {
+                    /* Refused, not trusted: its payload is read and dropped, its fds closed. */
+                    drop_fds();
+                    if (cur.type == ZMSG_LAUNCH)
+                        send_failed(cur.id, "the plan is larger than the stub pool accepts");
+                } else if (cur.len > payload_cap) {
+                    char *p = realloc(payload, cur.len);
+                    if (!p)
+                        fatal("realloc");
+                    payload = p;
+                    payload_cap = cur.len;
+                }
+            }
+        } else {
+            char sink[65536];
+            size_t want = cur.len - payload_have;
+            if (want == 0) {
+                n = 1;
+            } else if (skipping) {
+                n = recv(ZYGOTE_CONTROL_FD, sink, want < sizeof sink ? want : sizeof sink, MSG_DONTWAIT);
+            } else {
+                /* No fds belong here: any that come make the frame untrusted, and are closed with it. */
+                union {
+                    char buf[CMSG_SPACE(sizeof(int) * ZYGOTE_MAX_FDS)];
+                    struct cmsghdr align;
+                } control;
+                struct iovec iov = { payload + payload_have, want };
+                struct msghdr msg = { .msg_iov = &iov, .msg_iovlen = 1, .msg_control = control.buf, .msg_controllen = sizeof control.buf };
+                n = recvmsg(ZYGOTE_CONTROL_FD, &msg, MSG_CMSG_CLOEXEC | MSG_DONTWAIT);
+                if (n > 0 && msg.msg_controllen > 0)
+                    take_fds(&msg), cur_fds_overflow = 1; /* fds not on a header: the frame is not to be trusted */
+            }
+            if (n > 0 && want > 0)
+                payload_have += (size_t)n;
+            if (n > 0 && payload_have == cur.len) {
+                if (!skipping)
+                    on_frame();
+                drop_fds();
+                cur_have = 0;
+                cur_fds_overflow = 0;
+                skipping = 0;
+                continue;
+            }
         }
-        union {
-            char buf[CMSG_SPACE(sizeof(int) * ZYGOTE_MAX_FDS)];
-            struct cmsghdr align;
-        } control;
-        struct iovec iov = { inq + inq_len, inq_cap - inq_len };
-        struct msghdr msg = { .msg_iov = &iov, .msg_iovlen = 1, .msg_control = control.buf, .msg_controllen = sizeof control.buf };
-        ssize_t n = recvmsg(ZYGOTE_CONTROL_FD, &msg, MSG_CMSG_CLOEXEC | MSG_DONTWAIT);
         if (n < 0 && errno == EINTR)
             continue;
         if (n < 0 && (errno == EAGAIN || errno == EWOULDBLOCK))
             return 0;
         if (n <= 0)
             return -1;
-        for (struct cmsghdr *c = CMSG_FIRSTHDR(&msg); c; c = CMSG_NXTHDR(&msg, c)) {
-            if (c->cmsg_level == SOL_SOCKET && c->cmsg_type == SCM_RIGHTS) {
-                int k = (int)((c->cmsg_len - CMSG_LEN(0)) / sizeof(int));
-                for (int j = 0; j < k; j++) {
-                    int fd;
-                    memcpy(&fd, CMSG_DATA(c) + sizeof(int) * (size_t)j, sizeof fd);
-                    if (ninfds < (int)(sizeof infds / sizeof infds[0]))
-                        infds[ninfds++] = fd;
-                    else
-                        close(fd);
-                }
-            }
-        }
-        inq_len += (size_t)n;
-        size_t off = 0;
-        for (;;) {
-            if (skip_left) {
-                size_t k = inq_len - off < skip_left ? inq_len - off : skip_left;
-                off += k;
-                skip_left -= k;
-                if (skip_left)
-                    break;
-            }
-            if (inq_len - off < sizeof(struct zygote_frame))
-                break;
-            struct zygote_frame f;
-            memcpy(&f, inq + off, sizeof f);
-            if (f.len > ZYGOTE_MAX_PAYLOAD) {
-                /* Refused, not trusted: skip its payload and say so. Its fds are dropped. */
-                off += sizeof f;
-                skip_left = f.len;
-                int drop = (int)f.nfds < ninfds ? (int)f.nfds : ninfds;
-                for (int k = 0; k < drop; k++)
-                    close(infds[k]);
-                memmove(infds, infds + drop, sizeof(int) * (size_t)(ninfds - drop));
-                ninfds -= drop;
-                if (f.type == ZMSG_LAUNCH)
-                    send_failed(f.id, "the plan is larger than the stub pool accepts");
-                continue;
-            }
-            if (inq_len - off < sizeof f + f.len)
-                break;
-            on_frame(&f, inq + off + sizeof f);
-            off += sizeof f + f.len;
-        }
-        memmove(inq, inq + off, inq_len - off);
-        inq_len -= off;
     }
 }
 
