@@ -33,7 +33,17 @@ export async function startServer(args: string[] = [], opts: { wrap?: string[]; 
   proc.stderr!.on('data', (d: Buffer) => { err += d; });
   const exited = new Promise((r) => proc.once('exit', r));
   try {
-    await waitFor('the server to listen', () => existsSync(sock) || proc.exitCode !== null, 30_000);
+    // The socket file appears at bind(), a moment before listen(): ready is when a request is answered.
+    const ready = async () => {
+      if (proc.exitCode !== null) return true;
+      if (!existsSync(sock)) return false;
+      try {
+        return (await api(sock, 'GET', '/health')).status === 200;
+      } catch {
+        return false;
+      }
+    };
+    await waitFor('the server to listen', ready, 30_000);
   } catch (e) {
     proc.kill('SIGKILL');
     throw e;
