@@ -228,6 +228,8 @@ static int spawn_stub(struct stub *s)
             dup2(x, 2) < 0 || dup2(p, ZYGOTE_STUB_PLAN_FD) < 0 || dup2(r, ZYGOTE_STUB_REPORT_FD) < 0)
             _exit(127);
         syscall(SYS_close_range, ZYGOTE_STUB_REPORT_FD + 1, ~0u, 0);
+        /* What we ignore is not the guest's to ignore (the stub resets it too; this spares it the work). */
+        signal(SIGPIPE, SIG_DFL);
         char *argv[] = { "tendril: pool", "3", NULL };
         char *envp[] = { NULL };
         execve(stub_path, argv, envp);

@@ -97,6 +97,10 @@ interface Live {
 }
 
 const PLAN_CACHE_LIMIT = 256;
+/** Instance ids: unique for this server (a random prefix, then a counter), without a crypto call per launch. */
+const ID_PREFIX = randomBytes(4).toString('hex');
+let idCounter = 0;
+const nextId = () => `${ID_PREFIX}${(++idCounter).toString(16).padStart(8, '0')}`;
 
 function toRunOptions(req: LaunchRequest): RunOptions {
   const devices: DeviceRequest[] = [];
@@ -173,7 +177,7 @@ export class InstanceManager {
     let rejectStarted!: (e: Error) => void;
     let resolveEnded!: (i: Instance) => void;
     const inst: Instance = {
-      id: randomBytes(8).toString('hex'), image: entry.id, args: req.args ?? [], memMiB: req.memMiB ?? 512,
+      id: nextId(), image: entry.id, args: req.args ?? [], memMiB: req.memMiB ?? 512,
       state: 'starting', createdAt: new Date().toISOString(), timings: {}, timeoutMs: req.timeoutMs,
       output: [], outputBytes: 0, outputTruncated: false, consumers: new Set(),
       started: new Promise<Instance>((res, rej) => { resolveStarted = res; rejectStarted = rej; }),
