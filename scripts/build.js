@@ -14,6 +14,7 @@ import { existsSync, mkdirSync, readdirSync, rmSync, statSync } from 'node:fs';
 import { dirname, join, resolve } from 'node:path';
 import { fileURLToPath } from 'node:url';
 import { buildNative } from './build-native.js';
+import { bundle } from './bundle.js';
 
 const root = resolve(dirname(fileURLToPath(import.meta.url)), '..');
 
@@ -39,6 +40,7 @@ if (process.env.npm_lifecycle_event === 'prepare' && packing) process.exit(0);
 const dist = process.argv.includes('--dist');
 if (dist) rmSync(join(root, 'dist'), { recursive: true, force: true });
 run(process.execPath, [join(root, 'node_modules/typescript/bin/tsc'), '-p', root]);
+await bundle(root);
 if (dist) process.exit(0);
 buildNative();
 
