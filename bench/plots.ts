@@ -104,7 +104,7 @@ function xScale(points: { v: number; labelPx: number }[]): { type: 'log' | 'line
 
 /** Ticks of a log axis: 1, 2, 5 × 10^k over a short span, powers of ten over a long one. */
 function logTicks([lo, hi]: [number, number]): number[] {
-  const steps = Math.log10(hi / lo) <= 2.5 ? [1, 2, 5] : [1];
+  const steps = Math.log10(hi / lo) <= 3.2 ? [1, 2, 5] : [1];
   const ticks: number[] = [];
   for (let p = Math.floor(Math.log10(lo)); p <= Math.ceil(Math.log10(hi)); p++) {
     for (const m of steps) {

@@ -36,6 +36,8 @@ export interface Outcome {
   date: Date;
   quick: boolean;
   machine: Machine;
+  /** 1-minute load average when the run started and ended: other work on the machine makes figures noisier. */
+  load: { start: number; end: number };
   modules: ModuleOutcome[];
   failures: Failure[];
 }
@@ -98,6 +100,7 @@ export function markdown(o: Outcome): string {
     `# tendril benchmarks, ${stamp(o.date)}${o.quick ? ' (quick smoke run)' : ''}`,
     '',
     `Machine: ${machineLine(o.machine)}; ${caLine(o.machine)}.`,
+    `Load average (1 min, ${o.machine.cores} cores): ${o.load.start.toFixed(1)} at the start, ${o.load.end.toFixed(1)} at the end${Math.max(o.load.start, o.load.end) > o.machine.cores / 2 ? ': other work was running, so figures are noisier than on an idle machine (the baselines ran under the same load)' : ''}.`,
     '',
     o.quick
       ? '**A `--quick` run**: every count and budget is cut to a smoke test of the benchmarks themselves. Do not quote these figures; run `npm run bench` for them.'
@@ -145,6 +148,7 @@ export function json(o: Outcome): unknown {
     date: o.date.toISOString(),
     mode: o.quick ? 'quick' : 'full',
     machine: o.machine,
+    load: o.load,
     modules: o.modules.map((m) => ({
       ...m,
       rows: m.rows.map((r) => (isCounts(r) ? { ...r, asExpected: unexpected(r).length === 0 } : { ...r, ratio: ratio(r), better: better(r) })),

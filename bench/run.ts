@@ -34,6 +34,7 @@
 // of counts (leaks) is { name, what, counts, expected? }.
 
 import { existsSync, mkdirSync, writeFileSync } from 'node:fs';
+import { loadavg } from 'node:os';
 import { join, resolve } from 'node:path';
 import minimist from 'minimist';
 import { ROOT } from '../tests/helpers.js';
@@ -65,7 +66,8 @@ const modules = MODULES.filter((m) => !only || only.includes(m.name));
 const date = new Date();
 const dir = resultDir(argv.out);
 const machine = describeMachine();
-const caption: Caption = { machine: machineLine(machine), run: `${stamp(date)}, ${quick ? 'quick smoke run (do not quote)' : 'full run'}` };
+const loadAtStart = loadavg()[0];
+const caption: Caption = { machine: machineLine(machine), run: `${stamp(date)}, ${quick ? 'quick smoke run (do not quote)' : 'full run'}, load average ${loadAtStart.toFixed(1)} at the start` };
 
 /** --out=DIR as given (made if missing), else a new dated directory under bench/results. */
 function resultDir(out: string | undefined): string {
@@ -196,7 +198,7 @@ for (const b of modules) {
   }
 }
 
-const outcome: Outcome = { date, quick, machine, modules: outcomes, failures };
+const outcome: Outcome = { date, quick, machine, load: { start: loadAtStart, end: loadavg()[0] }, modules: outcomes, failures };
 writeFileSync(join(dir, 'report.md'), markdown(outcome));
 writeFileSync(join(dir, 'results.json'), `${JSON.stringify(json(outcome), null, 2)}\n`);
 console.log(`\nwritten: ${dir}/report.md, results.json and ${outcomes.reduce((n, m) => n + m.plots.length, 0)} plots (SVG + PNG)${failures.length ? `; ${failures.length} FAILED` : ''}`);

@@ -122,7 +122,7 @@ test('bench report: direction per row, ratio only for figures, counts for counts
   t.notRegex(leaks, /0\.000/);
   t.is(better({ name: 'x', what: '', unit: 'ms', direction: 'lower', tendril: 1.01, baseline: { value: 1, measured: true, what: '' } }), 'even');
 
-  const outcome: Outcome = { date: new Date(0), quick: false, machine: describeMachine(), modules: [{ name: 'm', title: 'M', budgetMs: 1000, tookMs: 10, rows, plots: [] }], failures: [{ module: 'n', error: 'boom' }] };
+  const outcome: Outcome = { date: new Date(0), quick: false, machine: describeMachine(), load: { start: 0.5, end: 0.7 }, modules: [{ name: 'm', title: 'M', budgetMs: 1000, tookMs: 10, rows, plots: [] }], failures: [{ module: 'n', error: 'boom' }] };
   const md = markdown(outcome);
   t.regex(md, /\*\*mem\*\*: quoted, not measured in this run: ref, 1,434 KiB\. Source: docs\/abi\.md §1\./);
   t.regex(md, /\*\*lat\*\*: measured in this run: C\./);
