@@ -12,6 +12,8 @@ export interface PlotFile {
   /** File names inside the result directory. */
   svg: string;
   png: string;
+  /** A distribution's raw samples, for results.json. */
+  series?: Record<string, number[]>;
 }
 
 export interface ModuleOutcome {
@@ -127,7 +129,7 @@ export function markdown(o: Outcome): string {
     '',
     '## Plots',
     '',
-    'Each plot is here as SVG and as PNG (the PNG is what was looked at).',
+    'Each plot is here as SVG and as PNG (rendered from the SVG by rsvg-convert, for viewers without SVG).',
     '',
     ...o.modules.flatMap((m) => m.plots.map((p) => `### ${p.title}\n\n![${p.title}](${p.svg})\n\n[PNG](${p.png})\n`)),
     '## Modules',

@@ -140,7 +140,7 @@ async function draw(plot: Plot, rows: Row[]): Promise<PlotFile> {
     spec = distributionSpec(plot.title, plot.unit, plot.direction, plot.series, caption);
   }
   await render(spec, join(dir, plot.file));
-  return { title: plot.title, svg: `${plot.file}.svg`, png: `${plot.file}.png` };
+  return { title: plot.title, svg: `${plot.file}.svg`, png: `${plot.file}.png`, ...(plot.kind === 'distribution' ? { series: plot.series } : {}) };
 }
 
 /** Runs one module inside twice its budget; a module past that is abandoned, and said to be. */
