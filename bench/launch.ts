@@ -35,12 +35,13 @@ function buildTools(): void {
   if (r.status !== 0) throw new Error('cannot build bench/tools/execplan.c');
 }
 
-/** A ready plan for the floor: epoll at 3, timerfd at 4, plan at 5 (execplan sets them up). */
+/** A ready plan and memory file for the floor: the plan at fd 3, the memory file at fd 4 (execplan sets them up). */
 function writeFloorPlan(file: string): void {
   const p = prepareLaunch({ memMiB: 2, xExecHeap: false, guest: HELLO, guestArgs: ['--solo5:quiet'], devices: [], dumpable: false, gdb: false, supervise: false });
   try {
-    const c = compileLaunch(p, { kind: 'place', base: 3 });
-    writeFileSync(file, encodePlan(c.plan, c.filter.bpf));
+    const c = compileLaunch(p);
+    writeFileSync(file, encodePlan(c.plan, c.filter.bpf, { deviceSrc: [], imageSrc: 4 }));
+    writeFileSync(`${file}.mem`, c.memory.bytes);
   } finally {
     releaseLaunch(p);
   }

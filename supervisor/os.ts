@@ -17,6 +17,12 @@ export const CLOCK_MONOTONIC = 1;
 export const TFD_NONBLOCK = 0o4000;
 export const TFD_CLOEXEC = 0o2000000;
 export const MFD_CLOEXEC = 1;
+export const MFD_ALLOW_SEALING = 2;
+export const F_ADD_SEALS = 1033;
+export const F_SEAL_SEAL = 1;
+export const F_SEAL_SHRINK = 2;
+export const F_SEAL_GROW = 4;
+export const F_SEAL_WRITE = 8;
 
 export const fcntl: (fd: number, cmd: number, arg: number) => number = libc.func('fcntl', 'int', ['int', 'int', 'int']);
 export const close: (fd: number) => number = libc.func('close', 'int', ['int']);

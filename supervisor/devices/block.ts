@@ -106,10 +106,10 @@ export function attachBlock(req: BlockRequest, dev: ManifestDevice): AttachedDev
       name: req.name,
       kind: 'block',
       hostfd: fd,
-      attachment: { index: dev.index, hostfd: fd, block: { capacity, blockSize } },
-      rules: (guestFd) => blockPolicy(req.name, guestFd, blockSize, capacity),
+      attachment: { index: dev.index, block: { capacity, blockSize } },
+      rules: (guestFd) => blockPolicy(req.name, guestFd, blockSize, capacity, req.readOnly),
       pollable: false,
-      summary: `block ${req.name} (handle ${dev.index}): ${req.path ?? `fd ${req.fd}`}, fd ${fd}, ` +
+      summary: `block ${req.name} (handle ${dev.index}): ${req.path ?? `fd ${req.fd}`}, host fd ${fd}, ` +
         `${capacity} bytes, ${blockSize}-byte sectors${req.readOnly ? ', read-only' : ''}`,
     };
   } catch (e) {

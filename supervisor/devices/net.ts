@@ -231,9 +231,9 @@ export function attachNet(req: NetRequest, dev: ManifestDevice): AttachedDevice 
     name: req.name,
     kind: 'net',
     hostfd: fd,
-    attachment: { index: dev.index, hostfd: fd, net: { mac, mtu } },
+    attachment: { index: dev.index, net: { mac, mtu } },
     rules: (guestFd) => netPolicy(req.name, guestFd),
     pollable: true,
-    summary: `net ${req.name} (handle ${dev.index}): ${iface}, fd ${fd}, mtu ${mtu}, mac ${formatMac(mac)}`,
+    summary: `net ${req.name} (handle ${dev.index}): ${iface}, host fd ${fd}, mtu ${mtu}, mac ${formatMac(mac)}`,
   };
 }

@@ -27,7 +27,7 @@ export function describeInstance(i: Instance, withOutput = false): Record<string
     out.status = i.end.status;
     if (i.end.signal !== undefined) out.signal = i.end.signal;
     if (i.end.reason) out.reason = i.end.reason;
-    if (i.end.report) out.maxrssKiB = i.end.report.maxrss_kb;
+    if (i.end.report) out.maxrssKiB = i.end.report.maxrssKb;
   }
   if (i.killedBy) out.killedBy = i.killedBy;
   if (withOutput) {

@@ -4,7 +4,7 @@
 // instance's end comes from its monitor (native/stub/monitor.c).
 
 import { randomBytes } from 'node:crypto';
-import { PlanFlags, encodePlan } from '../../loader/plan.js';
+import { PlanFlags, encodePlan, receivedFd } from '../../loader/plan.js';
 import { DEFAULT_MEM_MIB } from '../../loader/abi.js';
 import { DEVICE_NAME_RE } from '../../loader/manifest.js';
 import { TendrilError } from '../errors.js';
@@ -12,8 +12,8 @@ import { compileLaunch, prepareLaunch, releaseLaunch } from '../launch.js';
 import { log } from '../log.js';
 import { parseMac, parseMem, type DeviceRequest, type RunOptions } from '../options.js';
 import * as os from '../os.js';
-import { guestEnd, signalName, type GuestEnd } from '../supervise.js';
-import { POOL_FIRST_GUEST_FD, POOL_REPORT_FD, type LaunchHandlers, type Zygote } from './zygote.js';
+import { guestEnd, parseMonitorMessages, signalName, type GuestEnd } from '../report.js';
+import { POOL_REPORT_FD, type LaunchHandlers, type Zygote } from './zygote.js';
 import type { Metrics } from './metrics.js';
 import { NotFoundError, type ImageRegistry } from './registry.js';
 
@@ -124,10 +124,13 @@ export class InstanceManager {
     let plan: Buffer;
     let fds: number[];
     try {
-      const c = compileLaunch(prepared, { kind: 'place', base: POOL_FIRST_GUEST_FD },
-        { extraFlags: req.monitor === false ? 0 : PlanFlags.MONITOR, reportFd: POOL_REPORT_FD, sendFds: true });
-      plan = encodePlan(c.plan, c.filter.bpf);
-      fds = c.passFds;
+      const mem = this.registry.memory(entry, prepared.segments);
+      const c = compileLaunch(prepared, mem.image);
+      plan = encodePlan(c.plan, c.filter.bpf, {
+        deviceSrc: prepared.devices.map((_, i) => receivedFd(1 + i)), imageSrc: receivedFd(0),
+        flags: req.monitor === false ? 0 : PlanFlags.MONITOR, reportFd: POOL_REPORT_FD,
+      });
+      fds = [mem.fd, ...prepared.devices.map((d) => d.hostfd)];
     } catch (e) {
       releaseLaunch(prepared);
       throw e;
@@ -161,7 +164,7 @@ export class InstanceManager {
       output: (chunk) => this.output(inst, chunk),
       exit: (waitStatus, report) => {
         const sig = (waitStatus & 0x7f) !== 0 ? waitStatus & 0x7f : undefined;
-        finish(guestEnd(report, sig === undefined ? (waitStatus >> 8) & 0xff : null, sig, launched));
+        finish(guestEnd(parseMonitorMessages(report).report, sig === undefined ? (waitStatus >> 8) & 0xff : null, sig, launched));
       },
       failed: (reason) => {
         this.metrics.launchErrors.inc({ reason: 'stub' });

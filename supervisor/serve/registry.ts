@@ -2,7 +2,10 @@
 // by content hash, so a launch pays neither file I/O nor ELF parsing.
 
 import { createHash } from 'node:crypto';
-import { readFileSync } from 'node:fs';
+import { closeSync, readFileSync } from 'node:fs';
+import type { LoadSegment } from '../../loader/elf.js';
+import { memoryImage, type MemoryImage } from '../../loader/plan.js';
+import { memoryFileFd } from '../launch.js';
 import { parseGuestImage, type GuestImage } from '../../loader/image.js';
 import { deviceTypeName } from '../../loader/manifest.js';
 import { ElfError, TendrilError } from '../errors.js';
@@ -14,6 +17,8 @@ export interface ImageEntry {
   image: GuestImage;
   registeredAt: string;
   launches: number;
+  /** The sealed memory file of its segments, made at the first launch and shared by every guest of the image. */
+  memory?: { image: MemoryImage; fd: number };
 }
 
 /** The image is not registered. */
@@ -57,12 +62,22 @@ export class ImageRegistry {
     return e;
   }
 
+  /** The image's memory file (its segments do not depend on the memory size they were validated against). */
+  memory(e: ImageEntry, segments: LoadSegment[]): { image: MemoryImage; fd: number } {
+    if (!e.memory) {
+      const image = memoryImage(segments);
+      e.memory = { image, fd: memoryFileFd(image) };
+    }
+    return e.memory;
+  }
+
   list(): ImageEntry[] {
     return [...this.images.values()];
   }
 
   remove(id: string): void {
-    this.get(id);
+    const e = this.get(id);
     this.images.delete(id);
+    if (e.memory) closeSync(e.memory.fd);
   }
 }

@@ -7,13 +7,11 @@ import { spawn, type ChildProcess } from 'node:child_process';
 import type { Socket } from 'node:net';
 import { LaunchError } from '../errors.js';
 import * as os from '../os.js';
-import { STUB_PATH, ZYGOTE_PATH } from '../paths.js';
+import { nativeHint, nativeProblem, STUB_PATH, ZYGOTE_PATH } from '../paths.js';
 
 /** fd numbers inside a pool stub (the zygote sets them up). */
 export const POOL_PLAN_FD = 3;
 export const POOL_REPORT_FD = 4;
-/** Where the guest's own fds (epoll, timerfd, devices) go. */
-export const POOL_FIRST_GUEST_FD = 5;
 
 const enum Type { LAUNCH = 1, KILL = 2, STARTED = 10, OUTPUT = 11, EXIT = 12, FAILED = 13 }
 const HEADER = 16;
@@ -22,7 +20,7 @@ export interface LaunchHandlers {
   started(pid: number): void;
   output(chunk: Buffer): void;
   /** status: the wait status of the stub; report: the monitor's line. */
-  exit(waitStatus: number, report: string): void;
+  exit(waitStatus: number, report: Buffer): void;
   failed(reason: string): void;
 }
 
@@ -39,6 +37,10 @@ export class Zygote {
   private closed = false;
 
   constructor(readonly poolSize: number) {
+    for (const [what, path] of [['stub', STUB_PATH], ['stub pool program', ZYGOTE_PATH]]) {
+      const problem = nativeProblem(path);
+      if (problem) throw new LaunchError(`the native ${what} is ${problem} (${path})`, nativeHint());
+    }
     this.child = spawn(ZYGOTE_PATH, [STUB_PATH, String(poolSize)], { stdio: ['ignore', 'inherit', 'inherit', 'pipe'], env: {} });
     this.sock = this.child.stdio[3] as Socket;
     this.fd = (this.sock as unknown as { _handle?: { fd?: number } })._handle?.fd ?? -1;
@@ -136,7 +138,7 @@ export class Zygote {
           break;
         case Type.EXIT:
           this.handlers.delete(id);
-          h.exit(payload.readInt32LE(0), payload.subarray(4).toString('utf8'));
+          h.exit(payload.readInt32LE(0), Buffer.from(payload.subarray(4)));
           break;
         case Type.FAILED:
           this.handlers.delete(id);
