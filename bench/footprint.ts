@@ -74,7 +74,7 @@ export const bench: Bench = {
           baseline: {
             value: 1.4 * 1024, quoted: true, label: 'solo5-spt running test_hello',
             what: 'the reference tender solo5-spt running test_hello (not on this machine, so not measured)',
-            source: 'docs/abi.md §1 ("RSS of the reference running test_hello ≈ 1.4 MiB")',
+            source: 'docs/abi.md §1 ("the reference running test_hello sits at about 1.4 MiB resident")',
           },
         },
       ],
