@@ -158,3 +158,16 @@ export function json(o: Outcome): unknown {
     failures: o.failures,
   };
 }
+
+/** JSON indented by 2, except that arrays of numbers (raw samples) stay on one line each. */
+export function stringify(value: unknown): string {
+  const inline: string[] = [];
+  const text = JSON.stringify(value, (_k, v) => {
+    if (Array.isArray(v) && v.length > 0 && v.every((x) => typeof x === 'number')) {
+      inline.push(JSON.stringify(v));
+      return `\u0000${inline.length - 1}\u0000`;
+    }
+    return v;
+  }, 2);
+  return text.replace(/"\\u0000(\d+)\\u0000"/g, (_m, i) => inline[Number(i)]);
+}

@@ -42,7 +42,7 @@ import { isCounts, makeContext, msSince, type Bench, type BenchContext, type Fig
 import { describeMachine, machineLine } from './machine.js';
 import { MODULES } from './modules.js';
 import { barsSpec, distributionSpec, render, type Caption } from './plots.js';
-import { failureRow, json, markdown, stamp, TABLE_HEADER, tableRow, type Failure, type ModuleOutcome, type Outcome, type PlotFile } from './report.js';
+import { failureRow, json, markdown, stamp, stringify, TABLE_HEADER, tableRow, type Failure, type ModuleOutcome, type Outcome, type PlotFile } from './report.js';
 
 const USAGE = 'usage: npm run bench [-- --quick] [-- --out=DIR] [-- --only=' + MODULES.map((m) => m.name).join(',') + ']';
 
@@ -200,6 +200,6 @@ for (const b of modules) {
 
 const outcome: Outcome = { date, quick, machine, load: { start: loadAtStart, end: loadavg()[0] }, modules: outcomes, failures };
 writeFileSync(join(dir, 'report.md'), markdown(outcome));
-writeFileSync(join(dir, 'results.json'), `${JSON.stringify(json(outcome), null, 2)}\n`);
+writeFileSync(join(dir, 'results.json'), `${stringify(json(outcome))}\n`);
 console.log(`\nwritten: ${dir}/report.md, results.json and ${outcomes.reduce((n, m) => n + m.plots.length, 0)} plots (SVG + PNG)${failures.length ? `; ${failures.length} FAILED` : ''}`);
 process.exitCode = failures.length ? 1 : 0;
