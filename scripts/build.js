@@ -63,11 +63,12 @@ guest(join(root, 'examples/hello/hello.c'), join(root, 'examples/hello/hello.spt
 
 /**
  * The tests drive real host tools: ping floods in network namespaces (ip,
- * ping) and gdb on cores. On a fresh Debian machine they may be missing;
- * as root we install them, otherwise we say what to install.
+ * ping), gdb on cores, and rsvg-convert for the benchmark plots' PNGs. On a
+ * fresh Debian machine they may be missing; as root we install them,
+ * otherwise we say what to install.
  */
 function ensureHostTools() {
-  const need = { ping: 'iputils-ping', gdb: 'gdb', ip: 'iproute2', containerd: 'containerd' };
+  const need = { ping: 'iputils-ping', gdb: 'gdb', ip: 'iproute2', containerd: 'containerd', 'rsvg-convert': 'librsvg2-bin' };
   const has = (cmd) => spawnSync('sh', ['-c', `command -v ${cmd}`], { stdio: 'ignore' }).status === 0;
   const missing = Object.entries(need).filter(([cmd]) => !has(cmd)).map(([, pkg]) => pkg);
   if (missing.length === 0) return;
