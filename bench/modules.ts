@@ -7,5 +7,6 @@ import type { Bench } from './common.js';
 import { bench as footprint } from './footprint.js';
 import { bench as launch } from './launch.js';
 import { bench as net } from './net.js';
+import { bench as soak } from './soak.js';
 
-export const MODULES: Bench[] = [cold, launch, footprint, net, block];
+export const MODULES: Bench[] = [cold, launch, soak, footprint, net, block];
