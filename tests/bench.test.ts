@@ -80,12 +80,12 @@ test('npm run bench -- --quick writes a complete report: every module, a directi
 
     // The rows the issues ask for by name.
     const byName = new Map(rows.map((r) => [r.name, r]));
-    for (const name of ['cold', 'cold, no extra CA', 'warm p50', 'rate c=2', 'leaks', 'rss', 'rss vs solo5-spt', 'net (same CPU)', 'block']) {
+    for (const name of ['cold', 'cold, no extra CA', 'warm p50', 'rate c=2', 'soak leaks', 'soak RSS', 'rss', 'rss vs solo5-spt', 'net (same CPU)', 'block']) {
       t.truthy(byName.get(name), `row ${name}`);
     }
     t.true(byName.get('rss')!.baseline!.measured, 'the rss baseline is measured here');
     t.regex(byName.get('rss vs solo5-spt')!.baseline!.source!, /docs\/abi\.md §1/);
-    t.truthy(byName.get('leaks')!.counts);
+    t.truthy(byName.get('soak leaks')!.counts);
 
     // One SVG and one PNG per plot, nothing else, each a real picture linked from the report.
     const plots = json.modules.flatMap((m) => m.plots);
