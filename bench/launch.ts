@@ -10,11 +10,12 @@
 // --quick makes every count about 10× smaller.
 
 import { spawn, spawnSync } from 'node:child_process';
-import { existsSync, mkdirSync, rmSync, writeFileSync } from 'node:fs';
+import { closeSync, existsSync, mkdirSync, rmSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
-import { encodePlan } from '../loader/plan.js';
-import { compileLaunch, prepareLaunch, releaseLaunch } from '../supervisor/launch.js';
+import { encodePlan, receivedFd } from '../loader/plan.js';
+import { compileLaunch, memoryFileFd, prepareLaunch, releaseLaunch } from '../supervisor/launch.js';
+import { StubPool } from '../supervisor/serve/zygote.js';
 import { STUB_PATH } from '../supervisor/paths.js';
 import { api } from '../supervisor/serve/client.js';
 import { guest, ROOT, TENDRIL, waitFor } from '../tests/helpers.js';
@@ -71,6 +72,37 @@ export async function warmLoop(sock: string, image: string, concurrency: number,
   return { lat, perSecond: n / (msSince(start) / 1000) };
 }
 
+/**
+ * Launches straight through a stub pool from this process, with no HTTP and
+ * no server between: what the API costs on top of the engine beneath it.
+ */
+async function poolLoop(n: number): Promise<number[]> {
+  const pool = new StubPool(8);
+  await pool.start();
+  const p = prepareLaunch({ memMiB: 2, xExecHeap: false, guest: HELLO, guestArgs: ['--solo5:quiet'], devices: [], dumpable: false, gdb: false, supervise: false });
+  const c = compileLaunch(p);
+  const mem = memoryFileFd(c.memory);
+  const plan = encodePlan(c.plan, c.filter.bpf, { deviceSrc: [], imageSrc: receivedFd(0) });
+  const one = () => new Promise<number>((resolve, reject) => {
+    const t = process.hrtime.bigint();
+    pool.get().launch(plan, [mem], {
+      started: () => undefined, output: () => undefined,
+      exit: (ws) => (ws === 0 ? resolve(msSince(t)) : reject(new Error(`wait status ${ws}`))),
+      failed: (why) => reject(new Error(why)),
+    });
+  });
+  try {
+    for (let i = 0; i < Math.min(200, n); i++) await one();
+    const lat: number[] = [];
+    for (let i = 0; i < n; i++) lat.push(await one());
+    return lat;
+  } finally {
+    closeSync(mem);
+    releaseLaunch(p);
+    pool.close();
+  }
+}
+
 /** A fresh server of the bench's own (pool of 8), stopped afterwards. */
 export async function withServer<T>(fn: (sock: string, server: ReturnType<typeof spawn>, dir: string) => Promise<T>): Promise<T> {
   const dir = join(tmpdir(), `tendril-bench-${process.pid}-${Date.now()}`);
@@ -109,6 +141,7 @@ export const bench: Bench = {
     const n = pick(2000, 200);
     const floor = execplan(['stub', STUB_PATH, planFile, String(n)]);
     const trueRuns = execplan(['exec', '/bin/true', String(n)]);
+    const direct = await poolLoop(n);
     const mean = (xs: number[]) => xs.reduce((a, b) => a + b, 0) / xs.length;
     const trueBase = (value: number, what: string) => ({ value, measured: true as const, label: 'C fork+exec of /bin/true', what });
     const floorBase = (value: number, what: string) => ({ value, measured: true as const, label: 'C fork+exec of the stub', what });
@@ -131,6 +164,11 @@ export const bench: Bench = {
         name: 'warm p50 monitored', what: 'the same with the ptrace monitor (exit reasons, peak RSS), p50', unit: 'ms', direction: 'lower',
         tendril: percentile(mon.lat, 0.5), baseline: trueBase(percentile(trueRuns, 0.5), 'C fork+exec+waitpid of /bin/true, p50'),
         details: { p99: percentile(mon.lat, 0.99) },
+      });
+      results.push({
+        name: 'warm p50 without HTTP', what: 'launch→exit of hello p50 straight through a stub pool from Node (no server, no HTTP): what the API adds is the difference to "warm p50"', unit: 'ms', direction: 'lower',
+        tendril: percentile(direct, 0.5), baseline: trueBase(percentile(trueRuns, 0.5), 'C fork+exec+waitpid of /bin/true, p50'),
+        details: { p99: percentile(direct, 0.99) },
       });
       results.push({
         name: 'warm p50 vs floor', what: 'API launch→exit of hello p50, concurrency 1, against the stub launched from C on a ready plan', unit: 'ms', direction: 'lower',
@@ -157,6 +195,7 @@ export const bench: Bench = {
             'tendril serve API, concurrency 1': c1.lat,
             'tendril serve API, concurrency 2': c2.lat,
             'tendril serve API, monitored, c=1': mon.lat,
+            'stub pool from Node, no HTTP': direct,
           } },
           { kind: 'bars', file: 'launch-rate', title: 'Launches per second', rows: ['rate c=1', 'rate c=2', 'rate c=2, monitored', 'rate c=2 vs floor'] },
         ],
