@@ -16,12 +16,11 @@ import { spawnSync } from 'node:child_process';
 import { chmodSync, copyFileSync, mkdirSync, mkdtempSync, rmSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
-import { pathToFileURL } from 'node:url';
 import { setTimeout as sleep } from 'node:timers/promises';
 import { ContainerState, sandboxConfig } from '../tests/k8s/cri.js';
 import { CriNode, PAUSE_IMAGE } from '../tests/k8s/node.js';
 import { guest, ROOT, runCmdAsync, tendril } from '../tests/helpers.js';
-import { Budget, median, msSince, rounds, type Bench, type BenchResult } from './common.js';
+import { Budget, median, msSince, rounds, type Bench, type FigureRow } from './common.js';
 
 const NATIVE_OCI = join(ROOT, 'native/build/tendril-oci');
 const HELLO_IMAGE = 'docker.io/tendril-bench/hello:1';
@@ -36,7 +35,7 @@ function staticHello(dir: string): string {
   return join(dir, 'rootfs-c');
 }
 
-async function ctrRuns(node: CriNode, dir: string, budget: Budget, reps: number): Promise<BenchResult> {
+async function ctrRuns(node: CriNode, dir: string, budget: Budget, reps: number): Promise<FigureRow> {
   const rootC = staticHello(dir);
   const rootSpt = join(dir, 'rootfs-spt');
   mkdirSync(rootSpt);
@@ -69,14 +68,14 @@ async function ctrRuns(node: CriNode, dir: string, budget: Budget, reps: number)
     }
   });
   return {
-    name: 'oci ctr run', what: '`ctr run --rm` of hello from a rootfs, wall time (median, lower is better)', unit: 'ms',
-    tendril: median(t), baseline: median(b), ratio: median(t) / median(b),
-    baselineIs: 'runc running a static C hello the same way, same containerd, alternated',
+    name: 'ctr run', what: `\`ctr run --rm\` of hello from a rootfs through tendril-oci, spawn to exit, median of ${ran}`, unit: 'ms', direction: 'lower',
+    tendril: median(t),
+    baseline: { value: median(b), measured: true, label: 'runc', what: 'runc running a static C hello the same way (`ctr run --rm --rootfs`), same containerd, alternated round by round' },
     details: { rounds: ran, tendril: t, runc: b },
   };
 }
 
-async function podRuns(node: CriNode, budget: Budget, reps: number): Promise<BenchResult> {
+async function podRuns(node: CriNode, budget: Budget, reps: number): Promise<FigureRow> {
   let n = 0;
   const one = async (handler: 'tendril' | 'runc'): Promise<number> => {
     const k = ++n;
@@ -119,33 +118,43 @@ async function podRuns(node: CriNode, budget: Budget, reps: number): Promise<Ben
     }
   });
   return {
-    name: 'oci CRI pod', what: 'RunPodSandbox + CreateContainer + StartContainer until EXITED, hello (median, lower is better)', unit: 'ms',
-    tendril: median(t), baseline: median(b), ratio: median(t) / median(b),
-    baselineIs: 'the same pod under the runc handler, a static C program printing a line, same containerd, alternated',
+    name: 'CRI pod', what: `a pod under the \`tendril\` handler: RunPodSandbox, CreateContainer (hello), StartContainer until ContainerStatus says EXITED, median of ${ran}`,
+    unit: 'ms', direction: 'lower',
+    tendril: median(t),
+    baseline: { value: median(b), measured: true, label: 'runc', what: 'the same pod under the `runc` handler, its container a static C program printing a line, same containerd, alternated round by round' },
     details: { rounds: ran, tendril: t, runc: b },
   };
 }
 
-export async function run(): Promise<BenchResult[]> {
-  const dir = mkdtempSync(join(tmpdir(), 'tendril-bench-oci-'));
-  const node = await CriNode.start({ tendrilBinary: NATIVE_OCI });
-  try {
-    const tar = join(dir, 'hello.tar');
-    const b = tendril(['image', 'build', guest('test_hello'), '-o', tar, '--name', HELLO_IMAGE]);
-    if (b.status !== 0) throw new Error(`tendril image build: ${b.stderr}`);
-    await node.importImage(tar, 'hello');
-    return [
-      await ctrRuns(node, dir, new Budget('oci ctr run', 45_000), 25),
-      await podRuns(node, new Budget('oci CRI pod', 45_000), 12),
-    ];
-  } finally {
-    await node.stop();
-    rmSync(dir, { recursive: true, force: true });
-  }
-}
-
-export const bench: Bench = { name: 'oci', run };
-
-if (process.argv[1] && import.meta.url === pathToFileURL(process.argv[1]).href) {
-  console.log(JSON.stringify(await run(), null, 2));
-}
+export const bench: Bench = {
+  name: 'oci',
+  title: 'tendril-oci against runc, behind the same containerd',
+  budgetMs: { full: 150_000, quick: 45_000 },
+  async run({ pick, budget }) {
+    const dir = mkdtempSync(join(tmpdir(), 'tendril-bench-oci-'));
+    const node = await CriNode.start({ tendrilBinary: NATIVE_OCI });
+    try {
+      const tar = join(dir, 'hello.tar');
+      const b = tendril(['image', 'build', guest('test_hello'), '-o', tar, '--name', HELLO_IMAGE]);
+      if (b.status !== 0) throw new Error(`tendril image build: ${b.stderr}`);
+      await node.importImage(tar, 'hello');
+      // Each series gets half of what is left, so the second is never starved by the first.
+      const ctr = await ctrRuns(node, dir, new Budget('oci ctr run', budget.left() / 2 - 5_000), pick(25, 3));
+      const pod = await podRuns(node, new Budget('oci CRI pod', budget.left() - 10_000), pick(12, 2));
+      const samples = (r: FigureRow) => r.details as { tendril: number[]; runc: number[] };
+      return {
+        rows: [ctr, pod],
+        plots: [{
+          kind: 'distribution', file: 'oci-samples', title: 'tendril-oci and runc behind containerd, every run', unit: 'ms', direction: 'lower',
+          series: {
+            'ctr run --rm, tendril-oci': samples(ctr).tendril, 'ctr run --rm, runc': samples(ctr).runc,
+            'CRI pod, tendril': samples(pod).tendril, 'CRI pod, runc': samples(pod).runc,
+          },
+        }],
+      };
+    } finally {
+      await node.stop();
+      rmSync(dir, { recursive: true, force: true });
+    }
+  },
+};

@@ -1,4 +1,4 @@
-import { TendrilError } from '../loader/errors.js';
+import { EnvironmentError } from '../loader/errors.js';
 
 /** The syscall policy could not be compiled into a seccomp program. */
-export class FilterError extends TendrilError {}
+export class FilterError extends EnvironmentError {}

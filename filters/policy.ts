@@ -82,15 +82,20 @@ export function netPolicy(name: string, fd: number): Rule[] {
 /**
  * Rules for one attached disk (abi.md §7, "block"): whole blocks only, and never
  * past the last block. Alignment is left to the bindings, like the reference.
- * A read-only disk gets no pwrite64 rule at all... but then a guest write would
- * die by SIGSYS instead of failing with EUNSPEC, which breaks the API contract;
- * so read-only is enforced by opening the file O_RDONLY and the kernel's EBADF.
+ * A read-only disk still gets its pwrite64 rule: without it a guest write would
+ * die by SIGSYS instead of failing with EUNSPEC, which breaks the API contract.
+ * Read-only is enforced by the kernel instead: the file is open O_RDONLY, so
+ * the write fails with EBADF.
  */
-export function blockPolicy(name: string, fd: number, blockSize: number, capacity: bigint): Rule[] {
+export function blockPolicy(name: string, fd: number, blockSize: number, capacity: bigint, readOnly = false): Rule[] {
   const origin = `block:${name}`;
   const when = [eq(0, fd), eq(2, blockSize), { arg: 3, op: Cmp.LE, value: capacity - BigInt(blockSize) }];
   return [
     { syscall: 'pread64', when, origin, purpose: 'solo5_block_read' },
-    { syscall: 'pwrite64', when, origin, purpose: 'solo5_block_write' },
+    {
+      syscall: 'pwrite64', when, origin,
+      purpose: readOnly ? 'solo5_block_write: the disk is open read-only, so the kernel refuses every write (EBADF: the guest gets SOLO5_R_EUNSPEC)'
+        : 'solo5_block_write',
+    },
   ];
 }

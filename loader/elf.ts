@@ -47,17 +47,36 @@ function invalid(file: string, what: string): ElfError {
     'rebuild the guest with a Solo5 spt toolchain (tendril cc or solo5-spt)');
 }
 
+const NOT_A_UNIKERNEL_HINT = 'tendril runs Solo5 unikernels built for the spt target (ELF64 x86_64 ET_EXEC with Solo5 notes): ' +
+  'build one with `tendril cc` or a Solo5 toolchain';
+
+const MACHINES: Record<number, string> = { 3: 'i386', 8: 'MIPS', 20: 'PowerPC', 21: 'PowerPC 64', 40: 'ARM', 43: 'SPARC V9', 183: 'AArch64', 243: 'RISC-V', 258: 'LoongArch' };
+
+/** What a file that is not an ELF looks like, for the message. */
+function notElfDescription(image: Buffer): string {
+  if (image.length === 0) return 'it is empty';
+  const head = image.subarray(0, 64);
+  if (head.subarray(0, 2).toString('latin1') === '#!') return 'it is a script (it starts with #!), not an ELF file';
+  const text = [...head].every((b) => b === 9 || b === 10 || b === 13 || (b >= 32 && b < 127));
+  return text ? 'it is a text file (source code?), not an ELF file' : 'it is not an ELF file';
+}
+
+function notUnikernel(file: string, what: string): ElfError {
+  return new ElfError(`${file}: not a Solo5 spt unikernel: ${what}`, NOT_A_UNIKERNEL_HINT);
+}
+
 /**
- * Header checks of abi.md §6, in the reference's order. `context` names the step, so
- * an ordinary host program is reported the way the reference does it
- * ("elf header invalid while loading note").
+ * Header checks of abi.md §6 (what the file is before how it is malformed). Where the reference
+ * says only "invalid or unsupported executable (elf header invalid)", we say
+ * what the file is instead (not an ELF, a 32-bit or big-endian ELF, a
+ * dynamically linked or PIE program, an ELF for another machine), since
+ * that is what a user who ran the wrong file needs to hear.
  */
-export function parseElfHeader(file: string, image: Buffer, context = 'elf header invalid'): ElfHeader {
-  const bad = () => invalid(file, `invalid or unsupported executable (${context})`);
-  if (image.length < ELF.EHDR_SIZE) throw bad();
-  if (image.readUInt32BE(0) !== 0x7f454c46) throw bad();
-  if (image[4] !== ELF.ELFCLASS64 || image[5] !== ELF.ELFDATA2LSB) throw bad();
-  if (image[6] !== ELF.EV_CURRENT) throw bad();
+export function parseElfHeader(file: string, image: Buffer): ElfHeader {
+  if (image.length < 4 || image.readUInt32BE(0) !== 0x7f454c46) throw notUnikernel(file, notElfDescription(image));
+  if (image.length < ELF.EHDR_SIZE) throw notUnikernel(file, `it is a truncated ELF file (${image.length} bytes, shorter than an ELF64 header)`);
+  if (image[4] !== ELF.ELFCLASS64) throw notUnikernel(file, image[4] === 1 ? 'it is a 32-bit ELF file' : `its ELF class (${image[4]}) is invalid`);
+  if (image[5] !== ELF.ELFDATA2LSB) throw notUnikernel(file, image[5] === 2 ? 'it is a big-endian ELF file' : `its ELF data encoding (${image[5]}) is invalid`);
   const type = image.readUInt16LE(16);
   const machine = image.readUInt16LE(18);
   const version = image.readUInt32LE(20);
@@ -66,11 +85,18 @@ export function parseElfHeader(file: string, image: Buffer, context = 'elf heade
   const ehsize = image.readUInt16LE(52);
   const phentsize = image.readUInt16LE(54);
   const phnum = image.readUInt16LE(56);
-  if (version !== ELF.EV_CURRENT || ehsize !== ELF.EHDR_SIZE || phentsize !== ELF.PHDR_SIZE || phnum < 1) {
-    throw bad();
+  if (type !== ELF.ET_EXEC) {
+    const what = type === ELF.ET_DYN ? 'it is a dynamically linked or position-independent program (ELF type ET_DYN), such as an ordinary Linux program'
+      : type === 1 ? 'it is an object file (ELF type ET_REL), not a linked program'
+        : type === 4 ? 'it is a core dump (ELF type ET_CORE)' : `its ELF type is ${type}, not ET_EXEC`;
+    throw notUnikernel(file, what);
   }
-  if (type !== ELF.ET_EXEC) throw bad();
-  if (machine !== ELF.EM_X86_64) throw bad();
+  if (machine !== ELF.EM_X86_64) throw notUnikernel(file, `it is an ELF for another machine (${MACHINES[machine] ?? `e_machine ${machine}`}), not x86_64`);
+  if (image[6] !== ELF.EV_CURRENT || version !== ELF.EV_CURRENT || ehsize !== ELF.EHDR_SIZE || phentsize !== ELF.PHDR_SIZE) {
+    throw invalid(file, `invalid or unsupported executable (malformed ELF header: version ${image[6]}/${version}, ` +
+      `header size ${ehsize}, program header size ${phentsize})`);
+  }
+  if (phnum < 1) throw invalid(file, 'invalid or unsupported executable (no program headers)');
   if (phoff + BigInt(phnum * ELF.PHDR_SIZE) > BigInt(image.length)) {
     throw invalid(file, `program header table (${phnum} entries at offset ${phoff}) lies outside the file`);
   }
@@ -169,6 +195,19 @@ export function validateLoadSegments(file: string, image: Buffer, hdr: ElfHeader
   }
   if (segs.length === 0) throw invalid(file, 'no loadable segment');
   return segs;
+}
+
+/** What the Solo5 bindings need above the image for heap and stack (abi.md §1): they abort below it. */
+export const BINDINGS_MIN_HEAP = 0x80000n;
+
+/**
+ * The smallest --mem (MiB) that fits the image — bss and entry point
+ * included — plus the heap and stack the bindings insist on.
+ */
+export function minimumMemMiB(hdr: ElfHeader, phdrs: ProgramHeader[]): number {
+  let end = hdr.entry + 1n > SPT_GUEST_MIN_BASE ? hdr.entry + 1n : SPT_GUEST_MIN_BASE;
+  for (const p of phdrs) if (p.type === ELF.PT_LOAD && p.vaddr + p.memsz > end) end = p.vaddr + p.memsz;
+  return Number((end + BINDINGS_MIN_HEAP + (1n << 20n) - 1n) >> 20n);
 }
 
 /** kernel_end of abi.md §2: the highest page-aligned end of the loaded segments. */

@@ -3,11 +3,11 @@
 
 import { readFileSync } from 'node:fs';
 import {
-  ABI1_NOTE_ALIGN, ABI1_NOTE_MAX_SIZE, ABI1_NOTE_TYPE, AbiTarget, MFT1_NOTE_ALIGN,
+  ABI1_NOTE_ALIGN, MAX_MEM_MIB, ABI1_NOTE_MAX_SIZE, ABI1_NOTE_TYPE, AbiTarget, MFT1_NOTE_ALIGN,
   MFT1_NOTE_MAX_SIZE, MFT1_NOTE_TYPE, SPT_ABI_VERSION,
 } from './abi.js';
-import { parseElfHeader, parseProgramHeaders, type ElfHeader, type ProgramHeader } from './elf.js';
-import { ElfError } from './errors.js';
+import { BINDINGS_MIN_HEAP, minimumMemMiB, parseElfHeader, parseProgramHeaders, validateLoadSegments, type ElfHeader, type LoadSegment, type ProgramHeader } from './elf.js';
+import { ElfError, PlanError } from './errors.js';
 import { parseManifestNote, type Manifest } from './manifest.js';
 import { findSolo5Note } from './notes.js';
 
@@ -41,14 +41,14 @@ export function abiTargetName(t: number): string {
 export function readAbi(file: string, bytes: Buffer, phdrs: ProgramHeader[]): { target: number; version: number } {
   const desc = findSolo5Note(file, bytes, phdrs, { type: ABI1_NOTE_TYPE, align: ABI1_NOTE_ALIGN, maxSize: ABI1_NOTE_MAX_SIZE });
   if (!desc || desc.length < 8) {
-    throw new ElfError(`${file}: No Solo5 ABI information found in executable`,
-      'is this a Solo5 unikernel? build it with `tendril cc` or a Solo5 toolchain');
+    throw new ElfError(`${file}: No Solo5 ABI information found in executable: it is an x86_64 ELF program without a Solo5 ABI note ` +
+      '(an ordinary static Linux program?)', 'tendril runs Solo5 unikernels built for the spt target: build one with `tendril cc` or a Solo5 toolchain');
   }
   return { target: desc.readUInt32LE(0), version: desc.readUInt32LE(4) };
 }
 
 export function parseGuestImage(file: string, bytes: Buffer): GuestImage {
-  const header = parseElfHeader(file, bytes, 'elf header invalid while loading note');
+  const header = parseElfHeader(file, bytes);
   const phdrs = parseProgramHeaders(bytes, header);
   const abi = readAbi(file, bytes, phdrs);
   if (abi.target !== AbiTarget.SPT) {
@@ -70,4 +70,26 @@ export function parseGuestImage(file: string, bytes: Buffer): GuestImage {
 
 export function loadGuestImage(file: string): GuestImage {
   return parseGuestImage(file, readGuestFile(file));
+}
+
+/**
+ * The image's loadable segments against a memory size (abi.md §6). When the
+ * image is fine but the memory is too small for it, that is the request's
+ * fault, and the message says how much is needed (`setting` names the
+ * option or field the user set, e.g. "--mem" or "memMiB").
+ */
+export function checkMemory(image: GuestImage, memSize: bigint, setting: string, given: number): LoadSegment[] {
+  try {
+    return validateLoadSegments(image.file, image.bytes, image.header, image.phdrs, memSize);
+  } catch (e) {
+    if (!(e instanceof ElfError)) throw e;
+    try {
+      validateLoadSegments(image.file, image.bytes, image.header, image.phdrs, BigInt(MAX_MEM_MIB) << 20n);
+    } catch {
+      throw e; // wrong whatever the memory: the image's fault
+    }
+    const min = minimumMemMiB(image.header, image.phdrs);
+    throw new PlanError(`${image.file}: the guest needs ${setting}=${min} or more (${given} MiB is too small for its image)`,
+      `the image and the ${Number(BINDINGS_MIN_HEAP >> 10n)} KiB of heap and stack the Solo5 bindings need must fit in guest memory`);
+  }
 }

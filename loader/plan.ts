@@ -1,77 +1,92 @@
 // The LaunchPlan: everything the native stub needs to turn itself into the
-// guest, decided here so the stub stays mechanism only. Its binary encoding
-// (below) is the one interface between TypeScript and native/stub/stub.c;
-// keep the two in step (PLAN_VERSION).
+// guest, decided here so the stub stays mechanism only. Its binary layout is
+// defined once in formats.ts (the stub reads the generated C header).
+//
+// A plan has two halves. The guest half depends only on the image, the
+// memory size, the devices and the command line: memory regions, low memory,
+// the fd numbers the guest sees (formats.ts GUEST_FD, the same in every
+// hand-over), the epoll members; it can be compiled once and reused. The
+// hand-over half says where the stub finds those fds right now (its own
+// numbers in exec mode, received with the plan in the pool), and whether a
+// monitor runs or a start byte is awaited.
 
 import {
-  BOOT_INFO_SIZE, MFT_ENTRY, MFT_ENTRY_SIZE, MFT_HEADER_SIZE, SPT_BOOT_INFO_BASE, SPT_CMDLINE_SIZE,
+  BOOT_INFO_SIZE, MFT_ENTRY, MFT_ENTRY_SIZE, MFT_HEADER_SIZE, PAGE_SIZE, SPT_BOOT_INFO_BASE, SPT_CMDLINE_SIZE,
 } from './abi.js';
 import { kernelEnd, type LoadSegment } from './elf.js';
 import { PlanError } from './errors.js';
+import {
+  decodeStruct, encodeStruct, GUEST_FD, PLAN, PLAN_FLAG, PlanFdMove, PlanHeader, PlanPoll, PlanRegion, PlanSection, type Values,
+} from './formats.js';
 import { encodeManifest, type Manifest } from './manifest.js';
 
-export const PLAN_MAGIC = 0x31504454; // "TDP1"
-export const PLAN_VERSION = 2;
-export const PLAN_HEADER_SIZE = 56;
-export const PLAN_MAX_RECV_FDS = 64;
-export const PLAN_SEGMENT_SIZE = 48;
-export const PLAN_MAX_SEGMENTS = 16;
-export const PLAN_MAX_KEEP_FDS = 256;
-export const BPF_MAX_INSNS = 4096;
-
-export const PlanFlags = {
-  /** --x-exec-heap: guest memory mapped RWX instead of RW. */
-  X_EXEC_HEAP: 1 << 0,
-  /** Leave the process dumpable (core dumps asked for); default is not dumpable. */
-  DUMPABLE: 1 << 1,
-  /** --gdb: stop (SIGSTOP) with the guest loaded, before its first instruction. */
-  STOP_AT_ENTRY: 1 << 2,
-  /** Supervised: the stub forks a ptrace monitor that reports how the guest ended (native/stub/monitor.c). */
-  MONITOR: 1 << 3,
-  /** OCI create/start: the loaded guest runs only when a byte arrives on the start fd. */
-  WAIT_START: 1 << 4,
-} as const;
+export const PlanFlags = PLAN_FLAG;
 
 /** What a device module hands back once it has attached a device. */
 export interface Attachment {
   /** Manifest index (= guest handle). */
   index: number;
-  hostfd: number;
   net?: { mac: Buffer; mtu: number };
   block?: { capacity: bigint; blockSize: number };
 }
 
-export interface LaunchPlan {
+export type Region = Omit<Values<typeof PlanRegion.fields>, 'reserved'>;
+
+/** Guest memory as a file: each loaded segment's page range at a page-aligned offset. */
+export interface MemoryImage {
+  bytes: Buffer;
+  regions: Region[];
+}
+
+/**
+ * The memory file of an image's segments, mapped copy-on-write by the stub:
+ * nothing of the image is copied per launch, and every guest of an image
+ * shares its pages until it writes them. The bytes outside [vaddr, vaddr +
+ * filesz) within each page range are zero, as in a fresh anonymous mapping.
+ */
+export function memoryImage(segments: LoadSegment[]): MemoryImage {
+  const total = segments.reduce((n, s) => n + Number(s.end - s.start), 0);
+  const bytes = Buffer.alloc(total);
+  const regions: Region[] = [];
+  let off = 0;
+  for (const s of segments) {
+    s.data.copy(bytes, off + Number(s.vaddr - s.start));
+    regions.push({ vaddr: s.start, length: s.end - s.start, file_offset: BigInt(off), prot: s.prot });
+    off += Number(s.end - s.start);
+  }
+  if (off % Number(PAGE_SIZE) !== 0) throw new Error('segment ranges are page aligned');
+  return { bytes, regions };
+}
+
+/** The guest half of a plan. */
+export interface GuestPlan {
   memSize: bigint;
   entry: bigint;
+  /** X_EXEC_HEAP, DUMPABLE, STOP_AT_ENTRY: what the run asked for. */
   flags: number;
-  segments: LoadSegment[];
+  regions: Region[];
   /** Boot info + filled-in manifest copy + command line, to be written at 0x11000. */
   lowMemory: Buffer;
-  /** fds the guest keeps; the stub closes everything else. */
-  keepFds: number[];
-  /** Pool launches: the fds sent along with the plan (SCM_RIGHTS) go to these numbers, in order. */
-  receiveAt: number[];
-  /** Monitor mode: where the monitor writes its one-line report. */
-  reportFd: number;
-  /** WAIT_START: the fd to read the start byte from. */
-  startFd: number;
+  /** The guest's fd number for each device, in attach order (GUEST_FD.FIRST_DEVICE, …). */
+  deviceFds: number[];
+  /** Taps join the epoll set, tagged with their handle (abi.md §9). */
+  polls: { fd: number; data: bigint }[];
+  /** Typed sections (formats.ts PLAN_SECTION) the guest half adds, e.g. a snapshot's register state. */
+  sections?: PlanSectionData[];
 }
+
+export interface PlanSectionData { type: number; data: Buffer }
 
 export interface PlanInput {
   memSize: bigint;
   entry: bigint;
   segments: LoadSegment[];
+  regions: Region[];
   manifest: Manifest;
-  attachments: Attachment[];
+  /** In attach order; device i gets fd GUEST_FD.FIRST_DEVICE + i. */
+  attachments: (Attachment & { pollable: boolean })[];
   cmdline: string;
-  epollfd: number;
-  timerfd: number;
-  keepFds: number[];
   flags: number;
-  receiveAt?: number[];
-  reportFd?: number;
-  startFd?: number;
 }
 
 export function encodeCmdline(cmdline: string): Buffer {
@@ -83,10 +98,15 @@ export function encodeCmdline(cmdline: string): Buffer {
   return bytes;
 }
 
+/** The fd number the guest sees for the i-th attached device. */
+export function deviceFd(i: number): number {
+  return GUEST_FD.FIRST_DEVICE + i;
+}
+
 /** The manifest as the guest sees it: every attached entry filled in (abi.md §2). */
 export function filledManifest(manifest: Manifest, attachments: Attachment[]): Buffer {
   const mft = encodeManifest(manifest);
-  for (const a of attachments) {
+  attachments.forEach((a, i) => {
     const e = MFT_HEADER_SIZE + a.index * MFT_ENTRY_SIZE;
     if (a.net) {
       a.net.mac.copy(mft, e + MFT_ENTRY.netMac, 0, 6);
@@ -96,9 +116,9 @@ export function filledManifest(manifest: Manifest, attachments: Attachment[]): B
       mft.writeBigUInt64LE(a.block.capacity, e + MFT_ENTRY.blockCapacity);
       mft.writeUInt16LE(a.block.blockSize, e + MFT_ENTRY.blockSize);
     }
-    mft.writeInt32LE(a.hostfd, e + MFT_ENTRY.hostfd);
+    mft.writeInt32LE(deviceFd(i), e + MFT_ENTRY.hostfd);
     mft[e + MFT_ENTRY.attached] = 1;
-  }
+  });
   return mft;
 }
 
@@ -113,101 +133,130 @@ export function buildLowMemory(input: PlanInput): Buffer {
   out.writeBigUInt64LE(kernelEnd(input.segments), 8);
   out.writeBigUInt64LE(cmdAddr, 16);
   out.writeBigUInt64LE(mftAddr, 24);
-  out.writeInt32LE(input.epollfd, 32);
-  out.writeInt32LE(input.timerfd, 36);
+  out.writeInt32LE(GUEST_FD.EPOLL, 32);
+  out.writeInt32LE(GUEST_FD.TIMER, 36);
   mft.copy(out, BOOT_INFO_SIZE);
   cmd.copy(out, BOOT_INFO_SIZE + mft.length);
   return out;
 }
 
-export function makeLaunchPlan(input: PlanInput): LaunchPlan {
-  if (input.segments.length > PLAN_MAX_SEGMENTS) {
-    throw new PlanError(`guest has ${input.segments.length} loadable segments, tendril supports at most ${PLAN_MAX_SEGMENTS}`);
+export function makeGuestPlan(input: PlanInput): GuestPlan {
+  if (input.regions.length > PLAN.MAX_REGIONS) {
+    throw new PlanError(`guest has ${input.regions.length} loadable segments, tendril supports at most ${PLAN.MAX_REGIONS}`);
   }
-  const keepFds = [...new Set(input.keepFds)].sort((a, b) => a - b);
-  if (keepFds.length > PLAN_MAX_KEEP_FDS) throw new PlanError(`too many file descriptors to keep (${keepFds.length})`);
-  const receiveAt = input.receiveAt ?? [];
-  if (receiveAt.length > PLAN_MAX_RECV_FDS) throw new PlanError(`too many file descriptors to pass (${receiveAt.length})`);
-  if ((input.flags & PlanFlags.WAIT_START) && (input.startFd === undefined || input.startFd < 0)) {
-    throw new PlanError('wait-for-start needs a start fd');
-  }
-  if ((input.flags & PlanFlags.MONITOR) && (input.reportFd === undefined || input.reportFd < 3)) {
-    throw new PlanError('monitor mode needs a report fd');
-  }
+  if (input.attachments.length > PLAN.MAX_MOVES) throw new PlanError(`too many devices (${input.attachments.length})`);
   return {
     memSize: input.memSize,
     entry: input.entry,
     flags: input.flags,
-    segments: input.segments,
+    regions: input.regions,
     lowMemory: buildLowMemory(input),
-    keepFds,
-    receiveAt,
-    reportFd: input.reportFd ?? -1,
-    startFd: input.startFd ?? -1,
+    deviceFds: input.attachments.map((_, i) => deviceFd(i)),
+    polls: input.attachments.flatMap((a, i) => (a.pollable ? [{ fd: deviceFd(i), data: BigInt(a.index) }] : [])),
   };
+}
+
+/** Where the stub finds what the plan refers to, in the process that runs it. */
+export interface Handover {
+  /** Per device (GuestPlan.deviceFds order): an fd number, or receivedFd(n). */
+  deviceSrc: number[];
+  /** The memory file: an fd number, or receivedFd(n). */
+  imageSrc: number;
+  /** MONITOR, WAIT_START, SEND_PIDFD. */
+  flags?: number;
+  reportFd?: number;
+  startFd?: number;
+  /** Typed sections the hand-over adds (isolation, recording). */
+  sections?: PlanSectionData[];
+}
+
+/** The source number for the n-th fd received with the plan (SCM_RIGHTS). */
+export function receivedFd(n: number): number {
+  return PLAN.RECEIVED_BASE - n;
 }
 
 const pad8 = (n: number) => (n + 7) & ~7;
 
-/**
- * Binary layout read by native/stub/stub.c, little endian, every part 8-aligned:
- *   header (56): magic u32, version u32, mem_size u64, entry u64, flags u32,
- *                nsegs u32, nkeep u32, lowmem_size u32, bpf_insns u32, nrecv u32,
- *                report_fd i32, start_fd i32
- *   nsegs × segment (48): vaddr u64, filesz u64, memsz u64, start u64, end u64, prot u32, reserved u32
- *   nkeep × fd i32, padded to 8
- *   nrecv × fd i32 (where the fds sent with the plan go), padded to 8
- *   each segment's file bytes in order, each padded to 8
- *   low-memory image, padded to 8
- *   bpf_insns × struct sock_filter (8 bytes)
- * The stub reads it front to back with read(2), so it may come from a pipe.
- */
-export function encodePlan(plan: LaunchPlan, bpf: Buffer): Buffer {
-  if (bpf.length % 8 !== 0 || bpf.length === 0 || bpf.length / 8 > BPF_MAX_INSNS) {
+/** The plan bytes the stub reads front to back (formats.ts describes the order). */
+export function encodePlan(g: GuestPlan, bpf: Buffer, h: Handover): Buffer {
+  if (bpf.length % 8 !== 0 || bpf.length === 0 || bpf.length / 8 > PLAN.MAX_BPF_INSNS) {
     throw new PlanError(`seccomp program of ${bpf.length} bytes is not a valid BPF program for the stub`);
   }
-  const fixed = PLAN_HEADER_SIZE + PLAN_SEGMENT_SIZE * plan.segments.length + pad8(4 * plan.keepFds.length) +
-    pad8(4 * plan.receiveAt.length);
-  const total = fixed + plan.segments.reduce((n, s) => n + pad8(s.data.length), 0) + pad8(plan.lowMemory.length) + bpf.length;
+  if (h.deviceSrc.length !== g.deviceFds.length) throw new PlanError('a source is needed for every device fd');
+  const flags = g.flags | (h.flags ?? 0);
+  if ((flags & PLAN_FLAG.MONITOR) && (h.reportFd === undefined)) throw new PlanError('monitor mode needs a report fd');
+  if ((flags & PLAN_FLAG.WAIT_START) && (h.startFd === undefined)) throw new PlanError('wait-for-start needs a start fd');
+  const n = g.regions.length;
+  const sections = [...(g.sections ?? []), ...(h.sections ?? [])];
+  const types = new Set(sections.map((x) => x.type));
+  if (types.size !== sections.length) throw new PlanError('a plan section type is given twice');
+  const extra = sections.reduce((t, x) => t + PlanSection.size + pad8(x.data.length), 0);
+  if (extra > PLAN.MAX_EXTRA) throw new PlanError(`plan sections of ${extra} bytes exceed the stub's limit of ${PLAN.MAX_EXTRA}`);
+  const total = PlanHeader.size + n * PlanRegion.size + g.deviceFds.length * PlanFdMove.size + g.polls.length * PlanPoll.size +
+    pad8(g.lowMemory.length) + bpf.length + extra;
   const buf = Buffer.alloc(total);
-  buf.writeUInt32LE(PLAN_MAGIC, 0);
-  buf.writeUInt32LE(PLAN_VERSION, 4);
-  buf.writeBigUInt64LE(plan.memSize, 8);
-  buf.writeBigUInt64LE(plan.entry, 16);
-  buf.writeUInt32LE(plan.flags, 24);
-  buf.writeUInt32LE(plan.segments.length, 28);
-  buf.writeUInt32LE(plan.keepFds.length, 32);
-  buf.writeUInt32LE(plan.lowMemory.length, 36);
-  buf.writeUInt32LE(bpf.length / 8, 40);
-  buf.writeUInt32LE(plan.receiveAt.length, 44);
-  buf.writeInt32LE(plan.reportFd, 48);
-  buf.writeInt32LE(plan.startFd, 52);
-  let o = PLAN_HEADER_SIZE;
-  for (const s of plan.segments) {
-    buf.writeBigUInt64LE(s.vaddr, o);
-    buf.writeBigUInt64LE(s.filesz, o + 8);
-    buf.writeBigUInt64LE(s.memsz, o + 16);
-    buf.writeBigUInt64LE(s.start, o + 24);
-    buf.writeBigUInt64LE(s.end, o + 32);
-    buf.writeUInt32LE(s.prot, o + 40);
-    o += PLAN_SEGMENT_SIZE;
+  encodeStruct(PlanHeader, {
+    magic: PLAN.MAGIC, version: PLAN.VERSION, flags, nregions: n, mem_size: g.memSize, entry: g.entry,
+    nmoves: g.deviceFds.length, npoll: g.polls.length, lowmem_size: g.lowMemory.length, bpf_insns: bpf.length / 8,
+    image_src: n ? h.imageSrc : -1, report_fd: flags & PLAN_FLAG.MONITOR ? h.reportFd : -1,
+    start_fd: flags & PLAN_FLAG.WAIT_START ? h.startFd : -1, extra_size: extra,
+  }, buf, 0);
+  let o = PlanHeader.size;
+  for (const r of g.regions) {
+    encodeStruct(PlanRegion, r, buf, o);
+    o += PlanRegion.size;
   }
-  for (const fd of plan.keepFds) {
-    buf.writeInt32LE(fd, o);
-    o += 4;
+  g.deviceFds.forEach((dst, i) => {
+    encodeStruct(PlanFdMove, { src: h.deviceSrc[i], dst }, buf, o);
+    o += PlanFdMove.size;
+  });
+  for (const p of g.polls) {
+    encodeStruct(PlanPoll, { fd: p.fd, data: p.data }, buf, o);
+    o += PlanPoll.size;
   }
-  o = PLAN_HEADER_SIZE + PLAN_SEGMENT_SIZE * plan.segments.length + pad8(4 * plan.keepFds.length);
-  for (const fd of plan.receiveAt) {
-    buf.writeInt32LE(fd, o);
-    o += 4;
+  for (const x of sections) {
+    encodeStruct(PlanSection, { type: x.type, len: x.data.length }, buf, o);
+    x.data.copy(buf, o + PlanSection.size);
+    o += PlanSection.size + pad8(x.data.length);
   }
-  o = fixed;
-  for (const s of plan.segments) {
-    s.data.copy(buf, o);
-    o += pad8(s.data.length);
-  }
-  plan.lowMemory.copy(buf, o);
-  o += pad8(plan.lowMemory.length);
+  g.lowMemory.copy(buf, o);
+  o += pad8(g.lowMemory.length);
   bpf.copy(buf, o);
   return buf;
+}
+
+/** The plan read back (tests, and tools that show a plan). */
+export interface DecodedPlan {
+  header: Values<typeof PlanHeader.fields>;
+  regions: Values<typeof PlanRegion.fields>[];
+  moves: Values<typeof PlanFdMove.fields>[];
+  polls: Values<typeof PlanPoll.fields>[];
+  lowMemory: Buffer;
+  bpf: Buffer;
+  sections: PlanSectionData[];
+}
+
+export function decodePlan(buf: Buffer): DecodedPlan {
+  const header = decodeStruct(PlanHeader, buf, 0);
+  let o = PlanHeader.size;
+  const take = <T>(count: number, size: number, f: (at: number) => T): T[] => {
+    const out: T[] = [];
+    for (let i = 0; i < count; i++, o += size) out.push(f(o));
+    return out;
+  };
+  const regions = take(header.nregions, PlanRegion.size, (at) => decodeStruct(PlanRegion, buf, at));
+  const moves = take(header.nmoves, PlanFdMove.size, (at) => decodeStruct(PlanFdMove, buf, at));
+  const polls = take(header.npoll, PlanPoll.size, (at) => decodeStruct(PlanPoll, buf, at));
+  const end = o + header.extra_size;
+  const sections: PlanSectionData[] = [];
+  while (o < end) {
+    const h = decodeStruct(PlanSection, buf, o);
+    sections.push({ type: h.type, data: Buffer.from(buf.subarray(o + PlanSection.size, o + PlanSection.size + h.len)) });
+    o += PlanSection.size + pad8(h.len);
+  }
+  const lowMemory = Buffer.from(buf.subarray(o, o + header.lowmem_size));
+  o += pad8(header.lowmem_size);
+  const bpf = Buffer.from(buf.subarray(o, o + header.bpf_insns * 8));
+  if (lowMemory.length !== header.lowmem_size || bpf.length !== header.bpf_insns * 8) throw new RangeError('plan truncated');
+  return { header, regions, moves, polls, lowMemory, bpf, sections };
 }

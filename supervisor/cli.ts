@@ -24,6 +24,11 @@ export function version(): string {
   return pkg.version;
 }
 
+/** `tendril --version`, `tendril version`, `tendril -v`, `tendril run --version`: the same text, on stdout. */
+export function versionText(): string {
+  return `tendril ${version()}\nABI version 2 (Solo5 spt)\n`;
+}
+
 function usage(): string {
   const verbs = Object.entries(VERBS).map(([v, { summary }]) => `  ${v.padEnd(10)} ${summary}`).join('\n');
   return `usage: tendril VERB [ OPTIONS ] ...
@@ -52,12 +57,17 @@ export function report(prog: string, e: unknown): number {
 
 export async function main(argv: string[]): Promise<number> {
   const [verb, ...rest] = argv;
-  if (verb === undefined || verb === 'help' || verb === '--help' || verb === '-h') {
-    process.stdout.write(`${usage()}\n`);
-    return verb === undefined ? 1 : 0;
+  if (verb === undefined) {
+    // Nothing asked for: the usage is the answer, but as an error.
+    process.stderr.write(`${usage()}\n`);
+    return 1;
   }
-  if (verb === 'version' || verb === '--version') {
-    process.stdout.write(`tendril ${version()}\nABI version 2 (Solo5 spt)\n`);
+  if (verb === 'help' || verb === '--help' || verb === '-h') {
+    process.stdout.write(`${usage()}\n`);
+    return 0;
+  }
+  if (verb === 'version' || verb === '--version' || verb === '-v' || verb === '-V') {
+    process.stdout.write(versionText());
     return 0;
   }
   const entry = VERBS[verb];

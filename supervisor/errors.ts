@@ -1,6 +1,6 @@
-import { TendrilError } from '../loader/errors.js';
+import { EnvironmentError, TendrilError } from '../loader/errors.js';
 
-export { TendrilError, ElfError, ManifestError, PlanError, isTendrilError } from '../loader/errors.js';
+export { CapacityError, EnvironmentError, TendrilError, ElfError, ManifestError, PlanError, isTendrilError, type ErrorKind } from '../loader/errors.js';
 export { FilterError } from '../filters/errors.js';
 
 /** A command line that cannot be understood; the usage text follows the message. */
@@ -15,8 +15,8 @@ export class UsageError extends TendrilError {
 /** A device named on the command line cannot be attached (abi.md §10, abi.md §11, abi.md §14). */
 export class DeviceError extends TendrilError {}
 
-/** The hand-over to the native stub failed (stub missing, exec failed). */
-export class LaunchError extends TendrilError {}
+/** The hand-over to the native stub failed (stub missing, exec failed), or a server cannot be reached. */
+export class LaunchError extends EnvironmentError {}
 
 /** Building a guest with `tendril cc` failed. */
 export class ToolchainError extends TendrilError {}

@@ -1,91 +1,53 @@
 // From run options to a running guest: CLI → plan → stub → guest, one way.
 //
 // prepareLaunch does every check and every allocation that can fail while
-// Node can still report it (image, devices, the tender's fds). compileLaunch
-// then fixes the fd numbers the guest will see, which the filter and the
-// manifest copy depend on, and produces the plan. Three hand-overs use it:
+// Node can still report it (image, devices). compileLaunch then produces the
+// filter and the guest half of the plan for the fd numbers the guest sees,
+// which are the same in every hand-over (loader/formats.ts GUEST_FD); the
+// stub puts the fds there and makes the epoll set and the timer itself.
+// Three hand-overs use it:
 //   - exec (`run`, the default): the stub replaces this process, so the guest
 //     inherits the PID, the terminal and the exit status, as under solo5-spt;
-//     fds keep their numbers;
-//   - spawn (`run --supervise`): the stub is a child with the fds placed at
-//     3, 4, … (supervise.ts);
+//   - spawn (`run --supervise`): the stub is a child in monitor mode
+//     (supervise.ts);
 //   - pool (`serve`): a stub spawned ahead of demand receives the plan and
-//     the fds over a socket and moves the fds to the planned numbers.
+//     the fds over a socket (serve/zygote.ts).
 
-import { constants as fsConstants, existsSync, fstatSync, openSync, readFileSync, statSync, writeSync } from 'node:fs';
+import { constants as fsConstants, fstatSync, openSync, readFileSync, statSync, writeSync } from 'node:fs';
 import { join, resolve } from 'node:path';
-import { SPT_INTERNAL_TIMERFD } from '../loader/abi.js';
-import { validateLoadSegments, type LoadSegment } from '../loader/elf.js';
-import { loadGuestImage, type GuestImage } from '../loader/image.js';
-import { encodeCmdline, encodePlan, makeLaunchPlan, PlanFlags, type LaunchPlan } from '../loader/plan.js';
+import { GUEST_FD } from '../loader/formats.js';
+import type { LoadSegment } from '../loader/elf.js';
+import { checkMemory, loadGuestImage, type GuestImage } from '../loader/image.js';
+import { deviceFd, encodeCmdline, encodePlan, makeGuestPlan, memoryImage, PlanFlags, type GuestPlan, type MemoryImage } from '../loader/plan.js';
 import { compilePolicyCached, type CompiledFilter } from '../filters/compile.js';
 import { corePolicy, type Policy } from '../filters/policy.js';
 import { attachDevices, matchRequests, releaseDevices, type AttachedDevice } from './devices/index.js';
 import { LaunchError } from './errors.js';
 import type { RunOptions } from './options.js';
 import { log } from './log.js';
-import { STUB_PATH } from './paths.js';
+import { nativeHint, nativeProblem, STUB_PATH } from './paths.js';
 import * as os from './os.js';
 
-/** Validated image + attached devices + the tender's fds, in this process's fd numbers. */
+/** Validated image + attached devices, in this process's fd numbers. */
 export interface PreparedLaunch {
   image: GuestImage;
   memSize: bigint;
   segments: LoadSegment[];
   cmdline: string;
   flags: number;
+  /** In attach order: device i is the guest's fd GUEST_FD.FIRST_DEVICE + i. */
   devices: AttachedDevice[];
-  epollfd: number;
-  timerfd: number;
 }
-
-/**
- * Where the guest finds the fds it keeps:
- *  - 'inherit': at the same numbers as here (exec);
- *  - 'place': epoll, timerfd, then each device, at base, base+1, … (spawn, pool).
- */
-export type FdLayout = { kind: 'inherit' } | { kind: 'place'; base: number };
 
 export interface CompiledLaunch {
   policy: Policy;
   filter: CompiledFilter;
-  plan: LaunchPlan;
-  /** This process's fds to hand over, in order; with 'place' the guest gets them at base, base+1, … */
-  passFds: number[];
-  /** The fd numbers the guest sees for passFds. */
-  guestFds: number[];
+  plan: GuestPlan;
+  memory: MemoryImage;
 }
-
 
 function sysFail(what: string): LaunchError {
   return new LaunchError(`${what} failed: ${os.strerror(os.errno())}`);
-}
-
-/** The tender's own fds (abi.md §9): an epoll set with the timerfd tagged ~1U and each tap tagged with its handle. */
-function createPollSet(devices: AttachedDevice[]): { epollfd: number; timerfd: number } {
-  const epollfd = os.epollCreate1(os.EPOLL_CLOEXEC);
-  if (epollfd < 0) throw sysFail('epoll_create1');
-  const timerfd = os.timerfdCreate(os.CLOCK_MONOTONIC, os.TFD_NONBLOCK | os.TFD_CLOEXEC);
-  if (timerfd < 0) {
-    os.close(epollfd);
-    throw sysFail('timerfd_create');
-  }
-  const fail = (what: string) => {
-    const err = sysFail(what);
-    os.close(epollfd);
-    os.close(timerfd);
-    return err;
-  };
-  if (os.epollCtl(epollfd, os.EPOLL_CTL_ADD, timerfd, os.epollEvent(os.EPOLLIN, SPT_INTERNAL_TIMERFD)) < 0) {
-    throw fail('epoll_ctl(timerfd)');
-  }
-  for (const d of devices) {
-    if (!d.pollable) continue;
-    if (os.epollCtl(epollfd, os.EPOLL_CTL_ADD, d.hostfd, os.epollEvent(os.EPOLLIN, BigInt(d.attachment.index))) < 0) {
-      throw fail(`epoll_ctl(${d.name}, fd ${d.hostfd})`);
-    }
-  }
-  return { epollfd, timerfd };
 }
 
 function launchFlags(opts: RunOptions): number {
@@ -94,69 +56,73 @@ function launchFlags(opts: RunOptions): number {
 }
 
 export function prepareLaunch(opts: RunOptions, image: GuestImage = loadGuestImage(opts.guest)): PreparedLaunch {
-  const matched = matchRequests(image.manifest, opts.devices);
+  const matched = matchRequests(image.manifest, opts.devices, opts.api);
   const memSize = BigInt(opts.memMiB) << 20n;
-  const segments = validateLoadSegments(image.file, image.bytes, image.header, image.phdrs, memSize);
+  const segments = checkMemory(image, memSize, opts.api ? 'memMiB' : '--mem', opts.memMiB);
   const cmdline = opts.guestArgs.join(' ');
   encodeCmdline(cmdline); // reject an over-long command line before any device is opened
-  if (!existsSync(STUB_PATH)) {
-    throw new LaunchError(`the native stub is missing (${STUB_PATH})`, 'build tendril first: npm install (or npm run build)');
-  }
+  checkStub();
   const devices = attachDevices(matched);
-  try {
-    const { epollfd, timerfd } = createPollSet(devices);
-    return { image, memSize, segments, cmdline, flags: launchFlags(opts), devices, epollfd, timerfd };
-  } catch (e) {
-    releaseDevices(devices);
-    throw e;
-  }
+  return { image, memSize, segments, cmdline, flags: launchFlags(opts), devices };
+}
+
+let stubOk = false;
+
+/** The stub is there and whole (checked once per process: a server launches many guests). */
+function checkStub(): void {
+  if (stubOk) return;
+  const stubProblem = nativeProblem(STUB_PATH);
+  if (stubProblem) throw new LaunchError(`the native stub is ${stubProblem} (${STUB_PATH})`, nativeHint());
+  stubOk = true;
 }
 
 /** Closes everything prepareLaunch opened (after a hand-over to a child, or when abandoning). */
 export function releaseLaunch(p: PreparedLaunch): void {
   releaseDevices(p.devices);
-  os.close(p.epollfd);
-  os.close(p.timerfd);
 }
 
-export interface CompileOptions {
-  /** Added to the run's flags (PlanFlags.MONITOR for supervised launches). */
-  extraFlags?: number;
-  /** Monitor mode: the fd number of the report pipe in the stub. */
-  reportFd?: number;
-  /** Pool: the fds travel with the plan (SCM_RIGHTS) and the stub moves them into place. */
-  sendFds?: boolean;
-  /** OCI create/start: hold the loaded guest until a byte arrives on this fd (guest numbering). */
-  startFd?: number;
-}
-
-export function compileLaunch(p: PreparedLaunch, layout: FdLayout, opts: CompileOptions = {}): CompiledLaunch {
-  const passFds = [p.epollfd, p.timerfd, ...p.devices.map((d) => d.hostfd)];
-  const guestFds = layout.kind === 'inherit' ? passFds : passFds.map((_, i) => layout.base + i);
-  const guestFd = (hostFd: number) => guestFds[passFds.indexOf(hostFd)];
-  const epollfd = guestFd(p.epollfd);
-  const timerfd = guestFd(p.timerfd);
+/**
+ * The policy, filter and guest plan, for the fd numbers every hand-over
+ * gives the guest (formats.ts GUEST_FD). `memory` may be passed in when the
+ * caller keeps the image's memory file (serve).
+ */
+export function compileLaunch(p: PreparedLaunch, memory: MemoryImage = memoryImage(p.segments)): CompiledLaunch {
   const policy: Policy = {
-    rules: [...corePolicy({ epollfd, timerfd }), ...p.devices.flatMap((d) => d.rules(guestFd(d.hostfd)))],
+    rules: [...corePolicy({ epollfd: GUEST_FD.EPOLL, timerfd: GUEST_FD.TIMER }), ...p.devices.flatMap((d, i) => d.rules(deviceFd(i)))],
   };
   const filter = compilePolicyCached(policy);
   log.debug({ syscalls: new Set(policy.rules.map((r) => r.syscall)).size, rules: policy.rules.length, instructions: filter.instructions }, 'filter compiled');
-  const plan = makeLaunchPlan({
+  const plan = makeGuestPlan({
     memSize: p.memSize,
     entry: p.image.header.entry,
     segments: p.segments,
+    regions: memory.regions,
     manifest: p.image.manifest,
-    attachments: p.devices.map((d) => ({ ...d.attachment, hostfd: guestFd(d.hostfd) })),
+    attachments: p.devices.map((d) => ({ ...d.attachment, pollable: d.pollable })),
     cmdline: p.cmdline,
-    epollfd,
-    timerfd,
-    keepFds: [0, 1, 2, ...guestFds],
-    flags: p.flags | (opts.extraFlags ?? 0) | (opts.startFd !== undefined ? PlanFlags.WAIT_START : 0),
-    receiveAt: opts.sendFds ? guestFds : [],
-    reportFd: opts.reportFd,
-    startFd: opts.startFd,
+    flags: p.flags,
   });
-  return { policy, filter, plan, passFds, guestFds };
+  return { policy, filter, plan, memory };
+}
+
+/**
+ * The guest's memory file: a memfd holding the image's segments, sealed so
+ * that nobody, tendril included, can change it while guests map it.
+ */
+export function memoryFileFd(memory: MemoryImage): number {
+  const fd = os.memfdCreate('tendril-guest-memory', os.MFD_CLOEXEC | os.MFD_ALLOW_SEALING);
+  if (fd < 0) throw sysFail('memfd_create');
+  try {
+    let off = 0;
+    while (off < memory.bytes.length) off += writeSync(fd, memory.bytes, off, memory.bytes.length - off, off);
+    if (os.fcntl(fd, os.F_ADD_SEALS, os.F_SEAL_SEAL | os.F_SEAL_SHRINK | os.F_SEAL_GROW | os.F_SEAL_WRITE) < 0) {
+      throw sysFail('sealing the guest memory file');
+    }
+  } catch (e) {
+    os.close(fd);
+    throw e;
+  }
+  return fd;
 }
 
 /**
@@ -208,8 +174,7 @@ export function openStartFifo(path: string): number {
 }
 
 /** The plan in a memfd the stub reads front to back. */
-export function writePlanFd(c: CompiledLaunch): number {
-  const bytes = encodePlan(c.plan, c.filter.bpf);
+export function writePlanFd(bytes: Buffer): number {
   const fd = os.memfdCreate('tendril-plan', os.MFD_CLOEXEC);
   if (fd < 0) throw sysFail('memfd_create');
   let off = 0;
@@ -220,15 +185,20 @@ export function writePlanFd(c: CompiledLaunch): number {
 
 /**
  * Replaces this process with the stub. Node marks every fd close-on-exec,
- * stdio included, so each fd the guest keeps must have the flag cleared.
+ * stdio included, so each fd the stub must find has the flag cleared.
  * Returns only by throwing.
  */
 export function execStub(p: PreparedLaunch, argv0: string, opts: { startFd?: number } = {}): never {
-  const c = compileLaunch(p, { kind: 'inherit' }, { startFd: opts.startFd });
-  const planFd = writePlanFd(c);
-  for (const fd of [...c.plan.keepFds, planFd, ...(opts.startFd !== undefined ? [opts.startFd] : [])]) {
+  const c = compileLaunch(p);
+  const memFd = memoryFileFd(c.memory);
+  const planFd = writePlanFd(encodePlan(c.plan, c.filter.bpf, {
+    deviceSrc: p.devices.map((d) => d.hostfd), imageSrc: memFd,
+    flags: opts.startFd !== undefined ? PlanFlags.WAIT_START : 0, startFd: opts.startFd,
+  }));
+  const inherit = [0, 1, 2, ...p.devices.map((d) => d.hostfd), memFd, planFd, ...(opts.startFd !== undefined ? [opts.startFd] : [])];
+  for (const fd of inherit) {
     if (os.fcntl(fd, os.F_SETFD, 0) < 0) throw sysFail(`fcntl(${fd}, F_SETFD)`);
   }
   os.execve(STUB_PATH, [argv0, String(planFd), null], [null]);
-  throw sysFail(`execve(${STUB_PATH})`);
+  throw new LaunchError(`execve(${STUB_PATH}) failed: ${os.strerror(os.errno())}`, nativeHint());
 }

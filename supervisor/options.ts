@@ -11,6 +11,8 @@ import { LEVELS, type LogFormat, type LogLevel } from './log.js';
 export interface NetRequest {
   kind: 'net';
   name: string;
+  /** How messages name the request when it did not come from the command line (the API: "devices.NAME"). */
+  label?: string;
   /** Interface name, or a pre-opened tap fd (`@FD`). */
   iface?: string;
   fd?: number;
@@ -20,6 +22,7 @@ export interface NetRequest {
 export interface BlockRequest {
   kind: 'block';
   name: string;
+  label?: string;
   path?: string;
   fd?: number;
   readOnly: boolean;
@@ -27,6 +30,13 @@ export interface BlockRequest {
 }
 
 export type DeviceRequest = NetRequest | BlockRequest;
+
+/** The request as the user wrote it, for messages: the option word, or the API field. */
+export function deviceLabel(req: DeviceRequest): string {
+  if (req.label) return req.label;
+  if (req.kind === 'net') return `--net:${req.name}=${req.fd !== undefined ? `@${req.fd}` : req.iface}`;
+  return `--block${req.readOnly ? '-ro' : ''}:${req.name}=${req.fd !== undefined ? `@${req.fd}` : req.path}`;
+}
 
 export interface RunOptions {
   memMiB: number;
@@ -46,6 +56,8 @@ export interface RunOptions {
   logFormat?: LogFormat;
   /** --wait-fifo=PATH: hold the loaded guest until a byte is written to PATH (tendril-oci's create/start). */
   waitFifo?: string;
+  /** The request came from the API: messages name JSON fields ("memMiB", "devices.NAME"), not options. */
+  api?: boolean;
 }
 
 export type ParsedRun = { kind: 'help' } | { kind: 'version' } | { kind: 'run'; options: RunOptions };
@@ -70,10 +82,19 @@ function parseFd(word: string, value: string): number {
   return Number(value);
 }
 
+/** Why a MAC address cannot be a guest's, or undefined if it can. */
+export function macProblem(value: string): string | undefined {
+  if (!/^[0-9a-fA-F]{2}(:[0-9a-fA-F]{2}){5}$/.test(value)) return 'MAC address must be six hex bytes separated by colons';
+  const first = parseInt(value.slice(0, 2), 16);
+  // A multicast source address is invalid on Ethernet: peers drop (or flood) such frames.
+  if (first & 1) return `${value} is a multicast address (the low bit of the first byte is set); a guest needs a unicast address`;
+  if (/^(00:){5}00$/.test(value)) return 'the all-zero MAC address is not a valid station address';
+  return undefined;
+}
+
 export function parseMac(word: string, value: string): Buffer {
-  if (!/^[0-9a-fA-F]{2}(:[0-9a-fA-F]{2}){5}$/.test(value)) {
-    throw invalid(word, 'MAC address must be six hex bytes separated by colons', 'e.g. --net-mac:service0=02:00:00:00:00:01');
-  }
+  const problem = macProblem(value);
+  if (problem) throw invalid(word, problem, 'e.g. --net-mac:service0=02:00:00:00:00:01 (02: locally administered, unicast)');
   return Buffer.from(value.split(':').map((h) => parseInt(h, 16)));
 }
 
@@ -92,7 +113,72 @@ function splitDeviceOption(word: string): [string, string, string] | undefined {
   return m ? [m[1], m[2], m[3]] : undefined;
 }
 
-export function parseRunArgs(argv: string[]): ParsedRun {
+/** Every option of `run`, as written in the usage: flags, `--opt=VALUE`, and device options `--kind:NAME=VALUE`. */
+const FLAGS = ['--x-exec-heap', '--dumpable', '--gdb', '--supervise', '--help', '--version'];
+const VALUED: Record<string, string> = {
+  '--mem': 'MB', '--log-level': 'LEVEL', '--log-format': 'FORMAT', '--wait-fifo': 'PATH', '--dumpcore': 'DIR',
+};
+const DEVICE: Record<string, string> = {
+  net: 'IFACE', 'net-mac': 'HWADDR', block: 'PATH', 'block-ro': 'PATH', 'block-sector-size': 'N',
+};
+
+/** Edit distance with transpositions (optimal string alignment), for suggesting the option a typo meant. */
+function distance(a: string, b: string): number {
+  const d = Array.from({ length: a.length + 1 }, (_, i) => [i, ...Array<number>(b.length).fill(0)]);
+  for (let j = 1; j <= b.length; j++) d[0][j] = j;
+  for (let i = 1; i <= a.length; i++) {
+    for (let j = 1; j <= b.length; j++) {
+      d[i][j] = Math.min(d[i - 1][j] + 1, d[i][j - 1] + 1, d[i - 1][j - 1] + (a[i - 1] === b[j - 1] ? 0 : 1));
+      if (i > 1 && j > 1 && a[i - 1] === b[j - 2] && a[i - 2] === b[j - 1]) d[i][j] = Math.min(d[i][j], d[i - 2][j - 2] + 1);
+    }
+  }
+  return d[a.length][b.length];
+}
+
+/** The candidate a typo most likely meant, if one is close enough to be a typo of it. */
+export function nearest(word: string, candidates: readonly string[]): string | undefined {
+  let best: string | undefined;
+  let bestD = Infinity;
+  for (const c of candidates) {
+    const dd = distance(word, c);
+    if (dd < bestD) [best, bestD] = [c, dd];
+  }
+  return best && bestD <= Math.max(1, Math.floor(best.length / 4)) ? best : undefined;
+}
+
+/**
+ * Why an option word is not one of ours, as helpfully as possible: a valued
+ * option written without `=VALUE` (`--mem 64`), or the nearest real option
+ * for a typo (`--mme=64`).
+ */
+function unknownOption(word: string): UsageError {
+  const eq = word.indexOf('=');
+  const name = eq < 0 ? word : word.slice(0, eq);
+  const value = eq < 0 ? undefined : word.slice(eq);
+  if (eq < 0 && name in VALUED) {
+    return invalid(word, `${name} needs a value`, `write it as one word: ${name}=${VALUED[name]} (e.g. ${name === '--mem' ? '--mem=64' : `${name}=…`})`);
+  }
+  const dev = /^--([a-z-]+):(.*)$/s.exec(name);
+  if (dev && dev[1] in DEVICE && eq < 0) {
+    return invalid(word, `--${dev[1]}:${dev[2] || 'NAME'} needs a value`, `write it as one word: --${dev[1]}:${dev[2] || 'NAME'}=${DEVICE[dev[1]]}`);
+  }
+  if (FLAGS.includes(name) && value !== undefined) return invalid(word, `${name} takes no value`);
+  const candidates = [...FLAGS, ...Object.keys(VALUED), ...Object.keys(DEVICE).map((k) => `--${k}:`)];
+  const best = nearest(dev ? `--${dev[1]}:` : name, candidates);
+  if (best) {
+    const rest = dev ? `${dev[2]}${value ?? ''}` : (value ?? '');
+    return invalid(word, 'unknown option', `did you mean ${best}${rest}?`);
+  }
+  return invalid(word, 'unknown option');
+}
+
+/**
+ * The word for the guest operand: tendril's own verbs say GUEST; tendril-spt
+ * keeps solo5-spt's KERNEL (and its messages) for drop-in compatibility.
+ */
+export type Dialect = 'tendril' | 'solo5-spt';
+
+export function parseRunArgs(argv: string[], dialect: Dialect = 'tendril'): ParsedRun {
   const opts: RunOptions = { memMiB: DEFAULT_MEM_MIB, xExecHeap: false, guest: '', guestArgs: [], devices: [], dumpable: false, gdb: false, supervise: false };
   const nets = new Map<string, NetRequest>();
   const blocks = new Map<string, BlockRequest>();
@@ -156,7 +242,7 @@ export function parseRunArgs(argv: string[]): ParsedRun {
       continue;
     }
     const dev = splitDeviceOption(word);
-    if (!dev) throw invalid(word, 'unknown option');
+    if (!dev) throw unknownOption(word);
     const [kind, name, value] = dev;
     if (!DEVICE_NAME_RE.test(name)) {
       throw invalid(word, `device name '${name}' must be 1 to 67 letters or digits`);
@@ -191,10 +277,13 @@ export function parseRunArgs(argv: string[]): ParsedRun {
         sectors.set(name, [word, parseSectorSize(word, value)]);
         break;
       default:
-        throw invalid(word, 'unknown option');
+        throw unknownOption(word);
     }
   }
-  if (i >= argv.length) throw new UsageError('Missing KERNEL operand', 'name the guest image to run', true);
+  if (i >= argv.length) {
+    throw dialect === 'solo5-spt' ? new UsageError('Missing KERNEL operand', 'name the unikernel to run', true)
+      : new UsageError('missing GUEST operand', 'name the guest image to run, e.g. `tendril run app.spt`', true);
+  }
   opts.guest = argv[i];
   opts.guestArgs = argv.slice(i + 1);
 
@@ -214,9 +303,10 @@ export function parseRunArgs(argv: string[]): ParsedRun {
   return { kind: 'run', options: opts };
 }
 
-export function runUsage(prog: string): string {
-  return `usage: ${prog} [ OPTIONS ] [ -- ] GUEST [ ARGS ]
-Run the Solo5 spt unikernel GUEST (an ELF built for the spt target, ABI 2) as a
+export function runUsage(prog: string, dialect: Dialect = 'tendril'): string {
+  const G = dialect === 'solo5-spt' ? 'KERNEL' : 'GUEST';
+  return `usage: ${prog} [ OPTIONS ] [ -- ] ${G} [ ARGS ]
+Run the Solo5 spt unikernel ${G} (an ELF built for the spt target, ABI 2) as a
 seccomp-sandboxed process. ARGS become the guest's command line.
 
 Options:
@@ -238,8 +328,8 @@ Options:
                                 (create/start as in OCI runtimes; used by tendril-oci)
   --log-level=LEVEL             trace, debug, info, warn (default), error, fatal or silent
   --log-format=FORMAT           pretty (default on a terminal) or json
-  --help                        show this help (exit 1, like solo5-spt)
-  --version                     show the tendril and ABI versions
+  --help                        show this help${dialect === 'solo5-spt' ? ' (on stderr, exit 1, as solo5-spt)' : ''}
+  --version                     show the tendril and ABI versions${dialect === 'solo5-spt' ? ' (on stderr, as solo5-spt)' : ''}
 
 NAME must be a device declared in the guest's manifest, and every declared
 device must be attached. Exit status: the guest's (solo5_exit(N) gives N & 0xff;

@@ -19,10 +19,12 @@ for (const [mem, why] of [
   });
 }
 
-test('--mem=1 is too small for the entry point (abi.md §1.1)', async (t) => {
+test('--mem=1 is too small: the message says how much the guest needs, not that the image is broken (abi.md §1.1)', async (t) => {
   const r = await tendrilAsync(['run', '--mem=1', hello()]);
   t.is(r.status, 1);
-  t.regex(r.stderr, /e_entry does not fall within the memory allocation range/);
+  t.true(oneLine(r.stderr), r.stderr);
+  t.regex(r.stderr, /test_hello\.spt: the guest needs --mem=2 or more \(1 MiB is too small for its image\)/);
+  t.notRegex(r.stderr, /e_entry|invalid executable/);
 });
 
 test('a large --mem still launches (memory is reserved, not touched)', async (t) => {
@@ -31,25 +33,67 @@ test('a large --mem still launches (memory is reserved, not touched)', async (t)
   t.regex(r.stdout, /Memory map: 4096 MB addressable/);
 });
 
-test('--help prints usage on stderr and exits 1, like solo5-spt', (t) => {
-  const r = tendril(['run', '--help']);
+test('tendril-spt --help: usage on stderr, exit 1, KERNEL (solo5-spt conventions)', (t) => {
+  const r = tendrilSpt(['--help']);
   t.is(r.status, 1);
-  t.regex(r.stderr, /^usage: tendril run \[ OPTIONS \] \[ -- \] GUEST \[ ARGS \]/);
+  t.is(r.stdout, '');
+  t.regex(r.stderr, /^usage: tendril-spt \[ OPTIONS \] \[ -- \] KERNEL \[ ARGS \]/);
   t.regex(r.stderr, /--mem=MB/);
 });
 
-test('--version prints tendril and ABI versions on stderr, exit 0', (t) => {
-  const r = tendrilSpt(['--version']);
+test('tendril run --help: usage on stdout, exit 0 (tendril conventions)', (t) => {
+  const r = tendril(['run', '--help']);
   t.is(r.status, 0);
-  t.regex(r.stderr, /^tendril tender, version \d+\.\d+\.\d+\nABI version 2\n$/);
+  t.is(r.stderr, '');
+  t.regex(r.stdout, /^usage: tendril run \[ OPTIONS \] \[ -- \] GUEST \[ ARGS \]/);
 });
 
-test('missing GUEST', (t) => {
+test('tendril-spt --version: two lines on stderr, exit 0 (as solo5-spt)', (t) => {
+  const r = tendrilSpt(['--version']);
+  t.is(r.status, 0);
+  t.regex(r.stderr, /^tendril-spt tender, version \d+\.\d+\.\d+\nABI version 2\n$/);
+});
+
+test('tendril --version, -v, version and run --version all print the same on stdout, exit 0', (t) => {
+  const outs = [['--version'], ['-v'], ['version'], ['run', '--version']].map((a) => tendril(a));
+  for (const r of outs) {
+    t.is(r.status, 0);
+    t.is(r.stderr, '');
+    t.regex(r.stdout, /^tendril \d+\.\d+\.\d+\nABI version 2 \(Solo5 spt\)\n$/);
+  }
+  t.true(outs.every((r) => r.stdout === outs[0].stdout));
+});
+
+test('missing GUEST (tendril run) / missing KERNEL (tendril-spt)', (t) => {
   const r = tendril(['run', '--mem=2']);
   t.is(r.status, 1);
   t.true(oneLine(r.stderr));
-  t.regex(r.stderr, /Missing KERNEL operand/);
+  t.regex(r.stderr, /^tendril: missing GUEST operand/);
+  const s = tendrilSpt(['--mem=2']);
+  t.is(s.status, 1);
+  t.true(oneLine(s.stderr));
+  t.regex(s.stderr, /^tendril-spt: Missing KERNEL operand/);
 });
+
+for (const [word, why] of [
+  ['--mem', /`--mem': --mem needs a value; write it as one word: --mem=MB \(e\.g\. --mem=64\)/],
+  ['--block:storage', /--block:storage needs a value; write it as one word: --block:storage=PATH/],
+  ['--net:service0', /--net:service0 needs a value; write it as one word: --net:service0=IFACE/],
+  ['--mme=64', /`--mme=64': unknown option; did you mean --mem=64\?/],
+  ['--supervize', /did you mean --supervise\?/],
+  ['--blokc:storage=disk.img', /did you mean --block:storage=disk\.img\?/],
+  ['--gdb=1', /--gdb takes no value/],
+  ['--frobnicate', /`--frobnicate': unknown option; see `tendril run --help`/],
+  ['--net-mac:service0=01:00:5e:00:00:01', /is a multicast address/],
+  ['--net-mac:service0=00:00:00:00:00:00', /all-zero MAC address/],
+] as const) {
+  test(`option ${word}: one line that says what is wrong and what to write`, (t) => {
+    const r = tendril(['run', word, hello()]);
+    t.is(r.status, 1);
+    t.true(oneLine(r.stderr), r.stderr);
+    t.regex(r.stderr, why);
+  });
+}
 
 for (const opt of ['--frobnicate', '-x', '--mem', '--mem-size=2', '--x-exec-heapX', '--net:=tap0', '--net:a_b=tap0', '--block:disk=', '--net-mac:x=zz']) {
   test(`unknown or malformed option ${opt} is refused`, (t) => {
@@ -90,8 +134,11 @@ test('--x-exec-heap warns and runs', (t) => {
   t.regex(r.stderr, /WARNING: --x-exec-heap/);
 });
 
-test('tendril with no verb or an unknown verb', (t) => {
-  t.is(tendril([]).status, 1);
+test('tendril with no verb (usage on stderr, exit 1) or an unknown verb', (t) => {
+  const none = tendril([]);
+  t.is(none.status, 1);
+  t.is(none.stdout, '');
+  t.regex(none.stderr, /^usage: tendril VERB/);
   const r = tendril(['frob']);
   t.is(r.status, 1);
   t.regex(r.stderr, /unknown verb 'frob'/);
@@ -114,8 +161,16 @@ test('tendril inspect: devices, segments, verdict; JSON form; rejection reason',
   t.true(j.minimumMemMiB >= 1 && j.minimumMemMiB <= 2);
   const bad = tendril(['inspect', '/bin/true']);
   t.is(bad.status, 1);
-  t.regex(bad.stdout, /verdict:\s+rejected: \/bin\/true: invalid executable/);
+  t.regex(bad.stdout, /verdict:\s+rejected: \/bin\/true: not a Solo5 spt unikernel: it is a dynamically linked/);
   const small = tendril(['inspect', '--mem=1', guest('test_hello')]);
   t.is(small.status, 1);
-  t.regex(small.stdout, /e_entry does not fall within/);
+  t.regex(small.stdout, /needs --mem=2 or more/);
+});
+
+test('an output path that cannot be written is a user error in one line (image build -o, gen-manifest)', (t) => {
+  const img = tendril(['image', 'build', hello(), '-o', '/nonexistent/dir/x.tar']);
+  t.is(img.status, 1);
+  t.true(oneLine(img.stderr), img.stderr);
+  t.regex(img.stderr, /^tendril: \/nonexistent\/dir\/x\.tar: cannot write the image: no such directory; create the directory first/);
+  t.notRegex(img.stderr, /internal error/);
 });

@@ -6,8 +6,9 @@ import test from 'ava';
 import { spawn } from 'node:child_process';
 import { existsSync, readFileSync } from 'node:fs';
 import { join } from 'node:path';
-import { setTimeout as sleep } from 'node:timers/promises';
-import { guest, runCmdAsync, TENDRIL, tendrilAsync, waitForStub, withTempDir } from './helpers.js';
+import { guest, runCmdAsync, TENDRIL, tendrilAsync, waitForStub, waitForSyscall, withTempDir } from './helpers.js';
+
+const NR_NANOSLEEP = 35;
 
 const gdb = (args: string[]) => runCmdAsync('gdb', ['-nx', '-batch', ...args], { timeoutMs: 60_000 });
 const corePattern = readFileSync('/proc/sys/kernel/core_pattern', 'utf8').trim();
@@ -57,7 +58,7 @@ test('--gdb: stopped before the first guest instruction; gdb attaches, breaks in
     // Waiting = the stub has replaced Node, and the filter (installed just
     // before the jump to the guest) is not there yet.
     await waitForStub(child.pid!);
-    await sleep(200);
+    await waitForSyscall(child.pid!, NR_NANOSLEEP); // the stub's wait for a tracer
     t.regex(readFileSync(`/proc/${child.pid}/status`, 'utf8'), /^Seccomp:\s+0$/m, 'the guest has not started');
     t.regex(stderr, new RegExp(`attach with: gdb .*test_hello\\.spt -p ${child.pid}`));
     t.is(stdout, '', 'no guest instruction has run');

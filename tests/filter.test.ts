@@ -6,8 +6,9 @@ import test from 'ava';
 import { compilePolicy, policyPfc } from '../filters/compile.js';
 import { blockPolicy, corePolicy, netPolicy } from '../filters/policy.js';
 import { spawn } from 'node:child_process';
+import { writeFileSync } from 'node:fs';
 import { join } from 'node:path';
-import { guest, ROOT, runCmd, TENDRIL, tendril, waitForGuest } from './helpers.js';
+import { guest, ROOT, runCmd, TENDRIL, tendril, waitForGuest, withTempDir } from './helpers.js';
 
 const BPF_RET_K = 0x06;
 const SECCOMP_RET_ALLOW = 0x7fff0000;
@@ -86,4 +87,17 @@ test('tendril filter --bpf lists exactly the program a running guest has install
   } finally {
     child.kill('SIGKILL');
   }
+});
+
+test('tendril filter --block-ro: pwrite64 stays allowed (a write must fail cleanly, not kill) and the table says the kernel refuses it', async (t) => {
+  await withTempDir((dir) => {
+    const disk = join(dir, 'disk.img');
+    writeFileSync(disk, Buffer.alloc(1 << 20));
+    const ro = tendril(['filter', `--block-ro:storage=${disk}`, guest('test_blk')]);
+    t.is(ro.status, 0, ro.stderr);
+    t.regex(ro.stdout, /^pwrite64 \(18\)\s+arg0 == 5 && arg2 == 512.*solo5_block_write: the disk is open read-only, so the kernel refuses every write/m);
+    t.regex(ro.stdout, /read-only$/m);
+    const rw = tendril(['filter', `--block:storage=${disk}`, guest('test_blk')]);
+    t.regex(rw.stdout, /^pwrite64 \(18\).*solo5_block_write$/m);
+  });
 });

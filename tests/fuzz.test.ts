@@ -10,7 +10,7 @@ import { execFileSync } from 'node:child_process';
 import { existsSync, mkdtempSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
-import { guest, oneLine, Pool } from './helpers.js';
+import { guest, oneLine, Pool, waitForGuest } from './helpers.js';
 import { formatSummary, loadBases, runCampaign, type CampaignResult } from './fuzz/campaign.js';
 import { launchTendril } from './fuzz/launch.js';
 import { elfCase, makeBase } from './fuzz/mutate.js';
@@ -56,10 +56,13 @@ test('the fuzzer is deterministic: a case is a function of (seed, index)', (t) =
 });
 
 test('the watchdog tells a guest that outlives its deadline from a tendril hang', async (t) => {
-  // test_time sleeps 5 × 1 s inside the guest: at a 1.5 s deadline it is a running, filtered guest.
-  const r = await launchTendril(['run', '--mem=2', guest('test_time')], { timeoutMs: 1500 });
-  t.is(r.timedOut, 'guest');
-  t.is(r.signal, 'SIGKILL');
+  // The deadline is an event here, not a time: once the guest runs under its filter (test_time runs 5 s) ...
+  const g = await launchTendril(['run', '--mem=2', guest('test_time')], { timeoutMs: 60_000, until: waitForGuest });
+  t.is(g.timedOut, 'guest');
+  t.is(g.signal, 'SIGKILL');
+  // ... and before Node has even started: a process that never became the stub is tendril's hang.
+  const s = await launchTendril(['run', '--mem=2', guest('test_time')], { timeoutMs: 60_000, until: async () => undefined });
+  t.is(s.timedOut, 'supervisor');
 });
 
 // --- Hostile manifests with exact answers (abi.md §5.2) -------------------------
@@ -134,8 +137,9 @@ test('--block-ro on a FIFO is refused at once, not a hang (found by the fuzzer)'
   try {
     const fifo = join(dir, 'fifo');
     execFileSync('mkfifo', [fifo]);
-    const r = await launchTendril(['run', '--mem=2', `--block-ro:storage=${fifo}`, guest('test_blk')], { timeoutMs: 4000 });
-    t.is(r.timedOut, undefined, `still running after 4 s as ${r.timedOut}`);
+    // The bound only catches a hang: refusing takes milliseconds.
+    const r = await launchTendril(['run', '--mem=2', `--block-ro:storage=${fifo}`, guest('test_blk')], { timeoutMs: 60_000 });
+    t.is(r.timedOut, undefined, `still running after 60 s as ${r.timedOut}`);
     t.is(r.status, 1);
     t.true(oneLine(r.stderr), r.stderr);
   } finally {

@@ -4,7 +4,7 @@
 
 import test from 'ava';
 import { readFileSync } from 'node:fs';
-import { guest, tendrilAsync, type RunResult } from './helpers.js';
+import { guest, HOST, tendrilAsync, type RunResult } from './helpers.js';
 
 const run = (name: string, ...args: string[]): Promise<RunResult> => tendrilAsync(['run', '--mem=2', guest(name), ...args]);
 
@@ -85,7 +85,7 @@ for (const [name, what] of [
 // (PF_X alone); Linux can honour that only with memory protection keys. On
 // a CPU without them x86 makes every executable page readable, and the guest
 // reports FAILURE (exit 1), exactly as on the reference.
-const hasPku = /^flags\s*:.*\bpku\b/m.test(readFileSync('/proc/cpuinfo', 'utf8'));
+const hasPku = HOST.pku;
 test(`test_xnor: reading code ${hasPku ? 'faults (execute-only text via pkeys)' : 'succeeds: this CPU has no protection keys'}`, async (t) => {
   const r = await run('test_xnor');
   if (hasPku) {

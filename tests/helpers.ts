@@ -9,8 +9,8 @@ import { fileURLToPath } from 'node:url';
 
 /** Repository root (tests run from dist/tests). */
 export const ROOT = resolve(dirname(fileURLToPath(import.meta.url)), '../..');
-export const TENDRIL = join(ROOT, 'bin/tendril.js');
-export const TENDRIL_SPT = join(ROOT, 'bin/tendril-spt.js');
+export const TENDRIL = join(ROOT, 'bin/tendril.cjs');
+export const TENDRIL_SPT = join(ROOT, 'bin/tendril-spt.cjs');
 export const GUESTS = join(ROOT, 'tests/guests/build');
 
 export function guest(name: string): string {
@@ -72,6 +72,8 @@ export interface AsyncRunOptions {
   captureLimit?: number;
   /** Called with the pid just before the deadline kill: what had the process become? */
   atDeadline?: (pid: number) => string;
+  /** An event that ends the run early, as the deadline would (atDeadline is asked, then SIGKILL). */
+  until?: (pid: number) => Promise<unknown>;
 }
 
 export interface AsyncRunResult extends RunResult {
@@ -96,15 +98,20 @@ export function runCmdAsync(cmd: string, args: string[], opts: AsyncRunOptions =
     child.stdout?.on('data', out.add);
     child.stderr?.on('data', err.add);
     let timedOut: string | undefined;
-    const timer = setTimeout(() => {
+    let ended = false;
+    const stop = () => {
+      if (ended || timedOut !== undefined) return;
       timedOut = opts.atDeadline && child.pid ? opts.atDeadline(child.pid) : 'deadline';
       child.kill('SIGKILL');
-    }, opts.timeoutMs ?? 60_000);
+    };
+    const timer = setTimeout(stop, opts.timeoutMs ?? 60_000);
+    if (opts.until && child.pid) opts.until(child.pid).then(stop, () => undefined);
     child.on('error', (e) => {
       clearTimeout(timer);
       reject(e);
     });
     child.on('close', (status, signal) => {
+      ended = true;
       clearTimeout(timer);
       resolvePromise({
         status: shellStatus(status, signal),
@@ -141,13 +148,13 @@ export class Pool {
   }
 }
 
-/** Polls `probe` until it returns a value (not undefined/false); throws after `timeoutMs`. */
-export async function waitFor<T>(what: string, probe: () => T | undefined | false, timeoutMs = 10_000): Promise<T> {
+/** Polls `probe` (which may be async) until it gives a value (not undefined/false); throws after `timeoutMs`. */
+export async function waitFor<T>(what: string, probe: () => T | undefined | false | Promise<T | undefined | false>, timeoutMs = 10_000): Promise<T> {
   const until = Date.now() + timeoutMs;
   for (;;) {
     let v: T | undefined | false;
     try {
-      v = probe();
+      v = await probe();
     } catch {
       v = undefined; // a /proc file not there yet, or gone
     }
@@ -159,12 +166,34 @@ export async function waitFor<T>(what: string, probe: () => T | undefined | fals
 
 export const STUB = join(ROOT, 'native/build/tendril-stub');
 
+const cpuFlags = new Set((/^flags\s*:(.*)$/m.exec(readFileSync('/proc/cpuinfo', 'utf8'))?.[1] ?? '').trim().split(/\s+/));
+
+/**
+ * What this host's CPU can do, where the expected outcome depends on it.
+ * Protection keys (pku, enabled by the kernel: ospke) make PROT_EXEC-only
+ * pages really execute-only, so reading or writing guest text faults with
+ * SEGV_PKUERR (si_code 4) instead of SEGV_ACCERR (2), and test_xnor faults.
+ */
+export const HOST = {
+  pku: cpuFlags.has('pku') && cpuFlags.has('ospke'),
+  cpuidFault: cpuFlags.has('cpuid_fault'),
+};
+
 /** /proc/PID/status once the guest runs (its seccomp filter is installed). */
 export function waitForGuest(pid: number): Promise<string> {
   return waitFor(`pid ${pid} to run its guest`, () => {
     const status = readFileSync(`/proc/${pid}/status`, 'utf8');
     return /^Seccomp:\s+2$/m.test(status) && status;
   });
+}
+
+/**
+ * Until pid is blocked in system call `nr` (from /proc/PID/syscall): the
+ * event "the stub is waiting" (nanosleep for --gdb, read for a start byte),
+ * without guessing how long that takes.
+ */
+export function waitForSyscall(pid: number, nr: number): Promise<true> {
+  return waitFor(`pid ${pid} to block in system call ${nr}`, () => readFileSync(`/proc/${pid}/syscall`, 'utf8').split(' ')[0] === String(nr));
 }
 
 /** Until pid has exec'd the stub (it may still be waiting to start its guest). */

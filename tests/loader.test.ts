@@ -4,19 +4,18 @@
 import test from 'ava';
 import { readFileSync, writeFileSync } from 'node:fs';
 import { join } from 'node:path';
-import { validateLoadSegments } from '../loader/elf.js';
 import { TendrilError } from '../loader/errors.js';
-import { parseGuestImage } from '../loader/image.js';
+import { checkMemory, parseGuestImage } from '../loader/image.js';
 import { BAD_ELF_CASES } from './fixtures/bad-elf.js';
-import { guest, oneLine, Pool, tendrilAsync, withTempDir } from './helpers.js';
+import { guest, oneLine, Pool, ROOT, tendrilAsync, withTempDir } from './helpers.js';
 
 const valid = () => readFileSync(guest('test_hello'));
 
-/** The loader's verdict in-process: the message of the error it throws, or 'ok'. */
+/** The loader's verdict in-process, as `tendril run` reaches it: the message of the error it throws, or 'ok'. */
 function verdict(bytes: Buffer, memMiB = 2): string {
   try {
     const img = parseGuestImage('guest.spt', bytes);
-    validateLoadSegments(img.file, img.bytes, img.header, img.phdrs, BigInt(memMiB) << 20n);
+    checkMemory(img, BigInt(memMiB) << 20n, '--mem', memMiB);
     return 'ok';
   } catch (e) {
     if (e instanceof TendrilError) return e.message;
@@ -54,10 +53,17 @@ test('every bad image is refused by `tendril run` with exit 1 and one line', asy
   });
 });
 
-test('a host program (ET_DYN) is rejected like the reference does', async (t) => {
+test('a host program (ET_DYN), a source file and an object file are rejected (exit 1, as the reference) saying what they are', async (t) => {
   const r = await tendrilAsync(['run', '/bin/true']);
   t.is(r.status, 1);
-  t.regex(r.stderr, /\/bin\/true: invalid executable: invalid or unsupported executable \(elf header invalid while loading note\)/);
+  t.true(oneLine(r.stderr), r.stderr);
+  t.regex(r.stderr, /\/bin\/true: not a Solo5 spt unikernel: it is a dynamically linked or position-independent program \(ELF type ET_DYN\), such as an ordinary Linux program; tendril runs Solo5 unikernels built for the spt target/);
+  const src = await tendrilAsync(['run', join(ROOT, 'tests/guests/test_hello.c')]);
+  t.is(src.status, 1);
+  t.regex(src.stderr, /test_hello\.c: not a Solo5 spt unikernel: it is a text file \(source code\?\), not an ELF file/);
+  const obj = await tendrilAsync(['run', join(ROOT, 'native/build/bindings.o')]);
+  t.is(obj.status, 1);
+  t.regex(obj.stderr, /bindings\.o: not a Solo5 spt unikernel: it is an object file \(ELF type ET_REL\), not a linked program/);
 });
 
 test('a missing guest file is a clear error', async (t) => {

@@ -6,8 +6,9 @@ import test from 'ava';
 import { spawn } from 'node:child_process';
 import { readdirSync, readFileSync, readlinkSync } from 'node:fs';
 import { join } from 'node:path';
-import { setTimeout as sleep } from 'node:timers/promises';
-import { guest, STUB, TENDRIL, waitForGuest, waitForStub } from './helpers.js';
+import { guest, STUB, TENDRIL, waitForGuest, waitForStub, waitForSyscall } from './helpers.js';
+
+const NR_READ = 0;
 
 
 test('the guest replaces the tendril process: same pid, stub image, filter on, no Node', async (t) => {
@@ -54,7 +55,7 @@ test('--wait-fifo: the guest is loaded and filtered-ready but runs only after a 
   const exited = new Promise<number | null>((r) => child.on('exit', (c) => r(c)));
   try {
     await waitForStub(child.pid!);
-    await sleep(200);
+    await waitForSyscall(child.pid!, NR_READ); // the stub blocked on the FIFO for its start byte
     t.is(out, '', 'no guest instruction has run');
     t.regex(readFileSync(`/proc/${child.pid}/status`, 'utf8'), /^Seccomp:\s+0$/m);
     write(fifo, 'x');

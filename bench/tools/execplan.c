@@ -3,8 +3,8 @@
  * fork + execve + waitpid from C and prints per-launch latencies (µs), one
  * per line. Two modes:
  *   execplan stub STUB PLANFILE N   the tendril stub on a ready launch plan
- *                                   (a plan made for the 'place' fd layout:
- *                                   epoll at 3, timerfd at 4, plan at 5)
+ *                                   (made for the plan at fd 3 and the
+ *                                   memory file PLANFILE.mem at fd 4)
  *   execplan exec PROGRAM N          any program, e.g. /bin/true
  * The guest's stdout goes to /dev/null.
  */
@@ -14,10 +14,8 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
-#include <sys/epoll.h>
 #include <sys/mman.h>
 #include <sys/stat.h>
-#include <sys/timerfd.h>
 #include <sys/wait.h>
 #include <time.h>
 #include <unistd.h>
@@ -29,12 +27,28 @@ static double now_us(void)
     return ts.tv_sec * 1e6 + ts.tv_nsec / 1e3;
 }
 
-static void move_fd(int from, int to)
+/* A memfd with the contents of file, at fd number `at`. */
+static int memfd_of(const char *file, int at)
 {
-    if (from != to && (dup2(from, to) < 0 || close(from) < 0)) {
+    int src = open(file, O_RDONLY);
+    struct stat st;
+    if (src < 0 || fstat(src, &st) < 0) {
+        perror(file);
+        exit(2);
+    }
+    int fd = memfd_create("execplan", 0);
+    char *buf = malloc(st.st_size ? st.st_size : 1);
+    if (fd < 0 || !buf || read(src, buf, st.st_size) != st.st_size || write(fd, buf, st.st_size) != st.st_size) {
+        perror("copying into a memfd");
+        exit(2);
+    }
+    close(src);
+    free(buf);
+    if (fd != at && (dup2(fd, at) < 0 || close(fd) < 0)) {
         perror("dup2");
         exit(2);
     }
+    return at;
 }
 
 int main(int argc, char **argv)
@@ -47,29 +61,13 @@ int main(int argc, char **argv)
     int n = atoi(argv[stub_mode ? 4 : 3]);
     int plan = -1;
     if (stub_mode) {
-        /* fds 3..5 must be ours: park anything inherited there. */
-        for (int fd = 3; fd <= 5; fd++)
-            close(fd);
-        int ep = epoll_create1(0), tfd = timerfd_create(CLOCK_MONOTONIC, TFD_NONBLOCK);
-        move_fd(ep, 3);
-        move_fd(tfd, 4);
-        struct epoll_event ev = { .events = EPOLLIN, .data.u64 = 0xfffffffe };
-        epoll_ctl(3, EPOLL_CTL_ADD, 4, &ev);
-        int src = open(argv[3], O_RDONLY);
-        struct stat st;
-        if (src < 0 || fstat(src, &st) < 0) {
-            perror(argv[3]);
-            return 2;
-        }
-        plan = memfd_create("plan", 0);
-        char *buf = malloc(st.st_size);
-        if (read(src, buf, st.st_size) != st.st_size || write(plan, buf, st.st_size) != st.st_size) {
-            perror("copy plan");
-            return 2;
-        }
-        close(src);
-        move_fd(plan, 5);
-        plan = 5;
+        char mem[4096];
+        snprintf(mem, sizeof mem, "%s.mem", argv[3]);
+        /* fds 3 and 4 must be ours: park anything inherited there. */
+        close(3);
+        close(4);
+        plan = memfd_of(argv[3], 3);
+        memfd_of(mem, 4);
     }
     int devnull = open("/dev/null", O_WRONLY);
     for (int i = 0; i < n; i++) {
@@ -80,7 +78,7 @@ int main(int argc, char **argv)
         if (pid == 0) {
             dup2(devnull, 1);
             if (stub_mode) {
-                char *args[] = { "tendril: bench", "5", NULL };
+                char *args[] = { "tendril: bench", "3", NULL };
                 execve(argv[2], args, (char *[]){ NULL });
             } else {
                 char *args[] = { argv[2], NULL };

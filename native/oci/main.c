@@ -7,7 +7,7 @@
  *               [--delegate=RUNC] [--systemd-cgroup] COMMAND [OPTIONS] ID ...
  *
  * create reads config.json: a unikernel (process.args[0] in the rootfs is a
- * Solo5 ELF) is created by Node (dist/supervisor/oci/create-main.js, one
+ * Solo5 ELF) is created by Node (dist/bundle/tendril-oci-create.cjs, one
  * start), anything else by runc. Every later command goes to whichever
  * created the container, as its state records; the unikernels' commands
  * are run here (verbs.c), with no JavaScript at all.
@@ -231,7 +231,8 @@ static void repo_root(char *out, size_t size)
 }
 
 /*
- * A unikernel's create: Node runs supervisor/oci/create-main.ts, which
+ * A unikernel's create: Node runs supervisor/oci/create-main.ts (bundled
+ * with all it loads into dist/bundle/tendril-oci-create.cjs), which
  * writes the state and leaves the guest loaded and waiting. Its one-line
  * error comes back on a pipe (fd 3) and is logged here, the one writer of
  * the log. NODE_EXTRA_CA_CERTS costs Node's start ~65 ms and tendril uses
@@ -241,7 +242,7 @@ static int create_unikernel(const struct globals *g, const char *id, const char 
 {
     char repo[PATH_MAX], script[PATH_MAX + 64];
     repo_root(repo, sizeof repo);
-    snprintf(script, sizeof script, "%s/dist/supervisor/oci/create-main.js", repo);
+    snprintf(script, sizeof script, "%s/dist/bundle/tendril-oci-create.cjs", repo);
     if (access(script, R_OK) != 0)
         fail("cannot create a unikernel container: %s is missing; build tendril first (npm install, or npm run build in %s)", script, repo);
     const char *node = getenv("TENDRIL_NODE");
@@ -255,9 +256,6 @@ static int create_unikernel(const struct globals *g, const char *id, const char 
     char *args[16];
     int n = 0;
     args[n++] = (char *)node;
-    /* dist/ has no symbolic links: skip the realpath the module loader would do for each of the ~30 modules. */
-    args[n++] = "--preserve-symlinks";
-    args[n++] = "--preserve-symlinks-main";
     args[n++] = script;
     args[n++] = root_arg;
     args[n++] = bundle_arg;

@@ -1,16 +1,20 @@
 /*
- * Monitor mode (supervised launches): the stub forks before loading the
- * guest. The child becomes the guest as usual; the parent stays behind as a
- * tiny ptrace monitor that learns *why* the guest ended, which a parent's
- * wait status cannot tell (a SIGSYS from the filter says nothing of the
- * call; a SIGSEGV nothing of the address). It writes one JSON line to the
- * report fd and then ends the way the guest did, so whoever started the
- * stub sees the guest's exact status.
+ * Monitor mode (supervised launches): the stub forks once its fds are in
+ * place, before guest memory exists. The child becomes the guest as usual;
+ * the parent stays behind as a tiny ptrace monitor that learns *why* the
+ * guest ended, which a parent's wait status cannot tell (a SIGSYS from the
+ * filter says nothing of the call; a SIGSEGV nothing of the address). It
+ * sends a monitor_hello (the guest's pid, and with SEND_PIDFD a pidfd of
+ * it) when the guest exists and a monitor_report when it has ended
+ * (loader/formats.ts), then ends the way the guest did, so whoever started
+ * the stub sees the guest's exact status.
  *
- * Ptrace costs nothing while the guest runs: no syscall tracing, only
- * stops on signals and at exit. PTRACE_O_EXITKILL kills the guest if the
- * monitor is killed, so killing the process the supervisor spawned ends
- * the instance.
+ * Ptrace costs nothing while the guest runs: no syscall tracing, only stops
+ * on signals and at exit. The guest is attached with PTRACE_SEIZE, so a
+ * SIGSTOP really stops it (group-stop, left in PTRACE_LISTEN) and SIGCONT
+ * resumes it, as for an untraced process. Signals sent to the monitor
+ * (a supervisor forwarding Ctrl-C or SIGTERM) are passed on to the guest.
+ * PTRACE_O_EXITKILL kills the guest if the monitor dies.
  *
  * Included by stub.c (one translation unit, no libc).
  */
@@ -20,71 +24,76 @@
 #define NR_ptrace 101
 #define NR_gettid 186
 #define NR_tkill 200
+#define NR_rt_sigreturn 15
 
-#define PTRACE_TRACEME 0
 #define PTRACE_CONT 7
 #define PTRACE_GETREGS 12
-#define PTRACE_SETOPTIONS 0x4200
-#define PTRACE_GETEVENTMSG 0x4201
+#define PTRACE_SEIZE 0x4206
+#define PTRACE_LISTEN 0x4208
 #define PTRACE_GETSIGINFO 0x4202
 #define PTRACE_O_TRACEEXIT 0x40
 #define PTRACE_O_EXITKILL 0x100000
 #define PTRACE_EVENT_EXIT 6
+#define PTRACE_EVENT_STOP 128
 #define WALL 0x40000000
-#define SIGSTOP_ 19
-#define SIGSEGV_ 11
-#define SIGBUS_ 7
-#define SIGSYS_ 31
+#define SA_RESTORER 0x04000000
+#define SA_RESTART 0x10000000
+#define SIG_IGN_ ((void *)1)
 
 static long sys_ptrace(long req, long pid, void *addr, long data)
 {
     return syscall6(NR_ptrace, req, pid, (long)addr, data, 0, 0);
 }
 
-/* Small append-only formatter for the report line. */
-struct out {
-    char buf[512];
-    u32 len;
-};
+static long guest_pid;
 
-static void out_str(struct out *o, const char *s)
+/* Signals a supervisor may send the monitor on the guest's behalf. */
+static const int forwarded[] = { 1 /* HUP */, 2 /* INT */, 3 /* QUIT */, 10 /* USR1 */, 12 /* USR2 */, 14 /* ALRM */, 15 /* TERM */ };
+
+static void forward_signal(int sig)
 {
-    while (*s && o->len < sizeof o->buf - 2)
-        o->buf[o->len++] = *s++;
+    sys_kill(guest_pid, sig);
 }
 
-static void out_num(struct out *o, u64 v, int base)
+/* No libc: the return from a handler needs its own rt_sigreturn stub. */
+extern void monitor_sigreturn(void) __attribute__((visibility("hidden")));
+__asm__(".text\n"
+        "monitor_sigreturn:\n"
+        "    mov $15, %eax\n"
+        "    syscall\n"
+        "    hlt\n");
+
+static void monitor_signals(void)
 {
-    char tmp[24];
-    int n = 0;
-    if (base == 16)
-        out_str(o, "\"0x");
-    do {
-        tmp[n++] = "0123456789abcdef"[v % (u64)base];
-        v /= (u64)base;
-    } while (v);
-    while (n && o->len < sizeof o->buf - 2)
-        o->buf[o->len++] = tmp[--n];
-    if (base == 16)
-        out_str(o, "\"");
+    struct k_sigaction act = { (void *)forward_signal, SA_RESTORER | SA_RESTART, (void *)monitor_sigreturn, 0 };
+    for (u32 i = 0; i < sizeof forwarded / sizeof forwarded[0]; i++)
+        sys_rt_sigaction(forwarded[i], &act, 0);
+    /* A reader that went away must not kill the monitor before it mirrors the guest. */
+    struct k_sigaction ign = { SIG_IGN_, 0, 0, 0 };
+    sys_rt_sigaction(13 /* PIPE */, &ign, 0);
 }
 
-static void out_field(struct out *o, const char *key, u64 v, int base)
+/* Sends len bytes of msg on report_fd, with fd attached if fd >= 0 (a unix socket), or plainly. */
+static void send_report(const void *msg, u64 len, int fd)
 {
-    out_str(o, ",\"");
-    out_str(o, key);
-    out_str(o, "\":");
-    out_num(o, v, base);
+    union {
+        u8 buf[24];
+        u64 align;
+    } control = { { 0 } };
+    struct k_iovec iov = { (void *)msg, len };
+    struct k_msghdr m = { 0, 0, &iov, 1, 0, 0, 0 };
+    if (fd >= 0) {
+        *(u64 *)control.buf = 20; /* cmsg_len: header 16 + one int */
+        *(int *)(control.buf + 8) = SOL_SOCKET;
+        *(int *)(control.buf + 12) = SCM_RIGHTS;
+        *(int *)(control.buf + 16) = fd;
+        m.control = control.buf;
+        m.controllen = sizeof control.buf;
+    }
+    long n = sys_sendmsg(report_fd, &m, MSG_NOSIGNAL);
+    if (n == -ENOTSOCK)
+        sys_write(report_fd, msg, len);
 }
-
-struct exit_info {
-    long hwm_kb;
-    int have_regs;
-    u64 orig_rax, rip;
-    int have_fault;
-    int fault_sig, fault_code;
-    u64 fault_addr;
-};
 
 /*
  * Peak resident memory from /proc/PID/status (VmHWM, kB), read while the
@@ -117,26 +126,29 @@ __attribute__((noreturn)) static void mirror_status(int status)
     if ((status & 0x7f) == 0)
         sys_exit_group((status >> 8) & 0xff);
     int sig = status & 0x7f;
-    /* The monitor's own death must not leave a core of the monitor. */
+    /* The monitor's own death must not leave a core of the monitor, nor be caught by a forwarding handler. */
     static const u64 zero[2] = { 0, 0 };
     sys_setrlimit(RLIMIT_CORE, zero);
+    static const struct k_sigaction dfl = { 0, 0, 0, 0 };
+    sys_rt_sigaction(sig, &dfl, 0);
+    static const u64 none = 0;
+    sys_rt_sigprocmask(SIG_SETMASK, &none, 0);
     syscall6(NR_tkill, syscall6(NR_gettid, 0, 0, 0, 0, 0, 0), sig, 0, 0, 0, 0);
     sys_exit_group(128 + sig);
 }
 
-__attribute__((noreturn)) static void monitor_loop(long child, int report_fd, int ready_fd)
+static int is_stop_signal(int sig)
 {
-    struct exit_info info = { 0 };
+    return sig == 19 /* STOP */ || sig == 20 /* TSTP */ || sig == 21 /* TTIN */ || sig == 22 /* TTOU */;
+}
+
+__attribute__((noreturn)) static void monitor_loop(long child, int ready_fd)
+{
+    struct monitor_report rep = { .magic = REPORT_MAGIC, .guest_pid = (int32_t)child, .regs_syscall = -1 };
     u64 regs[27];
     u8 siginfo[128];
-    u64 rusage[18];
+    u64 rusage[18] = { 0 };
     int status = 0;
-
-    /* The child stops itself right after PTRACE_TRACEME. */
-    if (syscall6(NR_wait4, child, (long)&status, WALL, 0, 0, 0) != child)
-        sys_exit_group(1);
-    sys_ptrace(PTRACE_SETOPTIONS, child, 0, PTRACE_O_TRACEEXIT | PTRACE_O_EXITKILL);
-    sys_ptrace(PTRACE_CONT, child, 0, 0);
 
     for (;;) {
         long r = syscall6(NR_wait4, child, (long)&status, WALL, (long)rusage, 0, 0);
@@ -147,90 +159,114 @@ __attribute__((noreturn)) static void monitor_loop(long child, int report_fd, in
         if ((status & 0xff) != 0x7f)
             break; /* exited or killed */
         int sig = (status >> 8) & 0xff;
-        if (sig == 5 /* SIGTRAP */ && (status >> 16) == PTRACE_EVENT_EXIT) {
-            /* Registers as of the last syscall; for a seccomp kill the
+        int event = (status >> 16) & 0xffff;
+        if (event == PTRACE_EVENT_EXIT) {
+            /* Registers as of the guest's end; for a seccomp kill the
              * kernel has rolled them back to the forbidden call. */
-            info.hwm_kb = read_hwm_kb(child);
+            long hwm = read_hwm_kb(child);
+            rep.maxrss_kb = hwm > 0 ? (u64)hwm : 0;
             if (sys_ptrace(PTRACE_GETREGS, child, 0, (long)regs) == 0) {
-                info.have_regs = 1;
-                info.orig_rax = regs[15];
-                info.rip = regs[16];
+                rep.flags |= REPORT_F_REGS;
+                rep.regs_syscall = (int64_t)regs[15];
+                rep.regs_ip = regs[16];
+                rep.regs_sp = regs[19];
             }
             sys_ptrace(PTRACE_CONT, child, 0, 0);
             continue;
         }
-        /* A signal on its way to the guest: note a fault, then deliver it. */
-        if (sys_ptrace(PTRACE_GETSIGINFO, child, 0, (long)siginfo) == 0 &&
-            (sig == SIGSEGV_ || sig == SIGBUS_ || sig == 4 /* SIGILL */ || sig == 8 /* SIGFPE */)) {
-            info.have_fault = 1;
-            info.fault_sig = sig;
-            info.fault_code = *(int *)(siginfo + 8);
-            info.fault_addr = *(u64 *)(siginfo + 16);
+        if (event == PTRACE_EVENT_STOP) {
+            /* Group-stop: stay stopped, as an untraced process would, until SIGCONT. */
+            sys_ptrace(is_stop_signal(sig) ? PTRACE_LISTEN : PTRACE_CONT, child, 0, 0);
+            continue;
         }
-        sys_ptrace(PTRACE_CONT, child, 0, sig == SIGSTOP_ ? 0 : sig);
+        /* A signal on its way to the guest: note a fault, then deliver it. */
+        if ((sig == 11 /* SEGV */ || sig == 7 /* BUS */ || sig == 4 /* ILL */ || sig == 8 /* FPE */ || sig == 5 /* TRAP */) &&
+            sys_ptrace(PTRACE_GETSIGINFO, child, 0, (long)siginfo) == 0) {
+            rep.flags |= REPORT_F_FAULT;
+            rep.fault_signal = sig;
+            rep.fault_code = *(int *)(siginfo + 8);
+            rep.fault_addr = *(u64 *)(siginfo + 16);
+        }
+        sys_ptrace(PTRACE_CONT, child, 0, sig);
     }
 
     char started = 0;
-    long n = sys_read(ready_fd, &started, 1);
-    struct out o = { .len = 0 };
-    out_str(&o, "{\"pid\":");
-    out_num(&o, (u64)child, 10);
-    out_str(&o, ",\"started\":");
-    out_str(&o, n == 1 ? "true" : "false");
+    if (sys_read(ready_fd, &started, 1) == 1)
+        rep.flags |= REPORT_F_STARTED;
     if ((status & 0x7f) == 0) {
-        out_field(&o, "exit", (u64)((status >> 8) & 0xff), 10);
+        rep.status = (status >> 8) & 0xff;
     } else {
-        int sig = status & 0x7f;
-        out_field(&o, "signal", (u64)sig, 10);
-        if (status & 0x80)
-            out_str(&o, ",\"core\":true");
-        if (sig == SIGSYS_ && info.have_regs)
-            out_field(&o, "syscall", info.orig_rax, 10);
-        if (info.have_fault && info.fault_sig == sig) {
-            out_field(&o, "fault_addr", info.fault_addr, 16);
-            out_field(&o, "fault_code", (u64)info.fault_code, 10);
-        }
-        if (info.have_regs)
-            out_field(&o, "ip", info.rip, 16);
+        rep.flags |= REPORT_F_SIGNALED | ((status & 0x80) ? REPORT_F_CORE : 0);
+        rep.status = status & 0x7f;
+        if (!(rep.flags & REPORT_F_FAULT) || rep.fault_signal != rep.status)
+            rep.flags &= ~(u32)REPORT_F_FAULT;
     }
-    out_field(&o, "utime_us", rusage[0] * 1000000 + rusage[1], 10);
-    out_field(&o, "stime_us", rusage[2] * 1000000 + rusage[3], 10);
-    out_field(&o, "maxrss_kb", info.hwm_kb > 0 ? (u64)info.hwm_kb : rusage[4], 10);
-    out_str(&o, "}\n");
-    sys_write(report_fd, o.buf, o.len);
+    rep.utime_us = rusage[0] * 1000000 + rusage[1];
+    rep.stime_us = rusage[2] * 1000000 + rusage[3];
+    send_report(&rep, sizeof rep, -1);
     mirror_status(status);
 }
 
 /*
  * Forks the monitor. Returns in the child (the future guest) only; the parent
- * never returns. `report_fd` belongs to the monitor alone: the child closes it.
+ * never returns. report_fd belongs to the monitor alone: the child closes it.
  */
-static void monitor_fork(int report_fd)
+static void monitor_fork(void)
 {
-    int ready[2];
-    long r = syscall6(293 /* pipe2 */, (long)ready, 02000000 /* O_CLOEXEC */ | 04000 /* O_NONBLOCK */, 0, 0, 0, 0);
-    if (r < 0)
+    int ready[2], sync[2];
+    long r = sys_pipe2(ready, 02000000 /* O_CLOEXEC */ | 04000 /* O_NONBLOCK */);
+    if (r < 0 || (r = sys_pipe2(sync, 02000000)) < 0)
         die_errno("pipe2", "starting the monitor", r);
+    long monitor = sys_getpid();
     long child = syscall6(NR_fork, 0, 0, 0, 0, 0, 0);
     if (child < 0)
         die_errno("fork", "starting the monitor", child);
-    if (child > 0) {
-        sys_close(ready[1]);
-        /* The monitor keeps stdio, the report fd and the ready pipe; the
-         * devices and the plan are the guest's. It dies with its parent
-         * (the supervisor), and the guest with it (EXITKILL). */
-        int a = report_fd < ready[0] ? report_fd : ready[0];
-        int b = report_fd < ready[0] ? ready[0] : report_fd;
-        close_span(3, (unsigned int)a);
-        close_span((unsigned int)a + 1, (unsigned int)b);
-        close_span((unsigned int)b + 1, ~0u);
-        sys_prctl(PR_SET_PDEATHSIG, 9 /* SIGKILL */, 0, 0, 0);
-        monitor_loop(child, report_fd, ready[0]);
+    if (child == 0) {
+        sys_close(ready[0]);
+        sys_close(sync[1]);
+        sys_close(report_fd);
+        report_fd = -1;
+        /* The guest dies with its monitor (EXITKILL covers the monitor's
+         * death once attached; this covers the moment before). */
+        sys_prctl(PR_SET_PDEATHSIG, SIGKILL, 0, 0, 0);
+        if (sys_getppid() != monitor)
+            sys_exit_group(1);
+        /* Run on only once the monitor has attached. */
+        char go = 0;
+        long n;
+        do
+            n = sys_read(sync[0], &go, 1);
+        while (n == -EINTR);
+        if (n != 1)
+            sys_exit_group(1);
+        sys_close(sync[0]);
+        guest_ready_fd = ready[1];
+        return;
     }
-    sys_close(ready[0]);
-    sys_close(report_fd);
-    guest_ready_fd = ready[1];
-    if (sys_ptrace(PTRACE_TRACEME, 0, 0, 0) < 0)
-        die("ptrace", "PTRACE_TRACEME failed");
-    syscall6(NR_tkill, syscall6(NR_gettid, 0, 0, 0, 0, 0, 0), SIGSTOP_, 0, 0, 0, 0);
+    long parent = sys_getppid();
+    sys_close(ready[1]);
+    sys_close(sync[0]);
+    /* The monitor keeps stdio, the report fd and its pipes; the devices,
+     * the plan and the memory file are the guest's. It dies with whoever
+     * started the stub, and the guest with it (EXITKILL). */
+    int keep[] = { 0, 1, 2, report_fd, ready[0], sync[1] };
+    close_all_but(keep, sizeof keep / sizeof keep[0]);
+    plan_fd = image_fd = start_fd = -1;
+    if (sys_prctl(PR_SET_PDEATHSIG, SIGKILL, 0, 0, 0) < 0 || sys_getppid() != parent)
+        sys_exit_group(1);
+    guest_pid = child;
+    r = sys_ptrace(PTRACE_SEIZE, child, 0, PTRACE_O_TRACEEXIT | PTRACE_O_EXITKILL);
+    if (r < 0) {
+        sys_kill(child, SIGKILL);
+        die_errno("ptrace(PTRACE_SEIZE)", "attaching the monitor to the guest", r);
+    }
+    monitor_signals();
+    struct monitor_hello hello = { .magic = REPORT_HELLO_MAGIC, .guest_pid = (int32_t)child };
+    long pidfd = (hdr.flags & PLAN_F_SEND_PIDFD) ? sys_pidfd_open(child) : -1;
+    send_report(&hello, sizeof hello, (int)pidfd);
+    if (pidfd >= 0)
+        sys_close((int)pidfd);
+    sys_write(sync[1], "S", 1);
+    sys_close(sync[1]);
+    monitor_loop(child, ready[0]);
 }

@@ -4,10 +4,13 @@
  * Mechanism only. The TypeScript supervisor has already validated the guest
  * image, attached the devices, compiled the seccomp filter and laid out low
  * memory; it hands all of it over as one "launch plan" on a file descriptor
- * (layout: loader/plan.ts, encodePlan). The stub maps guest memory at its
- * identity addresses, copies the segments in, applies their protections,
- * closes every fd it was not told to keep, installs the filter and jumps to
- * the guest entry point. It never returns and never regains control.
+ * (the layout is defined once, in loader/formats.ts; the build generates
+ * tendril_formats.h from it). The stub puts the guest's fds at their
+ * numbers, creates the tender's epoll set and timerfd, maps guest memory at
+ * its identity addresses (the segments straight from a sealed memory file,
+ * copy-on-write), closes every other fd, resets every signal, installs the
+ * filter and jumps to the guest entry point. It never returns and never
+ * regains control.
  *
  * No libc: the stub is a static binary linked far above any guest memory
  * (see Makefile), so the only mappings besides the guest are its own few
@@ -15,51 +18,14 @@
  */
 
 #include "sys.h"
+#include "tendril_formats.h"
 
-
-#define PLAN_MAGIC 0x31504454u /* "TDP1" */
-#define PLAN_VERSION 2u
-#define PLAN_MAX_SEGMENTS 16u
-#define PLAN_MAX_KEEP_FDS 256u
-#define BPF_MAX_INSNS 4096u
-
-#define PLAN_F_X_EXEC_HEAP (1u << 0)
-#define PLAN_F_DUMPABLE (1u << 1)
-#define PLAN_F_STOP_AT_ENTRY (1u << 2)
-#define PLAN_F_MONITOR (1u << 3)
-#define PLAN_F_WAIT_START (1u << 4)
-#define PLAN_MAX_RECV_FDS 64u
-
-/* abi.md §1 and abi.md §2: fixed by the ABI, not by the plan. */
+/* abi.md §1, §2 and §9: fixed by the ABI, not by the plan. */
 #define SPT_HOST_MEM_BASE 0x10000ul
 #define SPT_BOOT_INFO_BASE 0x11000ul
 #define SPT_GUEST_MIN_BASE 0x100000ul
+#define SPT_INTERNAL_TIMERFD 0xfffffffeul
 #define PAGE_SIZE 0x1000ul
-
-struct plan_header {
-    u32 magic;
-    u32 version;
-    u64 mem_size;
-    u64 entry;
-    u32 flags;
-    u32 nsegs;
-    u32 nkeep;
-    u32 lowmem_size;
-    u32 bpf_insns;
-    u32 nrecv;
-    int report_fd;
-    int start_fd;
-};
-
-struct plan_segment {
-    u64 vaddr;
-    u64 filesz;
-    u64 memsz;
-    u64 start;
-    u64 end;
-    u32 prot;
-    u32 reserved;
-};
 
 struct sock_filter {
     u16 code;
@@ -77,16 +43,37 @@ struct sock_fprog {
 extern char __executable_start[];
 
 static struct plan_header hdr;
-static struct plan_segment segs[PLAN_MAX_SEGMENTS];
-static int keep[PLAN_MAX_KEEP_FDS];
-static int recv_target[PLAN_MAX_RECV_FDS];
+static struct plan_region regions[PLAN_MAX_REGIONS];
+static struct plan_fd_move moves[PLAN_MAX_MOVES];
+static struct plan_poll polls[PLAN_MAX_POLL];
 static int received[PLAN_MAX_RECV_FDS];
 static u32 nreceived;
+static struct sock_filter bpf[PLAN_MAX_BPF_INSNS];
+/* The plan's typed sections (formats.ts PLAN_SECTION), found by type. */
+static u8 extra[PLAN_MAX_EXTRA] __attribute__((aligned(64)));
+static struct { const u8 *data; u32 len; } sections[PLAN_SECTION_LIMIT];
+
+/* The stub's own fds (not the guest's): where each is once moved clear of
+ * the guest's numbers; -1 when absent. */
+static int plan_fd = -1;
+static int image_fd = -1;
+static int report_fd = -1;
+static int start_fd = -1;
 /* Monitor mode: written to just before the jump, so the monitor can tell a
- * guest's exit from a stub error. -1 otherwise. */
+ * guest's exit from a stub error. */
 static int guest_ready_fd = -1;
-static struct sock_filter bpf[BPF_MAX_INSNS];
-static int plan_fd;
+
+__attribute__((noreturn)) static void malformed(const char *detail)
+{
+    die("launch plan is malformed", detail);
+}
+
+/* The plan section types this build implements (none yet: each capability adds its own). */
+static int section_known(u32 type)
+{
+    (void)type;
+    return 0;
+}
 
 static void read_full(void *dst, u64 len, const char *what)
 {
@@ -112,14 +99,11 @@ static void read_full(void *dst, u64 len, const char *what)
 static void read_header(void)
 {
     union {
-        u8 buf[24 + 4 * PLAN_MAX_RECV_FDS];
+        u8 buf[16 + 4 * PLAN_MAX_RECV_FDS];
         u64 align;
     } control;
-    struct iovec { void *base; u64 len; } iov = { &hdr, sizeof hdr };
-    struct msghdr {
-        void *name; u32 namelen; struct iovec *iov; u64 iovlen;
-        void *control; u64 controllen; int flags;
-    } msg = { 0, 0, &iov, 1, control.buf, sizeof control.buf, 0 };
+    struct k_iovec iov = { &hdr, sizeof hdr };
+    struct k_msghdr msg = { 0, 0, &iov, 1, control.buf, sizeof control.buf, 0 };
     long n;
     do
         n = sys_recvmsg(plan_fd, &msg, MSG_CMSG_CLOEXEC);
@@ -132,6 +116,8 @@ static void read_header(void)
         die_errno("recvmsg", "reading the launch plan", n);
     if (n == 0)
         die("launch plan truncated while reading", "header");
+    if (msg.flags & MSG_CTRUNC)
+        malformed("more fds came with it than a plan may carry");
     if (msg.controllen >= 16) {
         /* struct cmsghdr { u64 len; int level; int type; } then the fds. */
         u64 clen = *(u64 *)control.buf;
@@ -146,67 +132,233 @@ static void read_header(void)
         read_full((u8 *)&hdr + n, sizeof hdr - (u64)n, "header");
 }
 
-/* Put the fds that came with the plan at the numbers the plan (and so the
- * filter) expects. Two steps, so a target that is another received fd's
- * current number is not clobbered. */
-static void place_received_fds(void)
-{
-    if (nreceived != hdr.nrecv)
-        die("launch plan is malformed", "the number of fds received does not match the plan");
-    for (u32 i = 0; i < nreceived; i++) {
-        long tmp = sys_fcntl(received[i], F_DUPFD_CLOEXEC, 1024);
-        if (tmp < 0)
-            die_errno("fcntl", "moving a received fd", tmp);
-        sys_close(received[i]);
-        received[i] = (int)tmp;
-    }
-    for (u32 i = 0; i < nreceived; i++) {
-        long r = sys_dup3(received[i], recv_target[i], 0);
-        if (r < 0)
-            die_errno("dup3", "placing a received fd", r);
-        sys_close(received[i]);
-    }
-}
-
-static void skip_padding(u64 len)
-{
-    u8 pad[8];
-    u64 rem = (8 - (len & 7)) & 7;
-    if (rem)
-        read_full(pad, rem, "padding");
-}
-
-static void check_plan(void)
+static void check_header(void)
 {
     if (hdr.magic != PLAN_MAGIC || hdr.version != PLAN_VERSION)
         die("launch plan has the wrong magic or version", "the stub and the supervisor come from different builds; rebuild tendril");
-    if (hdr.nsegs == 0 || hdr.nsegs > PLAN_MAX_SEGMENTS || hdr.nkeep > PLAN_MAX_KEEP_FDS || hdr.nrecv > PLAN_MAX_RECV_FDS)
-        die("launch plan is malformed", "segment or fd count out of range");
-    if ((hdr.flags & PLAN_F_WAIT_START) && hdr.start_fd < 0)
-        die("launch plan is malformed", "wait-for-start without a start fd");
-    if ((hdr.flags & PLAN_F_MONITOR) && hdr.report_fd < 3)
-        die("launch plan is malformed", "monitor mode without a report fd");
-    if (hdr.bpf_insns == 0 || hdr.bpf_insns > BPF_MAX_INSNS)
-        die("launch plan is malformed", "seccomp program length out of range");
+    if (hdr.flags & ~(u32)(PLAN_F_X_EXEC_HEAP | PLAN_F_DUMPABLE | PLAN_F_STOP_AT_ENTRY | PLAN_F_MONITOR | PLAN_F_WAIT_START | PLAN_F_SEND_PIDFD))
+        malformed("unknown flags");
+    if (hdr.nregions > PLAN_MAX_REGIONS || hdr.nmoves > PLAN_MAX_MOVES || hdr.npoll > PLAN_MAX_POLL)
+        malformed("region, fd or poll count out of range");
+    if (hdr.bpf_insns == 0 || hdr.bpf_insns > PLAN_MAX_BPF_INSNS)
+        malformed("seccomp program length out of range");
+    if (hdr.extra_size > PLAN_MAX_EXTRA || (hdr.extra_size & 7))
+        malformed("plan sections too large or misaligned");
     if (hdr.mem_size < SPT_GUEST_MIN_BASE + PAGE_SIZE || (hdr.mem_size & (PAGE_SIZE - 1)))
-        die("launch plan is malformed", "guest memory size");
+        malformed("guest memory size");
     /* Guest and stub must never overlap: the guest is mapped MAP_FIXED. */
     if (hdr.mem_size > (u64)(unsigned long)__executable_start)
         die("guest memory would overlap the stub", "use a smaller --mem");
     if (hdr.lowmem_size > SPT_GUEST_MIN_BASE - SPT_BOOT_INFO_BASE)
-        die("launch plan is malformed", "low-memory image too large");
+        malformed("low-memory image too large");
     if (hdr.entry < SPT_GUEST_MIN_BASE || hdr.entry >= hdr.mem_size)
-        die("launch plan is malformed", "entry point outside guest memory");
+        malformed("entry point outside guest memory");
+    if ((hdr.flags & PLAN_F_WAIT_START) ? hdr.start_fd < 0 : hdr.start_fd != -1)
+        malformed("start fd and wait-for-start disagree");
+    if ((hdr.flags & PLAN_F_MONITOR) ? hdr.report_fd < 0 : hdr.report_fd != -1)
+        malformed("report fd and monitor mode disagree");
+    if ((hdr.flags & PLAN_F_SEND_PIDFD) && !(hdr.flags & PLAN_F_MONITOR))
+        malformed("pidfd without a monitor");
 }
 
-static void check_segment(const struct plan_segment *s, u64 prev_end)
+static void check_tables(void)
 {
-    if (s->start < SPT_GUEST_MIN_BASE || s->start < prev_end || s->vaddr < s->start ||
-        s->filesz > s->memsz || s->vaddr + s->memsz < s->vaddr ||
-        s->vaddr + s->memsz > s->end || s->end > hdr.mem_size ||
-        (s->start & (PAGE_SIZE - 1)) || (s->end & (PAGE_SIZE - 1)) ||
-        (s->prot & ~7u) || ((s->prot & PROT_WRITE) && (s->prot & PROT_EXEC)))
-        die("launch plan is malformed", "segment out of range");
+    u64 prev_end = SPT_HOST_MEM_BASE;
+    for (u32 i = 0; i < hdr.nregions; i++) {
+        const struct plan_region *r = &regions[i];
+        if ((r->vaddr | r->length | r->file_offset) & (PAGE_SIZE - 1))
+            malformed("memory region not page aligned");
+        if (r->length == 0 || r->vaddr < prev_end || r->vaddr + r->length < r->vaddr ||
+            r->vaddr + r->length > hdr.mem_size || r->file_offset + r->length < r->file_offset)
+            malformed("memory region out of range or out of order");
+        if ((r->prot & ~7u) || r->reserved)
+            malformed("memory region protection");
+        /* W^X (abi.md §6): only --x-exec-heap may have memory both writable and executable. */
+        if ((r->prot & PROT_WRITE) && (r->prot & PROT_EXEC) && !(hdr.flags & PLAN_F_X_EXEC_HEAP))
+            malformed("memory region both writable and executable");
+        prev_end = r->vaddr + r->length;
+    }
+    /* Guest fds: each target once, never stdio, never the tender's two. */
+    for (u32 i = 0; i < hdr.nmoves; i++) {
+        int d = moves[i].dst;
+        if (d < GUEST_FD_FIRST_DEVICE || d >= GUEST_FD_FIRST_DEVICE + PLAN_MAX_MOVES)
+            malformed("guest fd number out of range");
+        for (u32 j = 0; j < i; j++)
+            if (moves[j].dst == d || moves[j].src == moves[i].src)
+                malformed("guest fd given twice");
+    }
+    for (u32 i = 0; i < hdr.npoll; i++) {
+        int found = 0;
+        for (u32 j = 0; j < hdr.nmoves; j++)
+            found |= moves[j].dst == polls[i].fd;
+        if (!found || polls[i].reserved || polls[i].data == SPT_INTERNAL_TIMERFD)
+            malformed("poll entry is not one of the guest's fds");
+    }
+}
+
+/*
+ * The typed sections after the filter: each type at most once, every byte
+ * accounted for. A type this stub does not implement is refused, never
+ * skipped: a plan that asks for isolation or a restore must not run
+ * without it.
+ */
+static void read_sections(void)
+{
+    read_full(extra, hdr.extra_size, "plan sections");
+    u32 o = 0;
+    while (o < hdr.extra_size) {
+        if (hdr.extra_size - o < sizeof(struct plan_section))
+            malformed("truncated plan section header");
+        const struct plan_section *s = (const struct plan_section *)(extra + o);
+        u32 body = o + (u32)sizeof *s;
+        if (s->len > hdr.extra_size - body || ((s->len + 7) & ~7u) > hdr.extra_size - body)
+            malformed("plan section longer than the plan");
+        if (s->type == 0 || s->type >= PLAN_SECTION_LIMIT || sections[s->type].data)
+            malformed("unknown or repeated plan section");
+        sections[s->type].data = extra + body;
+        sections[s->type].len = s->len;
+        o = body + ((s->len + 7) & ~7u);
+    }
+    for (u32 t = 1; t < PLAN_SECTION_LIMIT; t++)
+        if (sections[t].data && !section_known(t))
+            malformed("a plan section this stub does not implement (rebuild tendril)");
+}
+
+static void close_span(unsigned int lo, unsigned int hi);
+
+/* An fd the plan names: >= 0 an fd of ours, < 0 the (-1 - n)th fd received with the plan. */
+static int resolve(int src, const char *what)
+{
+    if (src >= 0) {
+        if (sys_fcntl(src, F_GETFD, 0) < 0)
+            die(what, "the plan names an fd that is not open");
+        return src;
+    }
+    u32 idx = (u32)(-1 - src);
+    if (idx >= nreceived)
+        die(what, "the plan names an fd that did not come with it");
+    if (received[idx] < 0)
+        die(what, "the plan names a received fd twice");
+    int fd = received[idx];
+    received[idx] = -1;
+    return fd;
+}
+
+/* Moves fd to a number >= floor (so it cannot be clobbered by, or clobber, a guest fd). */
+static int lift(int fd, int floor)
+{
+    if (fd < 0 || fd >= floor)
+        return fd;
+    long n = sys_fcntl(fd, F_DUPFD_CLOEXEC, floor);
+    if (n == -EINVAL || n == -EMFILE)
+        die("the open-file limit (RLIMIT_NOFILE) is too low for this guest's fds", "raise it (ulimit -n) or attach fewer devices");
+    if (n < 0)
+        die_errno("fcntl(F_DUPFD_CLOEXEC)", "moving an fd clear of the guest's", n);
+    sys_close(fd);
+    return (int)n;
+}
+
+/*
+ * Puts every fd the guest keeps at the number the plan (and so the filter
+ * and the manifest copy) gives it, whatever number it came in at: first
+ * everything the stub holds goes above the guest's range, then each guest
+ * fd drops into place. Needs only as many fds as the guest has, so it works
+ * under any open-file limit the guest itself fits in.
+ */
+static void place_fds(void)
+{
+    int top = GUEST_FD_TIMER + 1;
+    for (u32 i = 0; i < hdr.nmoves; i++)
+        if (moves[i].dst + 1 > top)
+            top = moves[i].dst + 1;
+
+    int src[PLAN_MAX_MOVES];
+    for (u32 i = 0; i < hdr.nmoves; i++)
+        src[i] = resolve(moves[i].src, "placing the guest's fds");
+    if (hdr.nregions)
+        image_fd = resolve(hdr.image_src, "the guest memory file");
+    for (u32 i = 0; i < nreceived; i++)
+        if (received[i] >= 0)
+            malformed("an fd came with it that it does not use");
+    if (hdr.flags & PLAN_F_MONITOR)
+        report_fd = resolve(hdr.report_fd, "the monitor report fd");
+    if (hdr.flags & PLAN_F_WAIT_START)
+        start_fd = resolve(hdr.start_fd, "the start fd");
+    if (plan_fd == image_fd || plan_fd == report_fd || plan_fd == start_fd ||
+        (report_fd >= 0 && (report_fd == start_fd || report_fd == image_fd)) || (start_fd >= 0 && start_fd == image_fd))
+        malformed("one fd given two roles");
+    for (u32 i = 0; i < hdr.nmoves; i++)
+        if (src[i] == plan_fd || src[i] == image_fd || src[i] == report_fd || src[i] == start_fd)
+            malformed("a guest fd is also one of the stub's");
+
+    plan_fd = lift(plan_fd, top);
+    image_fd = lift(image_fd, top);
+    report_fd = lift(report_fd, top);
+    start_fd = lift(start_fd, top);
+    for (u32 i = 0; i < hdr.nmoves; i++)
+        src[i] = lift(src[i], top);
+    /* Whatever else sits on the guest's numbers is not the guest's. */
+    close_span(3, (unsigned int)top);
+    for (u32 i = 0; i < hdr.nmoves; i++) {
+        long r = sys_dup3(src[i], moves[i].dst, 0);
+        if (r < 0)
+            die_errno("dup3", "placing the guest's fds", r);
+        sys_close(src[i]);
+    }
+}
+
+/* The tender's own fds (abi.md §9), made here so Node spends no system call on them. */
+static void make_poll_set(void)
+{
+    long ep = sys_epoll_create1(0);
+    if (ep < 0)
+        die_errno("epoll_create1", "creating the guest's epoll set", ep);
+    long tfd = sys_timerfd_create(CLOCK_MONOTONIC, TFD_NONBLOCK);
+    if (tfd < 0)
+        die_errno("timerfd_create", "creating the guest's timer", tfd);
+    if ((ep != GUEST_FD_EPOLL && (sys_dup3((int)ep, GUEST_FD_EPOLL, 0) < 0 || sys_close((int)ep) < 0)) ||
+        (tfd != GUEST_FD_TIMER && (sys_dup3((int)tfd, GUEST_FD_TIMER, 0) < 0 || sys_close((int)tfd) < 0)))
+        die("placing the guest's epoll set and timer", "dup3 failed");
+    /* struct epoll_event is packed on x86_64: u32 events, u64 data. */
+    struct __attribute__((packed)) { u32 events; u64 data; } ev = { EPOLLIN, SPT_INTERNAL_TIMERFD };
+    long r = sys_epoll_ctl(GUEST_FD_EPOLL, EPOLL_CTL_ADD, GUEST_FD_TIMER, &ev);
+    if (r < 0)
+        die_errno("epoll_ctl", "adding the timer to the epoll set", r);
+    for (u32 i = 0; i < hdr.npoll; i++) {
+        ev.data = polls[i].data;
+        r = sys_epoll_ctl(GUEST_FD_EPOLL, EPOLL_CTL_ADD, polls[i].fd, &ev);
+        if (r < 0)
+            die_errno("epoll_ctl", "adding a device to the epoll set", r);
+    }
+}
+
+/* Guest memory: one anonymous mapping, then each region of the memory file over it. */
+static void map_memory(void)
+{
+    int prot = PROT_READ | PROT_WRITE | ((hdr.flags & PLAN_F_X_EXEC_HEAP) ? PROT_EXEC : 0);
+    long mem = sys_mmap((void *)SPT_HOST_MEM_BASE, hdr.mem_size - SPT_HOST_MEM_BASE, prot,
+                        MAP_PRIVATE | MAP_ANONYMOUS | MAP_FIXED_NOREPLACE, -1, 0);
+    if (mem < 0)
+        die_errno("mmap", "Error allocating guest memory", mem);
+    if ((u64)mem != SPT_HOST_MEM_BASE)
+        die("mmap", "guest memory could not be placed at 0x10000");
+    if (!hdr.nregions)
+        return;
+    u64 size = 0;
+    long r = sys_fstat_size(image_fd, &size);
+    if (r < 0)
+        die_errno("fstat", "the guest memory file", r);
+    for (u32 i = 0; i < hdr.nregions; i++) {
+        const struct plan_region *g = &regions[i];
+        /* A region past the end of the file would fault (SIGBUS) when touched. */
+        if (g->file_offset + g->length > size)
+            malformed("memory region beyond the end of the memory file");
+        long m = sys_mmap((void *)g->vaddr, g->length, (int)g->prot, MAP_PRIVATE | MAP_FIXED, image_fd, (long)g->file_offset);
+        if (m < 0)
+            die_errno("mmap", "mapping guest memory from the memory file", m);
+    }
+    sys_close(image_fd);
+    image_fd = -1;
 }
 
 /* Close [lo, hi). */
@@ -224,64 +376,59 @@ static void close_span(unsigned int lo, unsigned int hi)
     }
 }
 
-/*
- * Close every fd not on the keep list (which arrives sorted). In exec mode
- * Node has marked its own fds close-on-exec already; this covers launchers
- * that did not, so the guest never inherits anything by accident. The
- * monitor's ready pipe survives until the jump.
- */
-static void close_span_sparing(unsigned int lo, unsigned int hi, int spare)
+/* Closes every fd but those in keep[0..n) (any order, -1 entries ignored). */
+static void close_all_but(int *keep, u32 n)
 {
-    unsigned int r = (unsigned int)spare;
-    if (spare >= 0 && r >= lo && r < hi) {
-        close_span(lo, r);
-        close_span(r + 1, hi);
-    } else {
-        close_span(lo, hi);
+    for (u32 i = 1; i < n; i++)
+        for (u32 j = i; j > 0 && keep[j - 1] > keep[j]; j--) {
+            int t = keep[j];
+            keep[j] = keep[j - 1];
+            keep[j - 1] = t;
+        }
+    unsigned int lo = 0;
+    for (u32 i = 0; i < n; i++) {
+        if (keep[i] < 0 || (unsigned int)keep[i] < lo)
+            continue;
+        close_span(lo, (unsigned int)keep[i]);
+        lo = (unsigned int)keep[i] + 1;
     }
+    close_span(lo, ~0u);
 }
 
-/* The fds the stub itself still needs until the jump. */
-static int start_fd = -1;
-
+/*
+ * The guest keeps stdio, its epoll set, its timer and its devices; until
+ * the jump the stub also still needs the monitor's ready pipe and the start
+ * fd. Launchers mark their own fds close-on-exec, but this covers any that
+ * did not, so the guest never inherits anything by accident.
+ */
 static void close_unkept(void)
 {
-    unsigned int lo = 0;
-    int a = guest_ready_fd < start_fd ? guest_ready_fd : start_fd;
-    int b = guest_ready_fd < start_fd ? start_fd : guest_ready_fd;
-    for (u32 i = 0; i <= hdr.nkeep; i++) {
-        unsigned int hi = i < hdr.nkeep ? (unsigned int)keep[i] : ~0u;
-        /* Spare a and b (either may be -1) inside [lo, hi). */
-        if (a >= 0 && (unsigned int)a >= lo && (unsigned int)a < hi) {
-            close_span(lo, (unsigned int)a);
-            close_span_sparing((unsigned int)a + 1, hi, b);
-        } else {
-            close_span_sparing(lo, hi, b);
-        }
-        if (i < hdr.nkeep)
-            lo = (unsigned int)keep[i] + 1;
-    }
+    int keep[5 + PLAN_MAX_MOVES + 2];
+    u32 n = 0;
+    for (int fd = 0; fd <= GUEST_FD_TIMER; fd++)
+        keep[n++] = fd;
+    for (u32 i = 0; i < hdr.nmoves; i++)
+        keep[n++] = moves[i].dst;
+    keep[n++] = guest_ready_fd;
+    keep[n++] = start_fd;
+    close_all_but(keep, n);
 }
 
 /*
  * Resource limits as defence in depth: the filter already forbids every
  * call they govern (no fd can be opened, no memory mapped, no process made),
  * so they only bound what a kernel bug past the filter could reach. No core
- * unless core dumps were asked for; no fd numbers above the highest one
- * kept; no locked memory. RLIMIT_FSIZE is left alone: a disk write past the
- * limit would fail even inside the disk.
+ * unless core dumps were asked for; no fd numbers above the guest's highest;
+ * no locked memory. RLIMIT_FSIZE is left alone: a disk write past the limit
+ * would fail even inside the disk.
  */
 static void set_limits(void)
 {
     u64 none[2] = { 0, 0 };
-    int top = 2;
-    for (u32 i = 0; i < hdr.nkeep; i++)
-        if (keep[i] > top)
-            top = keep[i];
-    if (guest_ready_fd > top)
-        top = guest_ready_fd;
-    if (start_fd > top)
-        top = start_fd;
+    int top = GUEST_FD_TIMER;
+    for (u32 i = 0; i < hdr.nmoves; i++)
+        if (moves[i].dst > top)
+            top = moves[i].dst;
     u64 nofile[2] = { (u64)top + 1, (u64)top + 1 };
     long r;
     if (!(hdr.flags & PLAN_F_DUMPABLE) && (r = sys_setrlimit(RLIMIT_CORE, none)) < 0)
@@ -293,19 +440,47 @@ static void set_limits(void)
 }
 
 /*
- * A number from a /proc status file ("TracerPid:", "VmHWM:"), or -1 if it
- * cannot be read. Used by --gdb's wait and by the monitor.
+ * A hex mask from a /proc status file ("SigIgn:"), or all ones if it cannot
+ * be read (then every signal is reset, which is always right, only slower).
  */
-static long proc_status_value(const char *path, const char *key)
+static u64 proc_status_mask(const char *path, const char *key);
+
+/*
+ * Every signal back to its default action, none blocked: the guest starts as
+ * a process started by solo5-spt from a shell does, whatever its launcher
+ * ignored or blocked (Node ignores SIGPIPE and SIGXFSZ). So `tendril run
+ * GUEST | head -c1` ends the guest by SIGPIPE (141). After execve only
+ * ignored signals keep a disposition (caught ones are reset by the kernel),
+ * so only those need a call: usually none or two, not 62.
+ */
+static void reset_signals(void)
+{
+    static const struct k_sigaction dfl = { 0, 0, 0, 0 };
+    u64 ignored = proc_status_mask("/proc/self/status", "SigIgn:");
+    for (int sig = 1; sig <= 64; sig++)
+        if (sig != SIGKILL && sig != SIGSTOP && (ignored >> (sig - 1)) & 1)
+            sys_rt_sigaction(sig, &dfl, 0);
+    static const u64 none = 0;
+    long r = sys_rt_sigprocmask(SIG_SETMASK, &none, 0);
+    if (r < 0)
+        die_errno("rt_sigprocmask", "unblocking signals", r);
+}
+
+/*
+ * The text after `key` on its line of a /proc status file ("TracerPid:",
+ * "VmHWM:", "SigIgn:"), or NULL if it cannot be read. Used by --gdb's wait,
+ * the signal reset and the monitor.
+ */
+static const char *proc_status_field(const char *path, const char *key)
 {
     static char buf[4096];
     long fd = sys_open(path, 0);
     if (fd < 0)
-        return -1;
+        return 0;
     long n = sys_read((int)fd, buf, sizeof buf - 1);
     sys_close((int)fd);
     if (n <= 0)
-        return -1;
+        return 0;
     buf[n] = 0;
     u64 klen = str_len(key);
     for (long i = 0; i + (long)klen < n; i++) {
@@ -316,14 +491,38 @@ static long proc_status_value(const char *path, const char *key)
             j++;
         if (j < klen)
             continue;
-        long v = 0;
         for (i += (long)klen; buf[i] == ' ' || buf[i] == '\t'; i++)
             ;
-        for (; buf[i] >= '0' && buf[i] <= '9'; i++)
-            v = v * 10 + (buf[i] - '0');
-        return v;
+        return buf + i;
     }
-    return -1;
+    return 0;
+}
+
+/* A decimal number from a /proc status file, or -1. */
+static long proc_status_value(const char *path, const char *key)
+{
+    const char *p = proc_status_field(path, key);
+    if (!p)
+        return -1;
+    long v = 0;
+    for (; *p >= '0' && *p <= '9'; p++)
+        v = v * 10 + (*p - '0');
+    return v;
+}
+
+static u64 proc_status_mask(const char *path, const char *key)
+{
+    const char *p = proc_status_field(path, key);
+    if (!p)
+        return ~0ul;
+    u64 v = 0;
+    for (;; p++) {
+        int d = *p >= '0' && *p <= '9' ? *p - '0' : *p >= 'a' && *p <= 'f' ? *p - 'a' + 10 : -1;
+        if (d < 0)
+            break;
+        v = (v << 4) | (u64)d;
+    }
+    return v;
 }
 
 static long tracer_pid(void)
@@ -341,8 +540,11 @@ static long tracer_pid(void)
 static void wait_for_tracer(void)
 {
     static const long tick[2] = { 0, 20 * 1000 * 1000 };
-    while (tracer_pid() == 0)
+    long t;
+    while ((t = tracer_pid()) == 0)
         sys_nanosleep(tick);
+    if (t < 0)
+        die("--gdb", "cannot read TracerPid from /proc/self/status to wait for the debugger");
 }
 
 /*
@@ -360,6 +562,7 @@ static void wait_for_start(void)
     if (n != 1)
         sys_exit_group(1);
     sys_close(start_fd);
+    start_fd = -1;
 }
 
 /*
@@ -459,54 +662,34 @@ __attribute__((noreturn, used)) void stub_main(long *sp)
         die("refusing to run with a READ_IMPLIES_EXEC personality", "run tendril without `setarch -X`");
 
     read_header();
-    check_plan();
-    if (hdr.flags & PLAN_F_WAIT_START)
-        start_fd = hdr.start_fd;
-    read_full(segs, sizeof segs[0] * hdr.nsegs, "segment table");
-    read_full(keep, sizeof keep[0] * hdr.nkeep, "fd list");
-    skip_padding(sizeof keep[0] * hdr.nkeep);
-    read_full(recv_target, sizeof recv_target[0] * hdr.nrecv, "received fd list");
-    skip_padding(sizeof recv_target[0] * hdr.nrecv);
+    check_header();
+    read_full(regions, sizeof regions[0] * hdr.nregions, "memory regions");
+    read_full(moves, sizeof moves[0] * hdr.nmoves, "fd table");
+    read_full(polls, sizeof polls[0] * hdr.npoll, "poll table");
+    read_sections();
+    check_tables();
+    place_fds();
+    make_poll_set();
 
     /* Fork the monitor before guest memory exists, so it stays tiny. */
     if (hdr.flags & PLAN_F_MONITOR)
-        monitor_fork(hdr.report_fd);
+        monitor_fork();
 
-    int prot = PROT_READ | PROT_WRITE | ((hdr.flags & PLAN_F_X_EXEC_HEAP) ? PROT_EXEC : 0);
-    long mem = sys_mmap((void *)SPT_HOST_MEM_BASE, hdr.mem_size - SPT_HOST_MEM_BASE, prot,
-                        MAP_PRIVATE | MAP_ANONYMOUS | MAP_FIXED_NOREPLACE, -1, 0);
-    if (mem < 0)
-        die_errno("mmap", "Error allocating guest memory", mem);
-    if ((u64)mem != SPT_HOST_MEM_BASE)
-        die("mmap", "guest memory could not be placed at 0x10000");
-
-    u64 prev_end = 0;
-    for (u32 i = 0; i < hdr.nsegs; i++) {
-        check_segment(&segs[i], prev_end);
-        read_full((void *)segs[i].vaddr, segs[i].filesz, "segment data");
-        skip_padding(segs[i].filesz);
-        prev_end = segs[i].end;
-    }
+    map_memory();
     read_full((void *)SPT_BOOT_INFO_BASE, hdr.lowmem_size, "low memory");
-    skip_padding(hdr.lowmem_size);
+    u8 pad[8];
+    if (hdr.lowmem_size & 7)
+        read_full(pad, 8 - (hdr.lowmem_size & 7), "padding");
     read_full(bpf, sizeof bpf[0] * hdr.bpf_insns, "seccomp program");
-    if (hdr.nrecv)
-        place_received_fds();
-
-    for (u32 i = 0; i < hdr.nsegs; i++) {
-        long r = sys_mprotect((void *)segs[i].start, segs[i].end - segs[i].start, (int)segs[i].prot);
-        if (r < 0)
-            die_errno("mprotect", "applying segment protections", r);
-    }
+    sys_close(plan_fd);
+    plan_fd = -1;
 
     close_unkept();
-
     if (!(hdr.flags & PLAN_F_DUMPABLE)) {
         long r = sys_prctl(PR_SET_DUMPABLE, 0, 0, 0, 0);
         if (r < 0)
             die_errno("prctl", "PR_SET_DUMPABLE", r);
     }
-    set_limits();
     long r = sys_prctl(PR_SET_NO_NEW_PRIVS, 1, 0, 0, 0);
     if (r < 0)
         die_errno("prctl", "PR_SET_NO_NEW_PRIVS", r);
@@ -515,6 +698,9 @@ __attribute__((noreturn, used)) void stub_main(long *sp)
         wait_for_tracer();
     if (start_fd >= 0)
         wait_for_start();
+    /* After the waits, and after the signal reset: both read /proc files, which the fd limit would forbid. */
+    reset_signals();
+    set_limits();
     if (guest_ready_fd >= 0) {
         sys_write(guest_ready_fd, "G", 1);
         sys_close(guest_ready_fd);

@@ -1,8 +1,8 @@
 // The Node side of `tendril-oci create` for a unikernel, started by the
 // native front (native/oci/main.c) after it has parsed runc's command line
-// and classified the bundle:
+// and classified the bundle, as one bundled file (scripts/bundle.js):
 //
-//   node create-main.js --root=DIR --bundle=DIR [--pid-file=F] [--console-socket=S] ID
+//   node dist/bundle/tendril-oci-create.cjs --root=DIR --bundle=DIR [--pid-file=F] [--console-socket=S] ID
 //
 // Its one-line error goes to fd 3, a pipe back to the front, which logs it
 // for the shim and prints it; fd 2 is the container's stderr and must stay
@@ -29,19 +29,21 @@ function parse(argv: string[]): Parameters<typeof create>[0] {
   return { root: o.root, bundle: o.bundle, pidFile: o['pid-file'], consoleSocket: o['console-socket'], id: rest[0] };
 }
 
-// The pipe must reach no one else (ip and tc for a pod network, the stub): only this process may hold it open.
-os.fcntl(ERR_FD, os.F_SETFD, FD_CLOEXEC);
-
-try {
-  await create(parse(process.argv.slice(2)));
-  process.exit(0);
-} catch (e) {
-  const line = errorLine(e);
+/** Runs create and ends the process: 0, or 1 with the error line on fd 3. */
+export async function createMain(argv: string[]): Promise<never> {
+  // The pipe must reach no one else (ip and tc for a pod network, the stub): only this process may hold it open.
+  os.fcntl(ERR_FD, os.F_SETFD, FD_CLOEXEC);
   try {
-    writeSync(ERR_FD, `${line}\n`);
-  } catch {
-    process.stderr.write(`tendril-oci: ${line}\n`);
+    await create(parse(argv));
+    process.exit(0);
+  } catch (e) {
+    const line = errorLine(e);
+    try {
+      writeSync(ERR_FD, `${line}\n`);
+    } catch {
+      process.stderr.write(`tendril-oci: ${line}\n`);
+    }
+    if (!isTendrilError(e) && process.env.TENDRIL_DEBUG) process.stderr.write(`${(e as Error)?.stack}\n`);
+    process.exit(1);
   }
-  if (!isTendrilError(e) && process.env.TENDRIL_DEBUG) process.stderr.write(`${(e as Error)?.stack}\n`);
-  process.exit(1);
 }

@@ -16,7 +16,8 @@ import { DEFAULT_MEM_MIB, MftType } from '../../loader/abi.js';
 import { isTendrilError } from '../../loader/errors.js';
 import { loadGuestImage, type GuestImage } from '../../loader/image.js';
 import { deviceTypeName, findDevice } from '../../loader/manifest.js';
-import { compileLaunch, openStartFifo, prepareLaunch, releaseLaunch, writePlanFd, type PreparedLaunch } from '../launch.js';
+import { encodePlan, PlanFlags } from '../../loader/plan.js';
+import { compileLaunch, memoryFileFd, openStartFifo, prepareLaunch, releaseLaunch, writePlanFd, type PreparedLaunch } from '../launch.js';
 import { parseMac, parseSectorSize, type DeviceRequest, type RunOptions } from '../options.js';
 import * as os from '../os.js';
 import { STUB_PATH } from '../paths.js';
@@ -41,7 +42,7 @@ export interface CreateOptions {
 
 /** Loading a guest takes milliseconds; a stub that is not ready by then is stuck, or the machine starved. */
 const READY_TIMEOUT_MS = 30_000;
-/** The stub's fds: 0-2 stdio, then the tender's fds and the devices from 3 on (launch.ts's 'place' layout). */
+/** The stub's fds: 0-2 stdio, then the devices from 3 on (the stub places them at the guest's numbers itself). */
 const FIRST_FD = 3;
 
 /** Devices named by annotations against the guest's manifest, in OCI terms (annotations, not options). */
@@ -177,32 +178,41 @@ interface Started {
 }
 
 /**
- * The stub, started directly: stdio, the plan's fds at 3, 4, ..., the plan,
- * the start FIFO, and a pipe it closes with every fd it does not keep, after
- * loading the guest and before waiting for start.
+ * The stub, started directly: stdio, the devices at 3, 4, ..., the guest's
+ * memory file, the plan, the start FIFO, and a pipe it closes with every fd
+ * it does not keep, after loading the guest and before waiting for start.
  */
 function startStub(p: PreparedLaunch, plan: BundlePlan, startFd: number, stdio: number[]): Started {
-  const n = p.devices.length + 2;
-  const planAt = FIRST_FD + n;
+  const n = p.devices.length;
+  const memAt = FIRST_FD + n;
+  const planAt = memAt + 1;
   const startAt = planAt + 1;
-  const c = compileLaunch(p, { kind: 'place', base: FIRST_FD }, { startFd: startAt });
-  const planFd = writePlanFd(c);
-  const [readyRead, readyWrite] = pipe();
+  let memFd = -1;
+  let planFd = -1;
+  let ready: [number, number] | undefined;
   let pid: number;
   try {
-    const fds = [...stdio, ...c.passFds, planFd, startFd, readyWrite];
+    const c = compileLaunch(p);
+    memFd = memoryFileFd(c.memory);
+    planFd = writePlanFd(encodePlan(c.plan, c.filter.bpf, {
+      deviceSrc: p.devices.map((_, i) => FIRST_FD + i), imageSrc: memAt, flags: PlanFlags.WAIT_START, startFd: startAt,
+    }));
+    ready = pipe();
+    const fds = [...stdio, ...p.devices.map((d) => d.hostfd), memFd, planFd, startFd, ready[1]];
     // A terminal must become the new session's controlling terminal: setsid(1) --ctty does that, then execs the stub.
     pid = plan.terminal
       ? spawnWithFds('setsid', ['--ctty', STUB_PATH, String(planAt)], { argv0: 'setsid', fds, newSession: false })
       : spawnWithFds(STUB_PATH, [String(planAt)], { argv0: `tendril: ${basename(plan.guest)}`, fds, newSession: true });
   } catch (e) {
-    os.close(readyRead);
+    if (ready) os.close(ready[0]);
     throw e;
   } finally {
-    os.close(readyWrite);
-    closeSync(planFd);
+    if (ready) os.close(ready[1]);
+    if (planFd >= 0) closeSync(planFd);
+    if (memFd >= 0) closeSync(memFd);
     releaseLaunch(p);
   }
+  const readyRead = ready[0];
   // Nothing is ever written: the read ends at end-of-file, when the stub's last copy of the pipe is gone.
   const loaded = new Promise<void>((resolve) => {
     read(readyRead, Buffer.alloc(1), 0, 1, null, () => {

@@ -1,6 +1,7 @@
 // `tendril elftool`: the manifest and ABI tools of solo5-elftool (abi.md §5.2).
 
-import { readFileSync, writeFileSync } from 'node:fs';
+import { readFileSync } from 'node:fs';
+import { writeUserFile } from '../files.js';
 import { parseElfHeader, parseProgramHeaders } from '../../loader/elf.js';
 import { ElfError } from '../../loader/errors.js';
 import { abiTargetName, readAbi, readGuestFile } from '../../loader/image.js';
@@ -16,7 +17,7 @@ const USAGE = `usage: tendril elftool COMMAND ...
 
 function headers(file: string) {
   const bytes = readGuestFile(file);
-  const hdr = parseElfHeader(file, bytes, 'elf header invalid while loading note');
+  const hdr = parseElfHeader(file, bytes);
   return { bytes, phdrs: parseProgramHeaders(bytes, hdr) };
 }
 
@@ -41,12 +42,7 @@ export function genManifest(source: string, output: string): void {
     throw new UsageError(`${source}: cannot read manifest: ${(e as Error).message}`);
   }
   const asm = manifestNoteAsm(parseManifestJson(source, text));
-  try {
-    writeFileSync(output, asm);
-  } catch (e) {
-    const err = e as NodeJS.ErrnoException;
-    throw new UsageError(`${output}: cannot write the manifest note: ${err.code === 'ENOENT' ? 'no such directory' : err.code === 'EISDIR' ? 'is a directory' : err.code ?? err.message}`);
-  }
+  writeUserFile(output, asm, 'the manifest note');
 }
 
 export function elftoolVerb(argv: string[]): number {

@@ -5,6 +5,8 @@
 
 import { allowedSyscalls, disassemble, formatPolicyTable } from '../../filters/explain.js';
 import { policyPfc } from '../../filters/compile.js';
+import { GUEST_FD } from '../../loader/formats.js';
+import { deviceFd } from '../../loader/plan.js';
 import { compileLaunch, prepareLaunch, releaseLaunch } from '../launch.js';
 import { parseRunArgs, runUsage } from '../options.js';
 
@@ -20,11 +22,11 @@ export function filterVerb(argv: string[]): number {
   }
   const p = prepareLaunch(parsed.options);
   try {
-    const c = compileLaunch(p, { kind: 'inherit' });
+    const c = compileLaunch(p);
     const out: string[] = [];
     out.push(`guest: ${p.image.file} (spt ABI ${p.image.abi.version}), memory ${parsed.options.memMiB} MiB`);
     for (const d of p.devices) out.push(`device: ${d.summary}`);
-    out.push(`tender fds: epoll ${p.epollfd}, timerfd ${p.timerfd}`);
+    out.push(`guest fds: epoll set ${GUEST_FD.EPOLL}, timerfd ${GUEST_FD.TIMER}${p.devices.map((d, i) => `, ${d.name} ${deviceFd(i)}`).join('')}`);
     out.push('');
     out.push(formatPolicyTable(c.policy));
     out.push('');

@@ -3,7 +3,8 @@
 // (see docs/containerd.md). The guest is validated first: an image that
 // tendril-oci would refuse to run is not built.
 
-import { readFileSync, statSync, writeFileSync } from 'node:fs';
+import { readFileSync, statSync } from 'node:fs';
+import { writeUserFile } from '../files.js';
 import { basename } from 'node:path';
 import { loadGuestImage } from '../../loader/image.js';
 import { UsageError } from '../errors.js';
@@ -72,7 +73,7 @@ function buildVerb(argv: string[]): number {
   const ref = normalizeImageName(name ?? `tendril/${base.replace(/\.spt$/, '').toLowerCase().replace(/[^a-z0-9._-]/g, '-')}`);
   const files = adds.map(([word, spec]) => readAdded(word, spec));
   const { tarball, manifestDigest } = buildImageLayout({ guest, entrypoint: `/${base}`, name: ref, files });
-  writeFileSync(output, tarball);
+  writeUserFile(output, tarball, 'the image');
   process.stdout.write(`${ref} ${manifestDigest}\n`);
   return 0;
 }

@@ -2,9 +2,9 @@
 // whether tendril would run it; the reason when it would not.
 
 import { ELF } from '../../loader/abi.js';
-import { kernelEnd, parseElfHeader, parseProgramHeaders, validateLoadSegments, type ProgramHeader } from '../../loader/elf.js';
+import { minimumMemMiB, parseElfHeader, parseProgramHeaders, type ProgramHeader } from '../../loader/elf.js';
 import { isTendrilError } from '../../loader/errors.js';
-import { abiTargetName, parseGuestImage, readGuestFile } from '../../loader/image.js';
+import { abiTargetName, checkMemory, parseGuestImage, readGuestFile } from '../../loader/image.js';
 import { deviceTypeName } from '../../loader/manifest.js';
 import { UsageError } from '../errors.js';
 import { parseMem } from '../options.js';
@@ -32,11 +32,9 @@ export function inspectGuest(file: string, memMiB: number): Record<string, unkno
     const img = parseGuestImage(file, bytes);
     report.abi = { target: abiTargetName(img.abi.target), version: img.abi.version };
     report.devices = img.manifest.devices.map((d) => ({ handle: d.index, name: d.name, type: deviceTypeName(d.type) }));
-    const segs = validateLoadSegments(file, bytes, hdr, phdrs, BigInt(memMiB) << 20n);
-    // The bindings need the image (bss included) plus 512 KiB of heap and stack (abi.md §1).
-    const end = phdrs.filter((p) => p.type === ELF.PT_LOAD).reduce((m, p) => (p.vaddr + p.memsz > m ? p.vaddr + p.memsz : m), kernelEnd(segs));
-    report.imageEnd = hex(end);
-    report.minimumMemMiB = Number((end + 0x80000n + (1n << 20n) - 1n) >> 20n);
+    report.minimumMemMiB = minimumMemMiB(hdr, phdrs);
+    report.imageEnd = hex(phdrs.filter((p) => p.type === ELF.PT_LOAD).reduce((m, p) => (p.vaddr + p.memsz > m ? p.vaddr + p.memsz : m), 0n));
+    checkMemory(img, BigInt(memMiB) << 20n, '--mem', memMiB);
     report.runnable = true;
   } catch (e) {
     if (!isTendrilError(e)) throw e;

@@ -3,7 +3,7 @@
 
 import { basename } from 'node:path';
 import { deviceTypeName } from '../../loader/manifest.js';
-import { version } from '../cli.js';
+import { version, versionText } from '../cli.js';
 import { execStub, openStartFifo, prepareCoreDumps, prepareLaunch, type PreparedLaunch } from '../launch.js';
 import { STUB_PATH } from '../paths.js';
 import { configureLog, log } from '../log.js';
@@ -25,14 +25,18 @@ function logPrepared(p: PreparedLaunch, opts: RunOptions): void {
 }
 
 export async function runVerb(argv: string[], prog: string): Promise<number> {
-  const name = prog === 'tendril' ? 'tendril run' : prog;
-  const parsed = parseRunArgs(argv);
+  // tendril-spt follows solo5-spt's conventions (help and version on stderr,
+  // help exits 1, KERNEL); `tendril run` follows tendril's (stdout, exit 0).
+  const spt = prog !== 'tendril';
+  const name = spt ? prog : 'tendril run';
+  const parsed = parseRunArgs(argv, spt ? 'solo5-spt' : 'tendril');
   if (parsed.kind === 'help') {
-    process.stderr.write(`${runUsage(name)}\n`);
-    return 1;
+    (spt ? process.stderr : process.stdout).write(`${runUsage(name, spt ? 'solo5-spt' : 'tendril')}\n`);
+    return spt ? 1 : 0;
   }
   if (parsed.kind === 'version') {
-    process.stderr.write(`tendril tender, version ${version()}\nABI version 2\n`);
+    if (spt) process.stderr.write(`${prog} tender, version ${version()}\nABI version 2\n`);
+    else process.stdout.write(versionText());
     return 0;
   }
   const opts = parsed.options;
@@ -67,8 +71,8 @@ export async function runVerb(argv: string[], prog: string): Promise<number> {
   const r = end.report;
   log.info({
     status: end.status, ...(end.signal !== undefined ? { signal: signalName(end.signal) } : { exit: end.status }),
-    durationMs: Math.round(end.durationMs * 1000) / 1000, maxrssKiB: r?.maxrss_kb, cpuUs: r ? r.utime_us + r.stime_us : undefined,
-    ...(r?.syscall !== undefined ? { syscall: r.syscall } : {}), ...(r?.fault_addr ? { faultAddr: r.fault_addr } : {}),
+    durationMs: Math.round(end.durationMs * 1000) / 1000, maxrssKiB: r?.maxrssKb, cpuUs: r ? r.utimeUs + r.stimeUs : undefined,
+    ...(r?.syscall !== undefined ? { syscall: r.syscall } : {}), ...(r?.fault ? { faultAddr: `0x${r.fault.addr.toString(16)}` } : {}),
   }, 'guest exited');
   if (end.reason) process.stderr.write(`${prog}: ${end.reason}\n`);
   return mirrorExit(end);

@@ -14,7 +14,7 @@ import { join } from 'node:path';
 import { validateLoadSegments } from '../../loader/elf.js';
 import { TendrilError } from '../../loader/errors.js';
 import { parseGuestImage } from '../../loader/image.js';
-import { encodePlan, makeLaunchPlan } from '../../loader/plan.js';
+import { encodePlan, makeGuestPlan, memoryImage } from '../../loader/plan.js';
 import { oneLine, Pool } from '../helpers.js';
 import { launchChecked, looksLikeCrash, type WatchedResult } from './launch.js';
 import { elfCase, type Base, type ElfCase } from './mutate.js';
@@ -32,11 +32,11 @@ export function verdict(file: string, bytes: Buffer): Verdict {
   try {
     const img = parseGuestImage(file, bytes);
     const segments = validateLoadSegments(file, img.bytes, img.header, img.phdrs, MEM);
-    const plan = makeLaunchPlan({
-      memSize: MEM, entry: img.header.entry, segments, manifest: img.manifest, attachments: [], cmdline: '',
-      epollfd: 4, timerfd: 5, keepFds: [0, 1, 2, 4, 5], flags: 0,
+    const memory = memoryImage(segments);
+    const plan = makeGuestPlan({
+      memSize: MEM, entry: img.header.entry, segments, regions: memory.regions, manifest: img.manifest, attachments: [], cmdline: '', flags: 0,
     });
-    encodePlan(plan, Buffer.alloc(8));
+    encodePlan(plan, Buffer.alloc(8), { deviceSrc: [], imageSrc: 3 });
     return { kind: 'accept' };
   } catch (e) {
     if (e instanceof TendrilError) return { kind: 'reject', message: e.message };
