@@ -9,9 +9,8 @@
 // the caller). The shim, a subreaper, adopts the stub when we exit, reaps it
 // and sees the guest's real exit status: the container's pid is the guest.
 
-import { closeSync, constants as fsc, openSync, read, readlinkSync, renameSync, statSync, writeFileSync } from 'node:fs';
+import { closeSync, constants as fsc, openSync, readlinkSync, renameSync, statSync, writeFileSync } from 'node:fs';
 import { basename, dirname, join } from 'node:path';
-import { setTimeout as sleep } from 'node:timers/promises';
 import { DEFAULT_MEM_MIB, MftType } from '../../loader/abi.js';
 import { isTendrilError } from '../../loader/errors.js';
 import { loadGuestImage, type GuestImage } from '../../loader/image.js';
@@ -28,7 +27,7 @@ import { BundleError, ContainerError } from './errors.js';
 import { substitute } from './podargs.js';
 import type { PodNet } from './podnet.js';
 import { exePath, fdIsFile, procStat, readingFd } from './proc.js';
-import { exited, pipe, spawnWithFds } from './spawn.js';
+import { exited, pause, pipe, spawnWithFds, waitReadable } from './spawn.js';
 import { checkId, createContainerDir, removeContainerDir, saveState, startFifo } from './state.js';
 import * as sys from './sys.js';
 
@@ -171,18 +170,13 @@ function applyLimits(pid: number, plan: BundlePlan): void {
   if (plan.oomScoreAdj !== undefined) writeFileSync(`/proc/${pid}/oom_score_adj`, String(plan.oomScoreAdj));
 }
 
-interface Started {
-  pid: number;
-  /** Resolves when the stub has closed the fds it does not keep (the readiness pipe among them), or has ended. */
-  loaded: Promise<void>;
-}
-
 /**
  * The stub, started directly: stdio, the devices at 3, 4, ..., the guest's
  * memory file, the plan, the start FIFO, and a pipe it closes with every fd
  * it does not keep, after loading the guest and before waiting for start.
+ * Returns its pid and the pipe's read end.
  */
-function startStub(p: PreparedLaunch, plan: BundlePlan, startFd: number, stdio: number[]): Started {
+function startStub(p: PreparedLaunch, plan: BundlePlan, startFd: number, stdio: number[]): { pid: number; ready: number } {
   const n = p.devices.length;
   const memAt = FIRST_FD + n;
   const planAt = memAt + 1;
@@ -190,7 +184,6 @@ function startStub(p: PreparedLaunch, plan: BundlePlan, startFd: number, stdio: 
   let memFd = -1;
   let planFd = -1;
   let ready: [number, number] | undefined;
-  let pid: number;
   try {
     const c = compileLaunch(p);
     memFd = memoryFileFd(c.memory);
@@ -200,9 +193,10 @@ function startStub(p: PreparedLaunch, plan: BundlePlan, startFd: number, stdio: 
     ready = pipe();
     const fds = [...stdio, ...p.devices.map((d) => d.hostfd), memFd, planFd, startFd, ready[1]];
     // A terminal must become the new session's controlling terminal: setsid(1) --ctty does that, then execs the stub.
-    pid = plan.terminal
+    const pid = plan.terminal
       ? spawnWithFds('setsid', ['--ctty', STUB_PATH, String(planAt)], { argv0: 'setsid', fds, newSession: false })
       : spawnWithFds(STUB_PATH, [String(planAt)], { argv0: `tendril: ${basename(plan.guest)}`, fds, newSession: true });
+    return { pid, ready: ready[0] };
   } catch (e) {
     if (ready) os.close(ready[0]);
     throw e;
@@ -212,38 +206,34 @@ function startStub(p: PreparedLaunch, plan: BundlePlan, startFd: number, stdio: 
     if (memFd >= 0) closeSync(memFd);
     releaseLaunch(p);
   }
-  const readyRead = ready[0];
-  // Nothing is ever written: the read ends at end-of-file, when the stub's last copy of the pipe is gone.
-  const loaded = new Promise<void>((resolve) => {
-    read(readyRead, Buffer.alloc(1), 0, 1, null, () => {
-      os.close(readyRead);
-      resolve();
-    });
-  });
-  return { pid, loaded };
 }
 
 function describeEnd(end: { code?: number; signal?: number }): string {
   return end.signal !== undefined ? `killed by signal ${end.signal}` : `status ${end.code}`;
 }
 
-/** After the stub closed its unkept fds: until it blocks reading the start FIFO, or ends (then throws). */
-async function waitReady(s: Started, fifo: string): Promise<void> {
+/**
+ * Until the stub blocks reading the start FIFO, or ends (then throws). The
+ * readiness pipe ends first (nothing is ever written to it: it hangs up
+ * when the stub has closed its copy with every fd it does not keep, or has
+ * died); the stub's last steps before its read are then microseconds.
+ */
+function waitReady(pid: number, ready: number, fifo: string): void {
   const deadline = Date.now() + READY_TIMEOUT_MS;
   const fifoId = statSync(fifo);
-  await Promise.race([s.loaded, sleep(READY_TIMEOUT_MS, undefined, { ref: false })]);
+  waitReadable(ready, READY_TIMEOUT_MS);
   for (;;) {
-    const end = exited(s.pid);
+    const end = exited(pid);
     if (end) {
       throw new ContainerError(`the guest's loader (the stub) ended (${describeEnd(end)}) before the guest was ready to start` +
         '; its message went to the container\'s stderr');
     }
-    const fd = readingFd(s.pid);
-    if (typeof fd === 'number' && exePath(s.pid) === STUB_PATH && fdIsFile(s.pid, fd, fifoId)) return;
+    const fd = readingFd(pid);
+    if (typeof fd === 'number' && exePath(pid) === STUB_PATH && fdIsFile(pid, fd, fifoId)) return;
     // Without access to /proc/PID/syscall: the stub running and asleep is the best sign there is.
-    if (fd === undefined && exePath(s.pid) === STUB_PATH && procStat(s.pid)?.state === 'S') return;
+    if (fd === undefined && exePath(pid) === STUB_PATH && procStat(pid)?.state === 'S') return;
     if (Date.now() > deadline) throw new ContainerError(`the guest was not ready to start after ${READY_TIMEOUT_MS / 1000} s`);
-    await sleep(1);
+    pause(0.2);
   }
 }
 
@@ -280,7 +270,7 @@ export async function create(o: CreateOptions): Promise<void> {
   // Loaded only when used: every module is milliseconds of the container's start.
   const podnet = plan.podNets.length ? await import('./podnet.js') : undefined;
   const tty = plan.terminal ? await import('./console.js') : undefined;
-  let started: Started | undefined;
+  let started: { pid: number; ready: number } | undefined;
   try {
     if (sys.mkfifo(fifo, 0o600) < 0) throw new ContainerError(`mkfifo ${fifo} failed: ${os.strerror(os.errno())}`);
     startFd = openStartFifo(fifo);
@@ -298,7 +288,7 @@ export async function create(o: CreateOptions): Promise<void> {
     }
     if (tty) pty = tty.openPty(plan.consoleSize);
     started = startStub(prepared, plan, startFd, pty ? [pty.slave, pty.slave, pty.slave] : [0, 1, 2]);
-    await waitReady(started, fifo);
+    waitReady(started.pid, started.ready, fifo);
     const pid = started.pid;
     const startTime = procStat(pid)?.startTime;
     if (startTime === undefined) throw new ContainerError('the guest vanished while being created');
@@ -326,5 +316,6 @@ export async function create(o: CreateOptions): Promise<void> {
     if (pod) closeSync(pod.tapFd);
     if (startFd !== undefined) closeSync(startFd);
     if (pty) tty!.closePty(pty);
+    if (started) os.close(started.ready);
   }
 }

@@ -40,6 +40,9 @@ const posixSpawnp: (pid: Buffer, file: string, fa: Buffer, attr: Buffer, argv: (
   libc.func('posix_spawnp', 'int', ['void *', 'str', 'void *', 'void *', koffi.pointer('str'), koffi.pointer('str')]);
 const waitpidRaw: (pid: number, status: Buffer, options: number) => number = libc.func('waitpid', 'int', ['int', 'void *', 'int']);
 const pipe2Raw: (fds: Buffer, flags: number) => number = libc.func('pipe2', 'int', ['void *', 'int']);
+const pollRaw: (fds: Buffer, n: number, timeoutMs: number) => number = libc.func('poll', 'int', ['void *', 'ulong', 'int']);
+const POLLIN = 0x1;
+const EINTR = 4;
 
 export interface SpawnOptions {
   /** argv[0] as the child sees it. */
@@ -97,4 +100,28 @@ export function pipe(): [number, number] {
   const fds = Buffer.alloc(8);
   if (pipe2Raw(fds, O_CLOEXEC) < 0) throw new ContainerError(`pipe2 failed: ${os.strerror(os.errno())}`);
   return [fds.readInt32LE(0), fds.readInt32LE(4)];
+}
+
+/**
+ * Blocks until fd is readable or hung up (for a pipe: data, or its last
+ * writer gone), or timeoutMs passes; false on the timeout. create has
+ * nothing else to do meanwhile, so blocking is right, and it needs no
+ * thread pool for it.
+ */
+export function waitReadable(fd: number, timeoutMs: number): boolean {
+  const end = Date.now() + timeoutMs;
+  const pfd = Buffer.alloc(8);
+  pfd.writeInt32LE(fd, 0);
+  pfd.writeInt16LE(POLLIN, 4);
+  for (;;) {
+    const r = pollRaw(pfd, 1, Math.max(0, end - Date.now()));
+    if (r > 0) return true;
+    if (r === 0) return false;
+    if (os.errno() !== EINTR) throw new ContainerError(`poll failed: ${os.strerror(os.errno())}`);
+  }
+}
+
+/** Sleeps this thread for ms (fractions allowed), without the event loop. */
+export function pause(ms: number): void {
+  Atomics.wait(new Int32Array(new SharedArrayBuffer(4)), 0, 0, ms);
 }
