@@ -113,7 +113,12 @@ export class Zygote {
       encodeStruct(ZygoteLaunch, { flags }), plan,
     ]);
     this.handlers.set(id, handlers);
-    this.write(frame, fds);
+    try {
+      this.write(frame, fds);
+    } catch (e) {
+      this.handlers.delete(id); // nothing was sent: no frame will ever answer this id
+      throw e;
+    }
     return id;
   }
 
