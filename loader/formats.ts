@@ -161,7 +161,7 @@ export const PLAN_FLAG = constants('PLAN_F', 'Launch plan flags (plan_header.fla
  */
 export const PLAN_SECTION = constants('PLAN_SECTION', 'Plan section types (plan_section.type).', {
   RESTORE_FIRST: 1,
-  /** snapshot_cpu + its XSAVE area: the guest resumes from this state instead of its entry point (native/stub/restore.c). */
+  /** restore_header + snapshot_cpu + its XSAVE area: the guest resumes from this state instead of its entry point (native/stub/restore.c). */
   RESTORE: 1,
   /** snapshot_request: where to stop the guest and where the dump goes (with PLAN_F.SNAPSHOT). */
   SNAPSHOT: 2,
@@ -265,9 +265,11 @@ export const MonitorReport = defineStruct('monitor_report', 'How a guest ended, 
 // Creation: the monitor stops the guest at a yield, writes guest memory to
 // the memory file (at file offset = guest address, pages of zeros left as
 // holes) and, to the state fd, a snapshot_dump, a snapshot_cpu, the XSAVE
-// area and the stored page runs. Restore: the plan carries a snapshot_cpu and
-// the XSAVE area in a PLAN_SECTION.RESTORE section; the stub checks them
-// against this CPU and resumes the guest there.
+// area and the stored page runs. Restore: the plan carries a restore_header, the
+// snapshot_cpu and the XSAVE area in a PLAN_SECTION.RESTORE section; the
+// supervisor has checked them against this CPU (which the stub describes once
+// with `tendril-stub --cpu`: a snapshot_cpu with no registers), the stub
+// checks what would make XRSTOR fault and resumes the guest there.
 
 export const SNAPSHOT = constants('SNAPSHOT', 'Snapshot dump and CPU state identity and limits.', {
   DUMP_MAGIC: 0x31444e53, // "SND1"
@@ -366,8 +368,17 @@ export const SnapshotCpu = defineStruct('snapshot_cpu', 'Every register the gues
   cpuid_81_ecx: 'u32',
   cpuid_81_edx: 'u32',
   cpuid_d1_eax: 'u32',
+  /** XSAVE components this CPU enables only on first use (XFD, cpuid 0xd.i ecx bit 2, e.g. AMX tile data). */
+  xfd_components: 'u64',
   /** Per XSAVE state component i: u32 offset and u32 size in the standard-format area (cpuid 0xd.i), zero if not in xcr0. */
   xsave_layout: ['u8', 64 * 8],
+} as const);
+
+export const RestoreHeader = defineStruct('restore_header', 'The start of a PLAN_SECTION.RESTORE section: how to load the state on this CPU; a snapshot_cpu and its XSAVE area follow.', {
+  /** The XRSTOR requested-feature bitmap, chosen by the supervisor for this CPU (a subset of the saved xcr0). */
+  rfbm: 'u64',
+  /** The deadline the guest's timer had (absolute CLOCK_MONOTONIC ns), armed again on the new timerfd; 0 leaves it disarmed. */
+  timer_ns: 'u64',
 } as const);
 
 // ---------------------------------------------------------------------------
@@ -430,7 +441,7 @@ export const C_EXPORTS: { constants: ConstGroup[]; structs: StructDef[] } = {
   constants: [GUEST_FD.group, PLAN.group, PLAN_FLAG.group, PLAN_SECTION.group, REPORT.group, REPORT_FLAG.group, SNAPSHOT.group,
     SNAPSHOT_CPU_FLAG.group, SNAPSHOT_STEP.group, ZYGOTE.group, ZYGOTE_MSG.group],
   structs: [PlanHeader, PlanRegion, PlanFdMove, PlanPoll, PlanSection, MonitorHello, MonitorReport, SnapshotRequest, SnapshotDump, SnapshotRun,
-    SnapshotCpu, ZygoteFrame, ZygoteStarted, ZygoteExit, ZygoteHello],
+    SnapshotCpu, RestoreHeader, ZygoteFrame, ZygoteStarted, ZygoteExit, ZygoteHello],
 };
 
 /** Small values stay plain ints (no signedness warnings when compared with an fd); large ones are unsigned. */

@@ -18,7 +18,7 @@ export const SNAPSHOT_FORMAT = 'tendril.snapshot';
 export const SNAPSHOT_FORMAT_VERSION = 1;
 export const SNAPSHOT_METADATA = 'snapshot.json';
 export const SNAPSHOT_MEMORY = 'memory';
-/** The system call a guest is stopped at: epoll_pwait, re-issued on restore. */
+/** The system call a guest is stopped at: epoll_pwait, which returns 0 (no event) on restore. */
 export const SNAPSHOT_POINT_SYSCALL = 281;
 
 export type SnapshotCpuState = Values<typeof SnapshotCpu.fields>;
@@ -55,7 +55,7 @@ export interface SnapshotMeta {
   /** Bytes of boot info + manifest copy + command line at 0x11000 (inside guest memory). */
   lowMemorySize: number;
   memory: { pages: number; regions: SnapshotRegion[] };
-  /** The state the guest resumes with (rip at its epoll_pwait's syscall instruction, rax its number). */
+  /** The state the guest resumes with: just after its epoll_pwait, which returns 0 (rax), no event. */
   cpu: SnapshotCpuState;
   xsave: Buffer;
 }
@@ -322,7 +322,8 @@ function cpuProblem(m: SnapshotMeta): string | undefined {
       if (off + size > c.xsave_size) return `XSAVE component ${i} lies beyond the XSAVE area`;
     }
   }
-  const exec = m.memory.regions.some((r) => (r.prot & 4) && c.rip >= r.vaddr && c.rip + 2n <= r.vaddr + r.length);
+  // rip is just after the syscall instruction of the interrupted epoll_pwait.
+  const exec = m.memory.regions.some((r) => (r.prot & 4) && c.rip - 2n >= r.vaddr && c.rip <= r.vaddr + r.length);
   if (!exec) return `the resume point ${hex(c.rip)} is not in executable memory`;
   if (c.rsp < SPT_HOST_MEM_BASE || c.rsp > m.memSize) return `the stack pointer ${hex(c.rsp)} is outside guest memory`;
   if (c.rflags & ~RFLAGS_ALLOWED) return `cpu.rflags ${hex(c.rflags)} has bits user code cannot set`;

@@ -85,7 +85,7 @@ test('snapshot create stops the guest at its first blocking yield, prints one li
   t.notRegex(r.stdout, /ANSWER/, 'stopped before the request was read');
   const line = r.stdout.split('\n').filter((l) => l.startsWith('tendril: snapshot'));
   t.is(line.length, 1);
-  t.regex(line[0], new RegExp(`: [\\d.]+ MiB in \\d+ pages of ${SERVICE_MEM} MiB guest memory .*yield 1, \\d+ ms`));
+  t.regex(line[0], new RegExp(`: [\\d.]+ [KM]iB in \\d+ pages of ${SERVICE_MEM} MiB guest memory .*yield 1, \\d+ ms`));
   t.is(r.stderr, '');
   const m = meta(service);
   t.is(m.format, 'tendril.snapshot');
@@ -335,7 +335,7 @@ for (const [what, spoil, why] of BAD) {
 // The snapshot was made here, so its CPU words are this CPU's: a bit clear in them is a feature this CPU lacks.
 const highestClear = (word: number) => [...Array(32).keys()].reverse().find((b) => ((word >>> b) & 1) === 0)!;
 
-test('a snapshot from a CPU with features this one lacks is refused by the stub, naming the cpuid bits, nothing run', async (t) => {
+test('a snapshot from a CPU with features this one lacks is refused, naming the cpuid bits, nothing run', async (t) => {
   await withTempDir(async (dir) => {
     let bit = 0;
     const snap = spoiled(dir, (_, m) => {
@@ -349,7 +349,7 @@ test('a snapshot from a CPU with features this one lacks is refused by the stub,
   });
 });
 
-test('a snapshot with XSAVE state components this CPU does not enable is refused by the stub, nothing run', async (t) => {
+test('a snapshot with XSAVE state components this CPU does not enable is refused, nothing run', async (t) => {
   await withTempDir(async (dir) => {
     let missing = 0n;
     const snap = spoiled(dir, (_, m) => {
@@ -360,6 +360,24 @@ test('a snapshot with XSAVE state components this CPU does not enable is refused
     const d = disk(dir, 'd.img', 1);
     refused(t, await run(['run', `--restore=${snap}`, `--block:storage=${d}`]),
       new RegExp(`snapshot uses CPU state components this CPU does not enable: XCR0 bits 0x${missing.toString(16)}`));
+    t.is(answerOnDisk(d), '');
+  });
+});
+
+test('a snapshot whose XSAVE layout differs from this CPU\'s is refused, naming the component, nothing run', async (t) => {
+  await withTempDir(async (dir) => {
+    const snap = spoiled(dir, (_, m) => {
+      const layout = Buffer.from(m.cpu.xsave_layout, 'base64');
+      layout.writeUInt32LE(layout.readUInt32LE(8 * 2) - 64, 8 * 2); // component 2 (AVX here) moved, still inside the area
+      return { ...m, cpu: { ...m.cpu, xsave_layout: layout.toString('base64') } };
+    });
+    const d = disk(dir, 'd.img', 1);
+    const r = await run(['run', `--restore=${snap}`, `--block:storage=${d}`]);
+    if ((BigInt(meta(service).cpu.xcr0) & 4n) === 0n) {
+      t.is(r.status, 0, 'this CPU has no AVX state: component 2 is not part of the snapshot, its layout does not matter');
+      return;
+    }
+    refused(t, r, /snapshot's XSAVE layout differs from this CPU's: component 2 at \d+ \(\d+ bytes\), here at \d+/);
     t.is(answerOnDisk(d), '');
   });
 });

@@ -1,10 +1,13 @@
 /*
  * What this CPU offers a guest, in the terms a snapshot records
  * (struct snapshot_cpu in loader/formats.ts): the instruction-set feature
- * words, XCR0 and the standard-format XSAVE layout. The monitor fills them
- * in when it saves a guest; the stub compares them when it restores one, so
- * a guest that detected AVX2 at boot never wakes on a CPU without it, and
- * an XSAVE area is only ever loaded into the layout it was saved from.
+ * words, XCR0, the standard-format XSAVE layout and the components enabled
+ * only on first use. The monitor records them with a snapshot; `tendril-stub
+ * --cpu` describes this CPU to the supervisor, which refuses to restore a
+ * snapshot onto a CPU that lacks any of it: a guest that detected AVX2 at
+ * boot never wakes on a CPU without it, and an XSAVE area is only loaded
+ * into the layout it was saved from. (cpuid is slow under virtualization,
+ * tens of µs a call, so a restore itself never executes it.)
  *
  * Included by stub.c (one translation unit, no libc).
  */
@@ -82,6 +85,7 @@ static void cpu_identify(struct snapshot_cpu *c)
     for (u32 i = 0; i < sizeof c->xsave_layout; i++)
         c->xsave_layout[i] = 0;
     c->xcr0 = 0;
+    c->xfd_components = 0;
     if (max < 0xd || !cpu_has_osxsave())
         return;
     cpuid2(0xd, 1, r);
@@ -93,7 +97,28 @@ static void cpu_identify(struct snapshot_cpu *c)
         cpuid2(0xd, i, r);
         put_u32(c->xsave_layout + 8 * i, r[1]);     /* offset */
         put_u32(c->xsave_layout + 8 * i + 4, r[0]); /* size */
+        if (r[2] & 4)
+            c->xfd_components |= 1ul << i;
     }
+}
+
+/* `tendril-stub --cpu`: this CPU's snapshot_cpu (no registers) on stdout. */
+__attribute__((noreturn)) static void cpu_probe(void)
+{
+    struct snapshot_cpu c = { .magic = SNAPSHOT_CPU_MAGIC, .flags = 0 };
+    cpu_identify(&c);
+    if (c.xcr0)
+        c.flags = SNAPSHOT_CPU_F_XSAVE;
+    const u8 *p = (const u8 *)&c;
+    u64 left = sizeof c;
+    while (left > 0) {
+        long n = sys_write(1, p, left);
+        if (n <= 0)
+            sys_exit_group(1);
+        p += n;
+        left -= (u64)n;
+    }
+    sys_exit_group(0);
 }
 
 #endif

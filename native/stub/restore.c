@@ -7,13 +7,14 @@
  * restore costs only what the guest touches and clones share the page
  * cache), the fds are at the same numbers, the filter is the one the
  * supervisor compiled from the manifest, the stub unmaps itself. What
- * differs is the jump: this CPU is first checked against the one that saved
- * the state (features, XCR0, XSAVE layout; a mismatch is refused with one
- * line, before anything runs), then
- *   - the tender's new timerfd is armed to a time already past, so the
- *     guest's interrupted yield, which re-issues its epoll_pwait (rip points
- *     at the syscall instruction), returns at once as if its deadline had
- *     passed;
+ * differs is the jump (the supervisor has already refused a snapshot from a
+ * CPU with features, XCR0 components or an XSAVE layout this one lacks, and
+ * chosen the XRSTOR mask):
+ *   - the guest resumes just after its epoll_pwait with rax = 0: the wait
+ *     returned no event, so its yield returns as if its deadline had passed,
+ *     with no device ready, at once (waiting for a timer to fire would cost
+ *     a timer interrupt's latency); the tender's new timerfd is armed with
+ *     the guest's deadline, as the guest had left it;
  *   - fs and gs base are set with arch_prctl, the x87/SSE/AVX state is
  *     loaded with XRSTOR (FXRSTOR without XSAVE), all before the filter;
  *   - a trampoline page loads every general register and the flags and
@@ -34,53 +35,11 @@
 static struct snapshot_cpu restore_cpu;
 static u8 restore_xsave[SNAPSHOT_MAX_XSAVE] __attribute__((aligned(64)));
 static u64 restore_rfbm;
+static u64 restore_timer_ns;
 static int restoring;
 
 static long sys_arch_prctl(int code, u64 addr) { return syscall6(NR_arch_prctl, code, (long)addr, 0, 0, 0, 0); }
 static long sys_timerfd_settime(int fd, int flags, const long its[4]) { return syscall6(NR_timerfd_settime, fd, flags, (long)its, 0, 0, 0); }
-
-/* "tendril: snapshot needs …: <what> <number>…" — die() with one number in it. */
-__attribute__((noreturn)) static void refuse(const char *what, const char *label, u64 value, const char *hint)
-{
-    char line[160];
-    u32 n = 0;
-    for (const char *s = what; *s && n < 100; s++)
-        line[n++] = *s;
-    for (const char *s = label; *s && n < 120; s++)
-        line[n++] = *s;
-    char digits[20];
-    int d = 0;
-    do {
-        digits[d++] = "0123456789abcdef"[value & 15];
-        value >>= 4;
-    } while (value);
-    line[n++] = '0';
-    line[n++] = 'x';
-    while (d)
-        line[n++] = digits[--d];
-    line[n] = 0;
-    die(line, hint);
-}
-
-static const char *const restore_hint = "restore it on a machine with the same CPU features as the one that made it, or make a new snapshot here";
-
-/* The saved feature words must all be present here: the guest may have detected any of them at boot. */
-static void check_features(const struct snapshot_cpu *here)
-{
-    const struct { const char *name; u32 saved, have; } words[] = {
-        { "cpuid 1 ecx bits ", restore_cpu.cpuid_1_ecx, here->cpuid_1_ecx },
-        { "cpuid 1 edx bits ", restore_cpu.cpuid_1_edx, here->cpuid_1_edx },
-        { "cpuid 7 ebx bits ", restore_cpu.cpuid_7_ebx, here->cpuid_7_ebx },
-        { "cpuid 7 ecx bits ", restore_cpu.cpuid_7_ecx, here->cpuid_7_ecx },
-        { "cpuid 7 edx bits ", restore_cpu.cpuid_7_edx, here->cpuid_7_edx },
-        { "cpuid 0x80000001 ecx bits ", restore_cpu.cpuid_81_ecx, here->cpuid_81_ecx },
-        { "cpuid 0x80000001 edx bits ", restore_cpu.cpuid_81_edx, here->cpuid_81_edx },
-        { "cpuid 0xd.1 eax bits ", restore_cpu.cpuid_d1_eax, here->cpuid_d1_eax },
-    };
-    for (u32 i = 0; i < sizeof words / sizeof words[0]; i++)
-        if (words[i].saved & ~words[i].have)
-            refuse("snapshot was made on a CPU with features this one lacks: ", words[i].name, words[i].saved & ~words[i].have, restore_hint);
-}
 
 /* MXCSR bits this CPU implements (FXSAVE's MXCSR_MASK; 0 means the architectural default). */
 static u32 mxcsr_mask(void)
@@ -91,65 +50,61 @@ static u32 mxcsr_mask(void)
     return m ? m : 0xffbf;
 }
 
-static void check_xsave(const struct snapshot_cpu *here)
+/*
+ * What would make XRSTOR (or FXRSTOR) fault, checked without cpuid: the
+ * supervisor has matched the saved CPU against this one (features, XCR0,
+ * layout) and chosen the mask; these checks keep a bad plan from crashing
+ * the stub instead of being refused.
+ */
+static void check_xsave(void)
 {
     const u8 *x = restore_xsave;
     if (get_u32(x + 24) & ~mxcsr_mask())
-        refuse("snapshot's MXCSR has bits this CPU does not implement: ", "", get_u32(x + 24) & ~mxcsr_mask(), restore_hint);
+        die("restoring the guest", "its MXCSR has bits this CPU does not implement");
     if (!(restore_cpu.flags & SNAPSHOT_CPU_F_XSAVE)) {
-        if (restore_cpu.xsave_size != 512)
-            malformed("FXSAVE area size");
-        restore_rfbm = 0;
+        if (restore_cpu.xsave_size != 512 || restore_rfbm)
+            malformed("FXSAVE area size or mask");
         return;
     }
-    if (!here->xcr0)
-        refuse("snapshot holds XSAVE state but this CPU or kernel has XSAVE disabled: ", "XCR0 ", restore_cpu.xcr0, restore_hint);
-    if ((restore_cpu.xcr0 & 3) != 3)
-        malformed("XSAVE state without x87 and SSE");
-    if (restore_cpu.xcr0 & ~here->xcr0)
-        refuse("snapshot uses CPU state components this CPU does not enable: ", "XCR0 bits ", restore_cpu.xcr0 & ~here->xcr0, restore_hint);
-    if (restore_cpu.xsave_size < 576)
-        malformed("XSAVE area too small");
+    if ((restore_cpu.xcr0 & 3) != 3 || (restore_rfbm & ~restore_cpu.xcr0) || restore_cpu.xsave_size < 576)
+        malformed("XSAVE state components or area size");
+    if (restore_rfbm & ~xgetbv0())
+        die("restoring the guest", "its XSAVE state has components this CPU does not enable");
     u64 xstate_bv = (u64)get_u32(x + 512) | (u64)get_u32(x + 516) << 32;
     for (u32 o = 520; o < 576; o++)
         if (x[o])
             malformed("XSAVE header not in standard form");
     if (xstate_bv & ~restore_cpu.xcr0)
         malformed("XSAVE header names components outside XCR0");
-    u64 rfbm = restore_cpu.xcr0 & ~(1ul << XFEATURE_PKRU);
     for (u32 i = 2; i < SNAPSHOT_XSAVE_COMPONENTS; i++) {
-        if (!((restore_cpu.xcr0 >> i) & 1))
-            continue;
-        const u8 *saved = restore_cpu.xsave_layout + 8 * i, *have = here->xsave_layout + 8 * i;
-        if (get_u32(saved) != get_u32(have) || get_u32(saved + 4) != get_u32(have + 4))
-            refuse("snapshot's XSAVE layout differs from this CPU's: ", "component ", i, restore_hint);
-        if ((u64)get_u32(saved) + get_u32(saved + 4) > restore_cpu.xsave_size)
+        const u8 *c = restore_cpu.xsave_layout + 8 * i;
+        if (((restore_rfbm >> i) & 1) && (u64)get_u32(c) + get_u32(c + 4) > restore_cpu.xsave_size)
             malformed("XSAVE component beyond the area");
-        /* A component the kernel keeps disabled until first use (XFD, e.g. AMX tile data) is
-         * only loaded if the guest had it in use: loading it would fault here. */
-        u32 r[4];
-        cpuid2(0xd, i, r);
-        if ((r[2] & 4) && !((xstate_bv >> i) & 1))
-            rfbm &= ~(1ul << i);
     }
-    restore_rfbm = rfbm;
 }
 
-/* After read_sections: a restore section is complete and fits this CPU; else nothing runs. */
+/* After read_sections: a restore section is complete and loadable; else nothing runs. */
 static void restore_check(void)
 {
     if (!sections[PLAN_SECTION_RESTORE].data)
         return;
     u32 len = sections[PLAN_SECTION_RESTORE].len;
     const u8 *src = sections[PLAN_SECTION_RESTORE].data;
-    if (len < sizeof restore_cpu)
+    struct restore_header head;
+    if (len < sizeof head + sizeof restore_cpu)
         malformed("restore section too short");
-    u8 *dst = (u8 *)&restore_cpu;
+    u8 *dst = (u8 *)&head;
+    for (u32 i = 0; i < sizeof head; i++)
+        dst[i] = src[i];
+    src += sizeof head;
+    restore_rfbm = head.rfbm;
+    restore_timer_ns = head.timer_ns;
+    dst = (u8 *)&restore_cpu;
     for (u32 i = 0; i < sizeof restore_cpu; i++)
         dst[i] = src[i];
     if (restore_cpu.magic != SNAPSHOT_CPU_MAGIC || restore_cpu.reserved || (restore_cpu.flags & ~(u32)SNAPSHOT_CPU_F_XSAVE))
         malformed("restore section header");
-    if (restore_cpu.xsave_size > SNAPSHOT_MAX_XSAVE || len != sizeof restore_cpu + restore_cpu.xsave_size)
+    if (restore_cpu.xsave_size > SNAPSHOT_MAX_XSAVE || len != sizeof head + sizeof restore_cpu + restore_cpu.xsave_size)
         malformed("restore section size");
     if (restore_cpu.rip != hdr.entry)
         malformed("restore point and entry point disagree");
@@ -159,26 +114,27 @@ static void restore_check(void)
         malformed("restored fs or gs base outside user space");
     for (u32 i = 0; i < restore_cpu.xsave_size; i++)
         restore_xsave[i] = src[sizeof restore_cpu + i];
-    struct snapshot_cpu here;
-    cpu_identify(&here);
-    check_features(&here);
-    check_xsave(&here);
+    check_xsave();
     restoring = 1;
 }
 
 /*
- * The last steps with the stub still mapped: the yield's timer, the
+ * The last steps with the stub still mapped: the tender's timer, the
  * segment bases and the FPU/SSE/AVX state. The stub itself never touches
  * that state (-mgeneral-regs-only) and system calls preserve it, so it is
  * intact when the guest resumes.
  */
 static void restore_prepare(void)
 {
-    /* An absolute deadline of 1 ns: long past, so the timer has expired. */
-    static const long past[4] = { 0, 0, 0, 1 };
-    long r = sys_timerfd_settime(GUEST_FD_TIMER, TFD_TIMER_ABSTIME, past);
-    if (r < 0)
-        die_errno("timerfd_settime", "arming the restored guest's timer", r);
+    /* The timer as the guest armed it: its deadline has usually passed, so it has expired,
+     * as after any yield that timed out; the guest's next yield re-arms it. */
+    if (restore_timer_ns) {
+        const long its[4] = { 0, 0, (long)(restore_timer_ns / 1000000000ul), (long)(restore_timer_ns % 1000000000ul) };
+        long r = sys_timerfd_settime(GUEST_FD_TIMER, TFD_TIMER_ABSTIME, its);
+        if (r < 0)
+            die_errno("timerfd_settime", "arming the restored guest's timer", r);
+    }
+    long r;
     if ((r = sys_arch_prctl(ARCH_SET_GS, restore_cpu.gs_base)) < 0 || (r = sys_arch_prctl(ARCH_SET_FS, restore_cpu.fs_base)) < 0)
         die_errno("arch_prctl", "restoring the guest's fs and gs base", r);
     if (restore_cpu.flags & SNAPSHOT_CPU_F_XSAVE)

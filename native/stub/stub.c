@@ -626,6 +626,9 @@ __attribute__((noreturn, used)) void stub_main(long *sp)
     long argc = sp[0];
     char **argv = (char **)(sp + 1);
 
+    if (argc == 2 && argv[1][0] == '-' && argv[1][1] == '-' && argv[1][2] == 'c' && argv[1][3] == 'p' && argv[1][4] == 'u' && !argv[1][5])
+        cpu_probe();
+
     if (argc != 2 || parse_fd(argv[1], &plan_fd) != 0)
         die("usage: tendril-stub PLAN-FD", "the stub is started by the tendril supervisor, not by hand");
 

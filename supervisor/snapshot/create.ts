@@ -192,8 +192,11 @@ export async function createSnapshot(req: CreateRequest): Promise<CreateResult> 
       const how = end.report && !end.report.started ? 'tendril could not start the guest'
         : end.signal !== undefined ? `guest was killed by ${signalName(end.signal)}${end.reason ? ` (${end.reason})` : ''}`
           : `guest exited with status ${end.status}`;
-      throw new SnapshotError(`${how} before reaching ${req.at === 1 ? 'its first' : `yield ${req.at} of its`} yield${req.at === 1 ? '' : 's'} with a deadline in the future; nothing to snapshot`,
-        end.report && !end.report.started ? undefined : 'a guest is snapshotted when it blocks in solo5_yield(); take it at an earlier point with --at=yield:N');
+      const point = req.at === 1 ? 'its first yield with a deadline in the future' : `yield ${req.at} of its yields with a deadline in the future`;
+      const hint = end.report && !end.report.started ? undefined
+        : req.at === 1 ? 'a guest is snapshotted where it blocks in solo5_yield() with a deadline ahead; this one never did'
+          : 'it ended before that many: give a smaller N in --at=yield:N';
+      throw new SnapshotError(`${how} before reaching ${point}; nothing to snapshot`, hint);
     }
     const state = readAllFd(stateFd);
     if (state.length < SnapshotDump.size || state.readUInt32LE(0) !== SNAPSHOT.DUMP_MAGIC) {
@@ -221,14 +224,15 @@ export async function createSnapshot(req: CreateRequest): Promise<CreateResult> 
       }
     }
     if (dump.orig_rax !== BigInt(SNAPSHOT_POINT_SYSCALL)) throw new SnapshotError(`the guest was stopped in system call ${dump.orig_rax}, not epoll_pwait`, 'this is a bug in tendril; please report it');
-    // Resume by re-issuing the epoll_pwait: rip back onto its syscall instruction, rax its number.
+    // Resume just after the epoll_pwait, which then returns 0 (no event): the yield returns as if its
+    // deadline had passed. rcx and r11 already hold what the syscall instruction left there.
     const syscallAt = cpu.rip - 2n;
     const insn = Buffer.alloc(2);
     readSync(memFd, insn, 0, 2, Number(syscallAt));
     if (insn[0] !== 0x0f || insn[1] !== 0x05) {
       throw new SnapshotError(`the guest's epoll_pwait at 0x${syscallAt.toString(16)} is not a syscall instruction`, 'this is a bug in tendril; please report it');
     }
-    const resume = { ...cpu, rip: syscallAt, rax: dump.orig_rax };
+    const resume = { ...cpu, rax: 0n };
     const dataProt = PROT_READ | PROT_WRITE | (req.run.xExecHeap ? PROT_EXEC : 0);
     const regions = snapshotRegions(memoryImage(p.segments).regions.map((r) => ({ start: r.vaddr, end: r.vaddr + r.length, prot: r.prot })),
       runs.map((r) => ({ start: r.start, pages: r.pages })), dataProt);

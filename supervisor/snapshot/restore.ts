@@ -8,13 +8,14 @@
 // recomputed from the manifest and the devices exactly as for a fresh guest
 // (launch.ts launchPolicy). The plan maps the memory file MAP_PRIVATE (the
 // snapshot's regions, with their protections) and carries the register
-// state; the stub checks the CPU and resumes the guest (native/stub/restore.c).
+// state, once this CPU is known to be able to resume it (cpu.ts); the stub
+// resumes the guest (native/stub/restore.c).
 
 import { closeSync, fstatSync, openSync, readFileSync, readSync } from 'node:fs';
 import { join } from 'node:path';
 import { BOOT_INFO_SIZE, MFT_ENTRY, MFT_ENTRY_SIZE, MFT_HEADER_SIZE, MFT_NAME_SIZE, SPT_BOOT_INFO_BASE } from '../../loader/abi.js';
 import { SnapshotError } from '../../loader/errors.js';
-import { encodeStruct, PLAN_FLAG, PLAN_SECTION, SnapshotCpu } from '../../loader/formats.js';
+import { encodeStruct, PLAN_FLAG, PLAN_SECTION, RestoreHeader, SnapshotCpu } from '../../loader/formats.js';
 import { deviceFd, type GuestPlan } from '../../loader/plan.js';
 import { parseSnapshotMeta, SNAPSHOT_MEMORY, SNAPSHOT_METADATA, type SnapshotMeta } from '../../loader/snapshot.js';
 import { compilePolicyCached, type CompiledFilter } from '../../filters/compile.js';
@@ -22,6 +23,7 @@ import { attachDevices, matchRequests, releaseDevices, type AttachedDevice } fro
 import { formatMac } from '../devices/net.js';
 import { DeviceError } from '../errors.js';
 import { launchPolicy } from '../launch.js';
+import { restoreMask } from './cpu.js';
 import type { DeviceRequest, RunOptions } from '../options.js';
 
 export interface LoadedSnapshot {
@@ -140,6 +142,7 @@ export function prepareRestore(opts: RunOptions): PreparedRestore {
   let devices: AttachedDevice[] = [];
   try {
     const { meta } = snap;
+    const rfbm = restoreMask(`--restore=${dir}`, meta.cpu, meta.xsave);
     const requests = withSnapshotDefaults(meta, opts.devices);
     devices = attachDevices(matchRequests(meta.manifest, requests));
     checkDevices(dir, meta, devices);
@@ -152,7 +155,7 @@ export function prepareRestore(opts: RunOptions): PreparedRestore {
       lowMemory: patchedLowMemory(snap, devices),
       deviceFds: devices.map((_, i) => deviceFd(i)),
       polls: devices.flatMap((d, i) => (d.pollable ? [{ fd: deviceFd(i), data: BigInt(d.attachment.index) }] : [])),
-      sections: [{ type: PLAN_SECTION.RESTORE, data: Buffer.concat([encodeStruct(SnapshotCpu, meta.cpu), meta.xsave]) }],
+      sections: [{ type: PLAN_SECTION.RESTORE, data: Buffer.concat([encodeStruct(RestoreHeader, { rfbm, timer_ns: meta.point.deadlineNs }), encodeStruct(SnapshotCpu, meta.cpu), meta.xsave]) }],
     };
     return { snap, devices, plan, filter };
   } catch (e) {

@@ -69,7 +69,7 @@ export async function snapshotVerb(argv: string[]): Promise<number> {
   if (opts.xExecHeap) process.stderr.write('tendril: WARNING: --x-exec-heap: guest heap and stack are executable\n');
   const { createSnapshot } = await import('../snapshot/create.js');
   const r = await createSnapshot({ out, at, run: opts });
-  const mib = (b: number) => `${(b / 1048576).toFixed(1)} MiB`;
+  const mib = (b: number) => (b >= 1 << 20 ? `${(b / 1048576).toFixed(1)} MiB` : `${Math.round(b / 1024)} KiB`);
   process.stdout.write(`tendril: snapshot ${out}: ${mib(r.storedBytes)} in ${r.meta.memory.pages} pages of ${Number(r.meta.memSize >> 20n)} MiB guest memory ` +
     `(${mib(r.allocatedBytes)} on disk), yield ${r.meta.point.yield}, ${Math.round(r.totalMs)} ms (guest ${Math.round(r.runMs)} ms to the point, dump ${Math.round(r.dumpMs)} ms)\n`);
   return 0;

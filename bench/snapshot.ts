@@ -1,0 +1,243 @@
+// Snapshots (issue "boot once, start many"), each figure next to a baseline
+// from the same run. The guest is tests/guests/test_snap_service: a start-up
+// that builds 32 MiB of state (several hundred ms), then a yield (the
+// snapshot point), then it reads a request from its disk, answers on the
+// console and exits.
+//   - restore→exit p50 (and p99) against the same guest's cold run to the
+//     same answer, both as C fork+exec of the stub on a ready plan (no
+//     supervisor: what restoring costs, against what booting costs), and
+//     both through the CLI (`tendril run --restore` against `tendril run`);
+//   - restores per second at concurrency 2, against cold runs per second;
+//   - the summed PSS of 100 idle clones against the RSS of one instance
+//     booted cold and idle at the same point;
+//   - creation: time (the dump) against the guest's own boot to the point,
+//     and size (allocated on disk) against what the guest wrote, for that
+//     guest and for an idle 512 MiB guest.
+
+import { spawn, spawnSync } from 'node:child_process';
+import { closeSync, mkdirSync, readFileSync, rmSync, statSync, writeFileSync } from 'node:fs';
+import { join } from 'node:path';
+import { createInterface } from 'node:readline';
+import { DEFAULT_MEM_MIB } from '../loader/abi.js';
+import { encodePlan } from '../loader/plan.js';
+import { releaseDevices } from '../supervisor/devices/index.js';
+import { compileLaunch, prepareLaunch, releaseLaunch } from '../supervisor/launch.js';
+import type { RunOptions } from '../supervisor/options.js';
+import { STUB_PATH } from '../supervisor/paths.js';
+import { createSnapshot, type CreateResult } from '../supervisor/snapshot/create.js';
+import { prepareRestore } from '../supervisor/snapshot/restore.js';
+import { guest, ROOT, TENDRIL, waitFor } from '../tests/helpers.js';
+import { Budget, median, msSince, type Bench, type BenchResult } from './common.js';
+
+const SERVICE = guest('test_snap_service');
+const TMP = join(ROOT, 'bench/tmp/snapshot');
+const TOOL = join(TMP, 'snapexec');
+const STATE_MIB = 32;
+const MEM_MIB = 64;
+const CLONES = 100;
+
+function percentile(xs: number[], p: number): number {
+  const s = [...xs].sort((a, b) => a - b);
+  return s[Math.min(s.length - 1, Math.floor(p * s.length))];
+}
+
+function runOptions(o: Partial<RunOptions>): RunOptions {
+  return { memMiB: DEFAULT_MEM_MIB, xExecHeap: false, guest: '', guestArgs: [], devices: [], dumpable: false, gdb: false, supervise: false, ...o };
+}
+
+const storage = (path: string) => ({ kind: 'block' as const, name: 'storage', path, readOnly: false });
+
+function disk(name: string, request?: number): string {
+  const p = join(TMP, name);
+  const b = Buffer.alloc(64 << 10);
+  if (request !== undefined) b.write(`REQ ${request}\n`);
+  writeFileSync(p, b);
+  return p;
+}
+
+/** The restored guest's plan for snapexec: memory file at fd 4, disk at fd 5. */
+function restorePlan(snap: string, diskPath: string, out: string): void {
+  const r = prepareRestore(runOptions({ restore: snap, devices: [storage(diskPath)] }));
+  try {
+    writeFileSync(out, encodePlan(r.plan, r.filter.bpf, { deviceSrc: [5], imageSrc: 4 }));
+  } finally {
+    releaseDevices(r.devices);
+    closeSync(r.snap.memFd);
+  }
+}
+
+/** The same guest booted fresh: its plan and its image's memory file. */
+function freshPlan(diskPath: string, out: string): void {
+  const p = prepareLaunch(runOptions({ memMiB: MEM_MIB, guest: SERVICE, guestArgs: ['--solo5:quiet', String(STATE_MIB)], devices: [storage(diskPath)] }));
+  try {
+    const c = compileLaunch(p);
+    writeFileSync(out, encodePlan(c.plan, c.filter.bpf, { deviceSrc: [5], imageSrc: 4 }));
+    writeFileSync(`${out}.mem`, c.memory.bytes);
+  } finally {
+    releaseLaunch(p);
+  }
+}
+
+function snapexec(plan: string, mem: string, diskPath: string, n: number, c: number): { lat: number[]; perSecond: number } {
+  const r = spawnSync(TOOL, ['run', STUB_PATH, plan, mem, diskPath, String(n), String(c)], { encoding: 'utf8', maxBuffer: 64 << 20 });
+  if (r.status !== 0) throw new Error(`snapexec: ${r.stderr.trim()}`);
+  const lines = r.stdout.trim().split('\n');
+  const total = Number(lines.pop()!.split(' ')[1]);
+  return { lat: lines.map((l) => Number(l) / 1000), perSecond: n / (total / 1e6) };
+}
+
+/** Starts n guests from a plan and waits until each is idle in its yield; returns their pids and a stop function. */
+async function hold(plan: string, mem: string, diskPath: string, n: number): Promise<{ pids: number[]; stop: () => Promise<void> }> {
+  const child = spawn(TOOL, ['hold', STUB_PATH, plan, mem, diskPath, String(n)], { stdio: ['pipe', 'pipe', 'inherit'] });
+  const pids: number[] = [];
+  const lines = createInterface({ input: child.stdout! });
+  await new Promise<void>((resolve, reject) => {
+    lines.on('line', (l) => (l === 'ready' ? resolve() : pids.push(Number(l))));
+    child.on('exit', () => reject(new Error('snapexec hold ended early')));
+  });
+  const stop = () => new Promise<void>((resolve) => {
+    child.on('close', () => resolve());
+    child.stdin!.end();
+  });
+  try {
+    for (const pid of pids) {
+      // Idle: blocked in epoll_pwait (281) with the filter installed.
+      await waitFor(`guest ${pid} to idle`, () => /^Seccomp:\s+2$/m.test(readFileSync(`/proc/${pid}/status`, 'utf8')) &&
+        readFileSync(`/proc/${pid}/syscall`, 'utf8').startsWith('281 '), 60_000);
+    }
+  } catch (e) {
+    await stop();
+    throw e;
+  }
+  return { pids, stop };
+}
+
+function rollup(pid: number, key: 'Pss' | 'Rss'): number {
+  const m = new RegExp(`^${key}:\\s+(\\d+) kB$`, 'm').exec(readFileSync(`/proc/${pid}/smaps_rollup`, 'utf8'));
+  if (!m) throw new Error(`no ${key} for ${pid}`);
+  return Number(m[1]);
+}
+
+function cliTimes(args: string[], n: number): number[] {
+  const out: number[] = [];
+  for (let i = 0; i < n; i++) {
+    const t = process.hrtime.bigint();
+    const r = spawnSync(process.execPath, [TENDRIL, ...args], { stdio: ['ignore', 'ignore', 'inherit'] });
+    if (r.status !== 0) throw new Error(`tendril ${args.join(' ')} exited ${r.status ?? r.signal}`);
+    out.push(msSince(t));
+  }
+  return out;
+}
+
+function creationRows(label: string, r: CreateResult): BenchResult[] {
+  const allocated = r.allocatedBytes / 1048576;
+  const stored = r.storedBytes / 1048576;
+  return [
+    {
+      name: `create ${label}`, what: `snapshot creation of ${label}: the dump, from the point to the directory written (lower is better)`, unit: 'ms',
+      tendril: r.totalMs - r.runMs, baseline: r.runMs, ratio: (r.totalMs - r.runMs) / r.runMs,
+      baselineIs: 'the guest\'s own boot and start-up to the point, in the same run', details: { runMs: r.runMs, dumpMs: r.dumpMs, totalMs: r.totalMs, pages: r.meta.memory.pages },
+    },
+    {
+      name: `size ${label}`, what: `snapshot of ${label}: memory file allocated on disk (lower is better)`, unit: 'MiB',
+      tendril: allocated, baseline: stored, ratio: allocated / stored,
+      baselineIs: `the guest memory it holds (${r.meta.memory.pages} pages the guest wrote), of ${Number(r.meta.memSize >> 20n)} MiB guest memory`,
+      details: { allocatedBytes: r.allocatedBytes, storedBytes: r.storedBytes, fileBytes: Number(r.meta.memSize), regions: r.meta.memory.regions.length },
+    },
+  ];
+}
+
+export const bench: Bench = {
+  name: 'snapshot',
+  async run(): Promise<BenchResult[]> {
+    const budget = new Budget('snapshot', 300_000);
+    rmSync(TMP, { recursive: true, force: true });
+    mkdirSync(TMP, { recursive: true });
+    const cc = spawnSync('gcc', ['-O2', '-Wall', '-o', TOOL, join(ROOT, 'bench/tools/snapexec.c')], { stdio: 'inherit' });
+    if (cc.status !== 0) throw new Error('cannot build bench/tools/snapexec.c');
+    const results: BenchResult[] = [];
+    try {
+      // The snapshot, made in-process the way `tendril snapshot create` makes it.
+      const snap = join(TMP, 'service.snap');
+      const made = await createSnapshot({ out: snap, at: 1, run: runOptions({ memMiB: MEM_MIB, guest: SERVICE, guestArgs: ['--solo5:quiet', String(STATE_MIB)], devices: [storage(disk('boot.img'))] }) });
+      results.push(...creationRows(`a ${STATE_MIB} MiB-state guest`, made));
+
+      const request = disk('request.img', 4242);
+      const check = spawnSync(process.execPath, [TENDRIL, 'run', `--restore=${snap}`, `--block:storage=${request}`], { encoding: 'utf8' });
+      if (check.status !== 0 || !/^ANSWER 4242 \d+ checksum \d+\n$/.test(check.stdout)) throw new Error(`restored guest did not answer: ${check.stdout}${check.stderr}`);
+      const restorePlanFile = join(TMP, 'restore.plan');
+      const freshPlanFile = join(TMP, 'fresh.plan');
+      restorePlan(snap, request, restorePlanFile);
+      freshPlan(request, freshPlanFile);
+      budget.check('the cold runs');
+
+      // Restore vs cold boot, both from C on a ready plan.
+      const cold = snapexec(freshPlanFile, `${freshPlanFile}.mem`, request, 5, 1);
+      const coldC2 = snapexec(freshPlanFile, `${freshPlanFile}.mem`, request, 6, 2);
+      snapexec(restorePlanFile, join(snap, 'memory'), request, 200, 1); // warm the page cache
+      const restored = snapexec(restorePlanFile, join(snap, 'memory'), request, 2000, 1);
+      const restoredC2 = snapexec(restorePlanFile, join(snap, 'memory'), request, 4000, 2);
+      for (const [p, label] of [[0.5, 'p50'], [0.99, 'p99']] as const) {
+        results.push({
+          name: `restore ${label}`, what: `restore→exit of the ${STATE_MIB} MiB-state guest, ${label}, C fork+exec of the stub on a ready plan (lower is better)`, unit: 'ms',
+          tendril: percentile(restored.lat, p), baseline: median(cold.lat), ratio: percentile(restored.lat, p) / median(cold.lat),
+          baselineIs: 'the same guest booted cold to the same answer, the same way (C fork+exec of the stub on its fresh plan), median',
+          details: { coldRuns: cold.lat, runs: restored.lat.length },
+        });
+      }
+      results.push({
+        name: 'restore rate c=2', what: 'restores→exit per second at concurrency 2, C fork+exec of the stub (higher is better)', unit: '/s',
+        tendril: restoredC2.perSecond, baseline: coldC2.perSecond, ratio: restoredC2.perSecond / coldC2.perSecond,
+        baselineIs: 'cold runs of the same guest to the same answer per second at concurrency 2, the same way', details: { p50: percentile(restoredC2.lat, 0.5) },
+      });
+      budget.check('the CLI runs');
+
+      // The same through the CLI: Node start-up and validation included.
+      const cliRestore = cliTimes(['run', `--restore=${snap}`, `--block:storage=${request}`], 10);
+      const cliCold = cliTimes(['run', `--mem=${MEM_MIB}`, `--block:storage=${request}`, SERVICE, '--solo5:quiet', String(STATE_MIB)], 3);
+      results.push({
+        name: 'restore CLI', what: '`tendril run --restore` of that guest to its answer, wall time median (lower is better)', unit: 'ms',
+        tendril: median(cliRestore), baseline: median(cliCold), ratio: median(cliRestore) / median(cliCold),
+        baselineIs: '`tendril run` of the same guest booted cold to the same answer', details: { cliRestore, cliCold },
+      });
+      budget.check('the clones');
+
+      // 100 idle clones (no request on their disk) against one instance booted cold and idle at the point.
+      const idle = disk('idle.img');
+      const one = await hold(freshPlanFile, `${freshPlanFile}.mem`, idle, 1);
+      let coldRss: number;
+      try {
+        coldRss = rollup(one.pids[0], 'Rss');
+      } finally {
+        await one.stop();
+      }
+      const clones = await hold(restorePlanFile, join(snap, 'memory'), idle, CLONES);
+      let pss = 0;
+      let cloneRss = 0;
+      try {
+        for (const pid of clones.pids) {
+          pss += rollup(pid, 'Pss');
+          cloneRss = Math.max(cloneRss, rollup(pid, 'Rss'));
+        }
+      } finally {
+        await clones.stop();
+      }
+      results.push({
+        name: `${CLONES} clones PSS`, what: `summed PSS of ${CLONES} idle clones of that guest (lower is better)`, unit: 'KiB',
+        tendril: pss, baseline: coldRss, ratio: pss / coldRss,
+        baselineIs: 'the RSS of one instance of the same guest booted cold and idle at the same point', details: { maxCloneRssKiB: cloneRss, perClonePssKiB: pss / CLONES },
+      });
+      budget.check('the 512 MiB creation');
+
+      // An idle 512 MiB guest: sparse, the file holds what the guest wrote, not its memory size.
+      const idleSnap = join(TMP, 'idle512.snap');
+      const idleMade = await createSnapshot({ out: idleSnap, at: 1, run: runOptions({ memMiB: 512, guest: SERVICE, guestArgs: ['--solo5:quiet', '0'], devices: [storage(disk('boot512.img'))] }) });
+      results.push(...creationRows('an idle 512 MiB guest', idleMade));
+      const st = statSync(join(idleSnap, 'memory'));
+      results[results.length - 1].details.fileBytes = st.size;
+    } finally {
+      rmSync(TMP, { recursive: true, force: true });
+    }
+    return results;
+  },
+};
