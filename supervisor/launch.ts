@@ -56,15 +56,24 @@ function launchFlags(opts: RunOptions): number {
 }
 
 export function prepareLaunch(opts: RunOptions, image: GuestImage = loadGuestImage(opts.guest)): PreparedLaunch {
-  const matched = matchRequests(image.manifest, opts.devices);
+  const matched = matchRequests(image.manifest, opts.devices, opts.api);
   const memSize = BigInt(opts.memMiB) << 20n;
-  const segments = checkMemory(image, memSize, '--mem', opts.memMiB);
+  const segments = checkMemory(image, memSize, opts.api ? 'memMiB' : '--mem', opts.memMiB);
   const cmdline = opts.guestArgs.join(' ');
   encodeCmdline(cmdline); // reject an over-long command line before any device is opened
-  const stubProblem = nativeProblem(STUB_PATH);
-  if (stubProblem) throw new LaunchError(`the native stub is ${stubProblem} (${STUB_PATH})`, nativeHint());
+  checkStub();
   const devices = attachDevices(matched);
   return { image, memSize, segments, cmdline, flags: launchFlags(opts), devices };
+}
+
+let stubOk = false;
+
+/** The stub is there and whole (checked once per process: a server launches many guests). */
+function checkStub(): void {
+  if (stubOk) return;
+  const stubProblem = nativeProblem(STUB_PATH);
+  if (stubProblem) throw new LaunchError(`the native stub is ${stubProblem} (${STUB_PATH})`, nativeHint());
+  stubOk = true;
 }
 
 /** Closes everything prepareLaunch opened (after a hand-over to a child, or when abandoning). */
