@@ -336,3 +336,10 @@ export function describeSnapshotDevice(d: SnapshotDevice): string {
   return d.net ? `${deviceTypeName(MftType.NET_BASIC)} '${d.name}' (MTU ${d.net.mtu})`
     : `${deviceTypeName(MftType.BLOCK_BASIC)} '${d.name}' (${d.block!.capacity} bytes, ${d.block!.blockSize}-byte blocks)`;
 }
+
+/** "yield" or "yield:N" (N ≥ 1): which blocking yield a snapshot is taken at; undefined if not that. */
+export function parseSnapshotPoint(value: string): number | undefined {
+  const m = /^yield(?::([0-9]{1,9}))?$/.exec(value);
+  const n = m ? Number(m[1] ?? 1) : 0;
+  return n >= 1 ? n : undefined;
+}

@@ -50,6 +50,8 @@ export interface SpawnSpec {
    * hand-over sections that refer to them by the numbers the child gets. */
   extraFds?: number[];
   sections?: (extraAt: number[]) => PlanSectionData[];
+  /** The guest's stdout and stderr: ours (default), or a pipe (child.stdout) for a server to collect. */
+  console?: 'inherit' | 'pipe';
 }
 
 /** The supervised hand-over of a guest plan: the stub as a child in monitor mode. */
@@ -76,7 +78,8 @@ export function spawnPlan(s: SpawnSpec): Spawned {
     child = spawn(STUB_PATH, [String(planAt)], {
       argv0: s.argv0,
       env: {},
-      stdio: ['inherit', 'inherit', 'inherit', ...s.deviceFds, s.memFd, ...extra, planFd, 'pipe'],
+      stdio: s.console === 'pipe' ? ['ignore', 'pipe', 'pipe', ...s.deviceFds, s.memFd, ...extra, planFd, 'pipe']
+        : ['inherit', 'inherit', 'inherit', ...s.deviceFds, s.memFd, ...extra, planFd, 'pipe'],
     });
   } finally {
     closeSync(planFd);

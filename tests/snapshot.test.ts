@@ -6,11 +6,14 @@
 
 import test, { type ExecutionContext } from 'ava';
 import { spawn } from 'node:child_process';
-import { chmodSync, copyFileSync, existsSync, mkdirSync, readdirSync, readFileSync, readlinkSync, statSync, symlinkSync, truncateSync, unlinkSync, writeFileSync } from 'node:fs';
+import { chmodSync, closeSync, copyFileSync, openSync, existsSync, mkdirSync, readdirSync, readFileSync, readlinkSync, statSync, symlinkSync, truncateSync, unlinkSync, writeFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { compilePolicy } from '../filters/compile.js';
+import { PlanFdMove, PlanHeader, PlanPoll, PlanRegion, PlanSection, RestoreHeader, SnapshotCpu } from '../loader/formats.js';
+import { decodePlan, encodePlan } from '../loader/plan.js';
+import { prepareRestore } from '../supervisor/snapshot/restore.js';
 import { blockPolicy, corePolicy } from '../filters/policy.js';
-import { guest, oneLine, Pool, ROOT, runCmd, TENDRIL, tendril, tendrilAsync, waitForGuest, withTempDir, type RunResult } from './helpers.js';
+import { guest, oneLine, Pool, ROOT, runCmd, STUB, TENDRIL, tendril, tendrilAsync, waitForGuest, withTempDir, type RunResult } from './helpers.js';
 import { withNetns } from './netns.js';
 
 const pool = new Pool(2);
@@ -440,6 +443,77 @@ test('snapshot create refuses an existing directory and options that do not appl
       t.true(oneLine(r.stderr), r.stderr);
       t.regex(r.stderr, why);
       t.is(r.stdout, '');
+    }
+  });
+});
+
+// --- The stub's own checks of a restore plan ------------------------------------
+
+/** A restore plan of test_snap_cpu (no devices) for the stub at fd 3, its memory file at fd 4. */
+function cpuRestorePlan(snap: string): Buffer {
+  const r = prepareRestore({ memMiB: 512, xExecHeap: false, guest: '', guestArgs: [], devices: [], dumpable: false, gdb: false, supervise: false, restore: snap });
+  try {
+    return encodePlan(r.plan, r.filter.bpf, { deviceSrc: [], imageSrc: 4 });
+  } finally {
+    closeSync(r.snap.memFd);
+  }
+}
+
+function runStubOn(plan: Buffer, memory: string, dir: string): Promise<RunResult> {
+  const planFile = join(dir, `plan-${Math.random().toString(16).slice(2)}`);
+  writeFileSync(planFile, plan);
+  const pfd = openSync(planFile, 'r');
+  const mfd = openSync(memory, 'r');
+  return new Promise<RunResult>((resolve) => {
+    const child = spawn(STUB, ['3'], { stdio: ['ignore', 'pipe', 'pipe', pfd, mfd], env: {} });
+    let out = '';
+    let err = '';
+    child.stdout!.on('data', (d) => { out += d; });
+    child.stderr!.on('data', (d) => { err += d; });
+    const timer = setTimeout(() => child.kill('SIGKILL'), 20_000);
+    child.on('close', (code, sig) => {
+      clearTimeout(timer);
+      resolve({ status: sig ? 128 + 9 : code!, signal: sig, stdout: out, stderr: err });
+    });
+  }).finally(() => {
+    closeSync(pfd);
+    closeSync(mfd);
+  });
+}
+
+test('the stub runs a restore plan, and refuses a malformed restore section with one line, running nothing', async (t) => {
+  await withTempDir(async (dir) => {
+    const snap = join(dir, 'cpu.snap');
+    const c = await run(['snapshot', 'create', '-o', snap, '--mem=2', guest('test_snap_cpu'), '--solo5:quiet']);
+    t.is(c.status, 0, c.stdout + c.stderr);
+    const plan = cpuRestorePlan(snap);
+    const memory = join(snap, 'memory');
+    const good = await runStubOn(plan, memory, dir);
+    t.is(good.status, 0, good.stderr);
+    t.regex(good.stdout, /SUCCESS/);
+    // The restore section's body: after the header and the tables, a section header, then restore_header, snapshot_cpu, XSAVE.
+    const d = decodePlan(plan);
+    const body = PlanHeader.size + d.regions.length * PlanRegion.size + d.moves.length * PlanFdMove.size + d.polls.length * PlanPoll.size + PlanSection.size;
+    const cpu = body + RestoreHeader.size;
+    const xsave = cpu + SnapshotCpu.size;
+    const edits: [string, (b: Buffer) => void, RegExp][] = [
+      ['the trap flag set', (b) => b.writeBigUInt64LE(b.readBigUInt64LE(cpu + SnapshotCpu.offsets.rflags) | 0x100n, cpu + SnapshotCpu.offsets.rflags), /restored flags hold bits user code cannot set/],
+      ['a resume point other than the entry', (b) => b.writeBigUInt64LE(b.readBigUInt64LE(cpu + SnapshotCpu.offsets.rip) + 2n, cpu + SnapshotCpu.offsets.rip), /restore point and entry point disagree/],
+      ['a kernel fs base', (b) => b.writeBigUInt64LE(0xffff800000000000n, cpu + SnapshotCpu.offsets.fs_base), /fs or gs base outside user space/],
+      ['a wrong magic', (b) => b.writeUInt32LE(0, cpu + SnapshotCpu.offsets.magic), /restore section header/],
+      ['an XSAVE size beyond the section', (b) => b.writeUInt32LE(b.readUInt32LE(cpu + SnapshotCpu.offsets.xsave_size) + 64, cpu + SnapshotCpu.offsets.xsave_size), /restore section size/],
+      ['MXCSR bits no CPU implements', (b) => b.writeUInt32LE(0x80000000, xsave + 24), /MXCSR has bits this CPU does not implement/],
+      ['a compacted XSAVE header', (b) => b.writeBigUInt64LE(1n << 63n, xsave + 520), /XSAVE header not in standard form/],
+      ['an XRSTOR mask outside the saved components', (b) => b.writeBigUInt64LE(1n << 40n, body + RestoreHeader.offsets.rfbm), /XSAVE state components or area size/],
+    ];
+    for (const [what, edit, why] of edits) {
+      const bad = Buffer.from(plan);
+      edit(bad);
+      const r = await runStubOn(bad, memory, dir);
+      t.is(r.status, 1, `${what}: ${r.stderr}`);
+      t.regex(r.stderr, /^tendril: [^\n]+\n$/, what);
+      t.regex(r.stderr, why, what);
+      t.is(r.stdout, '', `${what}: nothing ran`);
     }
   });
 });

@@ -24,6 +24,7 @@ import {
 import { version } from '../cli.js';
 import { compileLaunch, memoryFileFd, prepareLaunch, releaseLaunch } from '../launch.js';
 import { log } from '../log.js';
+import type { GuestImage } from '../../loader/image.js';
 import type { RunOptions } from '../options.js';
 import * as os from '../os.js';
 import { signalName, spawnPlan } from '../supervise.js';
@@ -33,6 +34,14 @@ export interface CreateRequest {
   /** The Nth yield whose deadline lies in the future (1 = the first). */
   at: number;
   run: RunOptions;
+  /** The image already loaded (serve's registry); else run.guest is read. */
+  image?: GuestImage;
+  /** Collect the guest's console (up to this many bytes) instead of sharing ours. */
+  collectOutput?: number;
+  /** Kill the guest if it has not reached the point after this long. */
+  timeoutMs?: number;
+  /** Pass our SIGINT, SIGTERM and SIGHUP on to the guest (the CLI; default true). */
+  forwardSignals?: boolean;
 }
 
 export interface CreateResult {
@@ -41,6 +50,8 @@ export interface CreateResult {
   /** Bytes of guest memory stored (pages × 4 KiB) and the memory file's allocated size. */
   storedBytes: number;
   allocatedBytes: number;
+  /** The guest's console until the point, when collected. */
+  output?: Buffer;
   /** From the start to the point (guest boot and init included), the dump, and everything. */
   runMs: number;
   dumpMs: number;
@@ -155,7 +166,7 @@ function checkOutput(out: string): string {
 export async function createSnapshot(req: CreateRequest): Promise<CreateResult> {
   const t0 = process.hrtime.bigint();
   const dir = checkOutput(req.out);
-  const p = prepareLaunch(req.run);
+  const p = prepareLaunch(req.run, req.image);
   let tmp: string | undefined;
   let memFd = -1;
   let stateFd = -1;
@@ -177,18 +188,38 @@ export async function createSnapshot(req: CreateRequest): Promise<CreateResult> 
       plan, bpf: c.filter.bpf, deviceFds: p.devices.map((d) => d.hostfd), memFd: memoryFileFd(c.memory), argv0: `tendril: snapshot ${basename(req.run.guest)}`,
       flags: PLAN_FLAG.SNAPSHOT, extraFds: [memFd, stateFd],
       sections: ([memAt, stateAt]) => [{ type: PLAN_SECTION.SNAPSHOT, data: encodeStruct(SnapshotRequest, { at: req.at, mem_fd: memAt, state_fd: stateAt }) }],
+      console: req.collectOutput !== undefined ? 'pipe' : 'inherit',
     });
+    const output: Buffer[] = [];
+    let outputBytes = 0;
+    const collect = (d: Buffer) => {
+      const room = (req.collectOutput ?? 0) - outputBytes;
+      if (room > 0) output.push(d.subarray(0, room));
+      outputBytes += d.length;
+    };
+    spawned.child.stdout?.on('data', collect);
+    spawned.child.stderr?.on('data', collect);
+    let timedOut = false;
+    const timer = req.timeoutMs === undefined ? undefined : setTimeout(() => {
+      timedOut = true;
+      spawned.child.kill('SIGKILL');
+    }, req.timeoutMs);
     releaseLaunch(p); // the child has them now
     released = true;
     const forward = (sig: NodeJS.Signals) => spawned.child.kill(sig);
-    const signals = ['SIGINT', 'SIGTERM', 'SIGHUP'] as const;
+    const signals = req.forwardSignals === false ? [] : ['SIGINT', 'SIGTERM', 'SIGHUP'] as const;
     for (const sig of signals) process.on(sig, forward);
     const end = await spawned.done;
+    if (timer) clearTimeout(timer);
     for (const sig of signals) process.off(sig, forward);
     const tPoint = process.hrtime.bigint();
     log.info({ status: end.status, snapshot: end.report?.snapshot ?? false, ms: end.durationMs }, 'guest stopped');
 
     if (!end.report?.snapshot) {
+      if (timedOut) {
+        throw new SnapshotError(`the guest did not reach ${req.at === 1 ? 'its first yield' : `yield ${req.at}`} with a deadline in the future within ${req.timeoutMs} ms; nothing to snapshot`,
+          'a guest is snapshotted where it blocks in solo5_yield(); give it more time, or check that it gets there');
+      }
       const how = end.report && !end.report.started ? 'tendril could not start the guest'
         : end.signal !== undefined ? `guest was killed by ${signalName(end.signal)}${end.reason ? ` (${end.reason})` : ''}`
           : `guest exited with status ${end.status}`;
@@ -263,7 +294,7 @@ export async function createSnapshot(req: CreateRequest): Promise<CreateResult> 
     tmp = undefined;
     const done = process.hrtime.bigint();
     return {
-      dir, meta, storedBytes: Number(dump.pages) * Number(PAGE_SIZE), allocatedBytes,
+      dir, meta, ...(req.collectOutput !== undefined ? { output: Buffer.concat(output) } : {}), storedBytes: Number(dump.pages) * Number(PAGE_SIZE), allocatedBytes,
       // hrtime is CLOCK_MONOTONIC, the clock the monitor stamped the point with.
       runMs: Number(dump.monotonic_ns - t0) / 1e6, dumpMs: Number(tPoint - dump.monotonic_ns) / 1e6, totalMs: Number(done - t0) / 1e6,
     };

@@ -24,7 +24,7 @@ import { formatMac } from '../devices/net.js';
 import { DeviceError } from '../errors.js';
 import { launchPolicy } from '../launch.js';
 import { restoreMask } from './cpu.js';
-import type { DeviceRequest, RunOptions } from '../options.js';
+import { deviceLabel, type DeviceRequest, type RunOptions } from '../options.js';
 
 export interface LoadedSnapshot {
   dir: string;
@@ -88,11 +88,13 @@ function withSnapshotDefaults(meta: SnapshotMeta, requests: DeviceRequest[]): De
 }
 
 /** What the guest has read about each device must be what it gets now. */
-function checkDevices(dir: string, meta: SnapshotMeta, devices: AttachedDevice[]): void {
+function checkDevices(meta: SnapshotMeta, devices: AttachedDevice[], requests: DeviceRequest[]): void {
   devices.forEach((a, i) => {
     const d = meta.devices[i];
-    if (!d || d.name !== a.name || d.kind !== a.kind) throw new SnapshotError(`--restore=${dir}: device ${i} is not '${d?.name}' as in the snapshot`, 'this is a bug in tendril; please report it');
-    const where = `--restore=${dir}: device '${d.name}'`;
+    if (!d || d.name !== a.name || d.kind !== a.kind) throw new SnapshotError(`device ${i} is not '${d?.name}' as in the snapshot`, 'this is a bug in tendril; please report it');
+    const req = requests.find((r) => r.name === a.name)!;
+    const where = req.label ?? `${deviceLabel(req)}: device '${d.name}'`;
+    const api = req.label !== undefined;
     if (d.net && a.attachment.net && d.net.mtu !== a.attachment.net.mtu) {
       throw new DeviceError(`${where}: the tap's MTU is ${a.attachment.net.mtu}, but the guest read MTU ${d.net.mtu} before the snapshot`,
         `attach a tap with MTU ${d.net.mtu} (ip link set TAP mtu ${d.net.mtu})`);
@@ -101,7 +103,8 @@ function checkDevices(dir: string, meta: SnapshotMeta, devices: AttachedDevice[]
       const [want, got] = [d.block, a.attachment.block];
       if (want.blockSize !== got.blockSize) {
         throw new DeviceError(`${where}: sector size ${got.blockSize}, but the guest read ${want.blockSize} before the snapshot`,
-          `leave out --block-sector-size (the snapshot's ${want.blockSize} is the default) or give ${want.blockSize}`);
+          api ? `leave out "sectorSize" (the snapshot's ${want.blockSize} is the default) or give ${want.blockSize}`
+            : `leave out --block-sector-size (the snapshot's ${want.blockSize} is the default) or give ${want.blockSize}`);
       }
       if (want.capacity !== got.capacity) {
         throw new DeviceError(`${where}: the disk holds ${got.capacity} bytes, but the guest read a capacity of ${want.capacity} bytes before the snapshot`,
@@ -127,39 +130,74 @@ function patchedLowMemory(snap: LoadedSnapshot, devices: AttachedDevice[]): Buff
     const e = BOOT_INFO_SIZE + MFT_HEADER_SIZE + a.attachment.index * MFT_ENTRY_SIZE;
     const name = low.toString('latin1', e, e + MFT_NAME_SIZE).replace(/\0.*$/s, '');
     if (name !== a.name) {
-      throw new SnapshotError(`--restore=${snap.dir}: the guest's manifest copy no longer names '${a.name}' at its entry, so --net-mac:${a.name} cannot be applied`,
-        'restore with the snapshot\'s MAC (leave out --net-mac)');
+      throw new SnapshotError(`${snap.dir}: the guest's manifest copy no longer names '${a.name}' at its entry, so its MAC cannot be changed`,
+        'restore with the snapshot\'s MAC (leave out the MAC)');
     }
     a.attachment.net!.mac.copy(low, e + MFT_ENTRY.netMac);
   }
   return low;
 }
 
-/** Validates the snapshot, attaches the devices, and makes the plan and filter of the restored guest. */
+export interface RestoreSettings {
+  devices: DeviceRequest[];
+  dumpable?: boolean;
+  gdb?: boolean;
+}
+
+/**
+ * A loaded snapshot's devices attached again and checked against what the
+ * guest has read (the memory file stays the caller's).
+ */
+export function attachForRestore(snap: LoadedSnapshot, s: RestoreSettings): AttachedDevice[] {
+  const requests = withSnapshotDefaults(snap.meta, s.devices);
+  const devices = attachDevices(matchRequests(snap.meta.manifest, requests));
+  try {
+    checkDevices(snap.meta, devices, requests);
+  } catch (e) {
+    releaseDevices(devices);
+    throw e;
+  }
+  return devices;
+}
+
+/**
+ * The restored guest's plan and filter for checked devices. It depends on
+ * the devices only through what the checks fixed (capacity, sector size,
+ * MTU) and the MAC, so a server may reuse it for other disks and taps.
+ * `where` prefixes the CPU refusals.
+ */
+export function restorePlanOf(snap: LoadedSnapshot, devices: AttachedDevice[], s: RestoreSettings, where: string): { plan: GuestPlan; filter: CompiledFilter } {
+  const { meta } = snap;
+  const rfbm = restoreMask(where, meta.cpu, meta.xsave);
+  const filter = compilePolicyCached(launchPolicy(devices));
+  const plan: GuestPlan = {
+    memSize: meta.memSize,
+    entry: meta.cpu.rip,
+    flags: (meta.xExecHeap ? PLAN_FLAG.X_EXEC_HEAP : 0) | (s.dumpable ? PLAN_FLAG.DUMPABLE : 0) | (s.gdb ? PLAN_FLAG.STOP_AT_ENTRY : 0),
+    regions: meta.memory.regions.map((r) => ({ vaddr: r.vaddr, length: r.length, file_offset: r.vaddr, prot: r.prot })),
+    lowMemory: patchedLowMemory(snap, devices),
+    deviceFds: devices.map((_, i) => deviceFd(i)),
+    polls: devices.flatMap((d, i) => (d.pollable ? [{ fd: deviceFd(i), data: BigInt(d.attachment.index) }] : [])),
+    sections: [{ type: PLAN_SECTION.RESTORE, data: Buffer.concat([encodeStruct(RestoreHeader, { rfbm, timer_ns: meta.point.deadlineNs }), encodeStruct(SnapshotCpu, meta.cpu), meta.xsave]) }],
+  };
+  return { plan, filter };
+}
+
+/** `run --restore=DIR`: validates the snapshot, attaches the devices, and makes the plan and filter of the restored guest. */
 export function prepareRestore(opts: RunOptions): PreparedRestore {
   const dir = opts.restore!;
   const snap = loadSnapshot(dir);
-  let devices: AttachedDevice[] = [];
   try {
-    const { meta } = snap;
-    const rfbm = restoreMask(`--restore=${dir}`, meta.cpu, meta.xsave);
-    const requests = withSnapshotDefaults(meta, opts.devices);
-    devices = attachDevices(matchRequests(meta.manifest, requests));
-    checkDevices(dir, meta, devices);
-    const filter = compilePolicyCached(launchPolicy(devices));
-    const plan: GuestPlan = {
-      memSize: meta.memSize,
-      entry: meta.cpu.rip,
-      flags: (meta.xExecHeap ? PLAN_FLAG.X_EXEC_HEAP : 0) | (opts.dumpable ? PLAN_FLAG.DUMPABLE : 0) | (opts.gdb ? PLAN_FLAG.STOP_AT_ENTRY : 0),
-      regions: meta.memory.regions.map((r) => ({ vaddr: r.vaddr, length: r.length, file_offset: r.vaddr, prot: r.prot })),
-      lowMemory: patchedLowMemory(snap, devices),
-      deviceFds: devices.map((_, i) => deviceFd(i)),
-      polls: devices.flatMap((d, i) => (d.pollable ? [{ fd: deviceFd(i), data: BigInt(d.attachment.index) }] : [])),
-      sections: [{ type: PLAN_SECTION.RESTORE, data: Buffer.concat([encodeStruct(RestoreHeader, { rfbm, timer_ns: meta.point.deadlineNs }), encodeStruct(SnapshotCpu, meta.cpu), meta.xsave]) }],
-    };
-    return { snap, devices, plan, filter };
+    const where = `--restore=${dir}`;
+    restoreMask(where, snap.meta.cpu, snap.meta.xsave); // refused before any device is opened
+    const devices = attachForRestore(snap, opts);
+    try {
+      return { snap, devices, ...restorePlanOf(snap, devices, opts, where) };
+    } catch (e) {
+      releaseDevices(devices);
+      throw e;
+    }
   } catch (e) {
-    releaseDevices(devices);
     closeSync(snap.memFd);
     throw e;
   }

@@ -5,6 +5,7 @@
 import { configureLog } from '../log.js';
 import { parseRunArgs } from '../options.js';
 import { UsageError } from '../errors.js';
+import { parseSnapshotPoint } from '../../loader/snapshot.js';
 
 function usage(): string {
   return `usage: tendril snapshot create -o DIR [--at=yield|yield:N] [ RUN OPTIONS ] GUEST [ ARGS ]
@@ -21,9 +22,8 @@ RUN OPTIONS are those of \`tendril run\` (--mem, --net:…, --block:…, --x-exe
 }
 
 function parseAt(word: string, value: string): number {
-  const m = /^yield(?::([0-9]{1,9}))?$/.exec(value);
-  const n = m ? Number(m[1] ?? 1) : 0;
-  if (!m || n < 1) throw new UsageError(`Invalid option: \`${word}': the point must be yield or yield:N (N ≥ 1)`, 'e.g. --at=yield:3', true);
+  const n = parseSnapshotPoint(value);
+  if (n === undefined) throw new UsageError(`Invalid option: \`${word}': the point must be yield or yield:N (N ≥ 1)`, 'e.g. --at=yield:3', true);
   return n;
 }
 
