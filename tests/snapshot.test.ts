@@ -19,10 +19,10 @@ import { withNetns } from './netns.js';
 const pool = new Pool(2);
 const run = (args: string[], timeoutMs = 60_000) => pool.run(() => tendrilAsync(args, { timeoutMs }));
 
-/** test_snap_service's table entry i (its hash(), 16 rounds). */
+/** test_snap_service's table entry i (its hash(), 32 rounds). */
 function entry(i: number): number {
   let x = i >>> 0;
-  for (let r = 0; r < 16; r++) {
+  for (let r = 0; r < 32; r++) {
     x = (x + r) >>> 0;
     x = (x ^ (x >>> 16)) >>> 0;
     x = Math.imul(x, 0x7feb352d) >>> 0;
