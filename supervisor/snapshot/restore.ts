@@ -11,7 +11,7 @@
 // state, once this CPU is known to be able to resume it (cpu.ts); the stub
 // resumes the guest (native/stub/restore.c).
 
-import { closeSync, fstatSync, openSync, readFileSync, readSync } from 'node:fs';
+import { closeSync, constants as fsc, fstatSync, openSync, readSync } from 'node:fs';
 import { join } from 'node:path';
 import { BOOT_INFO_SIZE, MFT_ENTRY, MFT_ENTRY_SIZE, MFT_HEADER_SIZE, MFT_NAME_SIZE, SPT_BOOT_INFO_BASE } from '../../loader/abi.js';
 import { SnapshotError } from '../../loader/errors.js';
@@ -33,28 +33,50 @@ export interface LoadedSnapshot {
   memFd: number;
 }
 
+/** Metadata is a few KiB; anything much larger is not a snapshot's. */
+const MAX_METADATA = 1 << 20;
+
+/** Opens a snapshot's file: a regular file (never blocking on a FIFO put there), or a one-line refusal. */
+function openSnapshotFile(dir: string, path: string, what: string): number {
+  let fd: number;
+  try {
+    fd = openSync(path, fsc.O_RDONLY | fsc.O_NONBLOCK);
+  } catch (e) {
+    const code = (e as NodeJS.ErrnoException).code;
+    throw new SnapshotError(`--restore=${dir}: ${code === 'ENOENT' ? `no ${what} there` : `cannot open ${path} (${code})`}`,
+      code === 'ENOENT' ? 'name a directory made by `tendril snapshot create`' : undefined);
+  }
+  if (!fstatSync(fd).isFile()) {
+    closeSync(fd);
+    throw new SnapshotError(`${path} is not a regular file`, 'name a directory made by `tendril snapshot create`');
+  }
+  return fd;
+}
+
 /** DIR's metadata, checked, and its memory file, open. */
 export function loadSnapshot(dir: string): LoadedSnapshot {
   const metaPath = join(dir, SNAPSHOT_METADATA);
+  const metaFd = openSnapshotFile(dir, metaPath, SNAPSHOT_METADATA);
   let text: string;
   try {
-    text = readFileSync(metaPath, 'utf8');
-  } catch (e) {
-    const code = (e as NodeJS.ErrnoException).code;
-    throw new SnapshotError(`--restore=${dir}: ${code === 'ENOENT' ? `no ${SNAPSHOT_METADATA} there` : `cannot read ${metaPath} (${code})`}`,
-      code === 'ENOENT' ? 'name a directory made by `tendril snapshot create`' : undefined);
+    const size = fstatSync(metaFd).size;
+    if (size > MAX_METADATA) throw new SnapshotError(`${metaPath} is ${size} bytes, too large for a snapshot's metadata`);
+    const buf = Buffer.alloc(size);
+    let got = 0;
+    while (got < size) {
+      const n = readSync(metaFd, buf, got, size - got, got);
+      if (n === 0) break;
+      got += n;
+    }
+    text = buf.subarray(0, got).toString('utf8');
+  } finally {
+    closeSync(metaFd);
   }
   const meta = parseSnapshotMeta(metaPath, text);
   const memPath = join(dir, SNAPSHOT_MEMORY);
-  let memFd: number;
-  try {
-    memFd = openSync(memPath, 'r');
-  } catch (e) {
-    throw new SnapshotError(`--restore=${dir}: cannot open ${memPath} (${(e as NodeJS.ErrnoException).code})`);
-  }
+  const memFd = openSnapshotFile(dir, memPath, SNAPSHOT_MEMORY);
   try {
     const st = fstatSync(memFd);
-    if (!st.isFile()) throw new SnapshotError(`${memPath} is not a regular file`);
     if (BigInt(st.size) !== meta.memSize) {
       throw new SnapshotError(`${memPath} is ${st.size} bytes, but the snapshot's guest memory is ${meta.memSize} bytes: the memory file is ` +
         `${BigInt(st.size) < meta.memSize ? 'truncated' : 'not this snapshot\'s'}`, 'this snapshot cannot be restored: make it again with `tendril snapshot create`');

@@ -18,7 +18,7 @@ Options:
   --at=yield              the first yield with a deadline in the future (default)
   --at=yield:N            the Nth such yield
 RUN OPTIONS are those of \`tendril run\` (--mem, --net:…, --block:…, --x-exec-heap,
---log-level…); --supervise, --gdb and --wait-fifo do not apply.`;
+--log-level…); --supervise, --gdb, --wait-fifo, --dumpcore and --restore do not apply.`;
 }
 
 function parseAt(word: string, value: string): number {
@@ -52,7 +52,7 @@ export async function snapshotVerb(argv: string[]): Promise<number> {
       out = w.slice(w.indexOf('=') + 1);
     } else if (w.startsWith('--at=')) {
       at = parseAt(w, w.slice(5));
-    } else if (['--supervise', '--gdb', '--restore'].includes(w.split('=')[0]) || w.startsWith('--wait-fifo')) {
+    } else if (['--supervise', '--gdb', '--restore', '--wait-fifo', '--dumpcore'].includes(w.split('=')[0])) {
       throw new UsageError(`Invalid option: \`${w}': not for snapshot create`, 'snapshot create always runs the guest under its own monitor', true);
     } else {
       runArgs.push(w);
