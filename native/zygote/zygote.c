@@ -45,7 +45,7 @@
 #define OUTQ_LOW (4u << 20)
 #define REPORT_MAX 256
 
-enum tag_kind { T_CONTROL, T_OUT, T_ERR, T_REPORT, T_PROC, T_IDLE };
+enum tag_kind { T_CONTROL, T_OUT, T_ERR, T_REPORT, T_PROC };
 
 struct tag {
     enum tag_kind kind;
@@ -59,7 +59,6 @@ struct stub {
     int report_fd; /* our end of the monitor report socket (stub's fd 4) */
     int out_fd;    /* read end of the console pipe (stub's fd 1) */
     int err_fd;    /* read end of the stub's stderr (its own messages; the guest cannot write fd 2) */
-    struct tag idle_tag;
 };
 
 struct instance {
@@ -71,6 +70,7 @@ struct instance {
     int guest_pidfd;
     int pending_signal;
     int out_open, err_open, report_open;
+    int err_watched, report_watched;
     int paused;
     char report[REPORT_MAX];
     size_t report_len;
@@ -82,6 +82,7 @@ struct instance {
 
 static const char *stub_path;
 static pid_t parent_pid;
+static pid_t self_pid;
 static int pool_size;
 static struct stub pool[ZYGOTE_MAX_POOL];
 static int idle;
@@ -94,6 +95,8 @@ static struct tag control_tag = { T_CONTROL, NULL };
 static char *outq;
 static size_t outq_len, outq_cap, outq_off;
 static int outq_throttled;
+/* Whether EPOLLOUT is asked for on the control socket (changed only when needed: one epoll_ctl less per frame). */
+static int want_out;
 
 static void fatal(const char *what)
 {
@@ -143,7 +146,10 @@ static void flush_out(void)
     }
     if (outq_off == outq_len)
         outq_off = outq_len = 0;
-    rewatch(ZYGOTE_CONTROL_FD, &control_tag, EPOLLIN | (outq_len ? EPOLLOUT : 0));
+    if (want_out != (outq_len != 0)) {
+        want_out = outq_len != 0;
+        rewatch(ZYGOTE_CONTROL_FD, &control_tag, EPOLLIN | (want_out ? EPOLLOUT : 0));
+    }
     if (outq_len - outq_off < OUTQ_LOW)
         throttle(0);
 }
@@ -179,9 +185,12 @@ static void send_frame(uint32_t type, uint32_t id, const void *a, size_t alen, c
         queue(b, blen);
     if (clen)
         queue(c, clen);
-    if (outq_len - outq_off > OUTQ_HIGH)
-        throttle(1);
-    flush_out();
+    /* Sent at the end of the loop turn, so the frames of one turn go in one send. */
+    if (outq_len - outq_off > OUTQ_HIGH) {
+        flush_out();
+        if (outq_len - outq_off > OUTQ_HIGH)
+            throttle(1);
+    }
 }
 
 static void send_failed(uint32_t id, const char *why)
@@ -210,7 +219,7 @@ static int spawn_stub(struct stub *s)
         e = -errno;
         goto fail;
     }
-    pid_t zygote = getpid();
+    pid_t zygote = self_pid;
     pid_t pid = fork();
     if (pid < 0) {
         e = -errno;
@@ -250,12 +259,11 @@ static int spawn_stub(struct stub *s)
         close(err[0]);
         return e;
     }
-    fcntl(pidfd, F_SETFD, FD_CLOEXEC);
     /* Our ends are polled together: never block on a quiet one. */
     fcntl(report[0], F_SETFL, O_NONBLOCK);
     fcntl(out[0], F_SETFL, O_NONBLOCK);
     fcntl(err[0], F_SETFL, O_NONBLOCK);
-    *s = (struct stub){ pid, pidfd, plan[0], report[0], out[0], err[0], { T_IDLE, NULL } };
+    *s = (struct stub){ pid, pidfd, plan[0], report[0], out[0], err[0] };
     return 0;
 fail:
     for (int *fd = plan; fd < plan + 2; fd++)
@@ -273,27 +281,18 @@ fail:
     return e;
 }
 
-static void watch_idle(int slot)
+/*
+ * Idle stubs are not watched (two epoll_ctl less per launch): one that
+ * ended while idle (killed from outside) is found, reaped and replaced when
+ * it is taken.
+ */
+static int idle_alive(struct stub *s)
 {
-    pool[slot].idle_tag = (struct tag){ T_IDLE, &pool[slot] };
-    watch(pool[slot].pidfd, &pool[slot].idle_tag, EPOLLIN);
-}
-
-/* An idle stub that ended (killed from outside): reaped and dropped from the pool. */
-static void on_idle_exit(struct stub *s)
-{
-    int slot = (int)(s - pool);
-    if (slot >= idle)
-        return; /* moved within this batch: its new slot reports it again */
-    epoll_ctl(epfd, EPOLL_CTL_DEL, s->pidfd, NULL);
-    waitpid(s->pid, NULL, 0);
+    siginfo_t si = { 0 };
+    if (waitid(P_PIDFD, (id_t)s->pidfd, &si, WEXITED | WNOHANG) == 0 && si.si_pid == 0)
+        return 1;
     close_stub(s);
-    idle--;
-    if (slot != idle) {
-        epoll_ctl(epfd, EPOLL_CTL_DEL, pool[idle].pidfd, NULL);
-        pool[slot] = pool[idle];
-        watch_idle(slot);
-    }
+    return 0;
 }
 
 /* ------------------------------------------------------------------ instances */
@@ -334,11 +333,12 @@ static void started(struct instance *i, pid_t guest)
     }
 }
 
-static void close_stream(int *open, int fd)
+static void close_stream(int *open, int fd, int watched)
 {
     if (!*open)
         return;
-    epoll_ctl(epfd, EPOLL_CTL_DEL, fd, NULL);
+    if (watched)
+        epoll_ctl(epfd, EPOLL_CTL_DEL, fd, NULL);
     close(fd);
     *open = 0;
 }
@@ -354,7 +354,7 @@ static int read_console(struct instance *i)
     }
     if (n < 0 && (errno == EAGAIN || errno == EINTR))
         return 1;
-    close_stream(&i->out_open, i->s.out_fd);
+    close_stream(&i->out_open, i->s.out_fd, 1);
     return 0;
 }
 
@@ -370,7 +370,7 @@ static int read_err(struct instance *i)
     }
     if (n < 0 && (errno == EAGAIN || errno == EINTR))
         return 1;
-    close_stream(&i->err_open, i->s.err_fd);
+    close_stream(&i->err_open, i->s.err_fd, i->err_watched);
     return 0;
 }
 
@@ -388,7 +388,7 @@ static int read_report(struct instance *i)
     if (n < 0 && (errno == EAGAIN || errno == EINTR))
         return 1;
     if (n <= 0) {
-        close_stream(&i->report_open, i->s.report_fd);
+        close_stream(&i->report_open, i->s.report_fd, i->report_watched);
         return 0;
     }
     for (struct cmsghdr *c = CMSG_FIRSTHDR(&msg); c; c = CMSG_NXTHDR(&msg, c)) {
@@ -456,9 +456,10 @@ static void launch(uint32_t id, int *fds, int nfds, const char *plan, size_t len
         why = "an instance with this id is running";
         goto done;
     }
+    while (idle > 0 && !idle_alive(&pool[idle - 1]))
+        idle--;
     if (idle > 0) {
         s = pool[--idle];
-        epoll_ctl(epfd, EPOLL_CTL_DEL, s.pidfd, NULL);
     } else {
         int e = spawn_stub(&s);
         if (e < 0) {
@@ -525,8 +526,13 @@ static void launch(uint32_t id, int *fds, int nfds, const char *plan, size_t len
     inst->t_proc = (struct tag){ T_PROC, inst };
     instances = inst;
     watch(s.out_fd, &inst->t_out, outq_throttled ? 0 : EPOLLIN);
-    watch(s.err_fd, &inst->t_err, EPOLLIN);
-    watch(s.report_fd, &inst->t_report, EPOLLIN);
+    /* The stub's stderr matters only once it has ended (its error, if any),
+     * and so does the report without a monitor: both are read then. With a
+     * monitor, its hello (the guest's pid) is awaited. */
+    inst->err_watched = 0;
+    inst->report_watched = monitor;
+    if (monitor)
+        watch(s.report_fd, &inst->t_report, EPOLLIN);
     watch(s.pidfd, &inst->t_proc, EPOLLIN);
     if (!monitor)
         started(inst, s.pid);
@@ -743,11 +749,15 @@ int main(int argc, char **argv)
     if (epfd < 0)
         fatal("epoll_create1");
     watch(ZYGOTE_CONTROL_FD, &control_tag, EPOLLIN);
-    struct zygote_hello hello = { getpid(), (uint32_t)(nofile.rlim_cur > 0xffffffffu ? 0xffffffffu : nofile.rlim_cur) };
+    self_pid = getpid();
+    struct zygote_hello hello = { self_pid, (uint32_t)(nofile.rlim_cur > 0xffffffffu ? 0xffffffffu : nofile.rlim_cur) };
     send_frame(ZMSG_HELLO, 0, &hello, sizeof hello, NULL, 0, NULL, 0);
 
     int refill_failures = 0;
     for (;;) {
+        /* What this turn queued for Node goes out before the next wait. */
+        if (outq_len)
+            flush_out();
         /* Refill one stub per turn, and only when nothing is waiting, so a
          * launch or an exit is never queued behind a burst of forks. A
          * failing refill (no fds, no processes) backs off rather than spin. */
@@ -758,7 +768,6 @@ int main(int argc, char **argv)
             fatal("epoll_wait");
         if (n == 0 && idle < pool_size) {
             if (spawn_stub(&pool[idle]) == 0) {
-                watch_idle(idle);
                 idle++;
                 refill_failures = 0;
             } else {
@@ -792,12 +801,9 @@ int main(int argc, char **argv)
                 /* Later events of this batch may name the freed instance. */
                 for (int j = k + 1; j < n; j++) {
                     struct tag *u = evs[j].data.ptr;
-                    if (u->kind != T_CONTROL && u->kind != T_IDLE && u->obj == i)
+                    if (u->kind != T_CONTROL && u->obj == i)
                         evs[j].data.ptr = &control_tag, evs[j].events = 0;
                 }
-                break;
-            case T_IDLE:
-                on_idle_exit(t->obj);
                 break;
             }
         }
