@@ -193,7 +193,7 @@ export const bench: Bench = {
     try {
       // The snapshot, made in-process the way `tendril snapshot create` makes it.
       const snap = join(TMP, 'service.snap');
-      const made = await createSnapshot({ out: snap, at: 1, run: runOptions({ memMiB: z.memMiB, guest: SERVICE, guestArgs: ['--solo5:quiet', String(z.stateMiB)], devices: [storage(disk('boot.img'))] }) });
+      const made = await createSnapshot({ out: snap, at: 1, collectOutput: 1 << 16, run: runOptions({ memMiB: z.memMiB, guest: SERVICE, guestArgs: ['--solo5:quiet', String(z.stateMiB)], devices: [storage(disk('boot.img'))] }) });
       rows.push(...creationRows(`a ${state}`, made));
 
       const request = disk('request.img', 4242);
@@ -308,7 +308,7 @@ export const bench: Bench = {
 
       // An idle 512 MiB guest: sparse, the file holds what the guest wrote, not its memory size.
       const idleSnap = join(TMP, 'idle512.snap');
-      const idleMade = await createSnapshot({ out: idleSnap, at: 1, run: runOptions({ memMiB: 512, guest: SERVICE, guestArgs: ['--solo5:quiet', '0'], devices: [storage(disk('boot512.img'))] }) });
+      const idleMade = await createSnapshot({ out: idleSnap, at: 1, collectOutput: 1 << 16, run: runOptions({ memMiB: 512, guest: SERVICE, guestArgs: ['--solo5:quiet', '0'], devices: [storage(disk('boot512.img'))] }) });
       rows.push(...creationRows('an idle 512 MiB guest', idleMade));
       if (statSync(join(idleSnap, 'memory')).size !== 512 << 20) throw new Error('the idle guest\'s memory file does not span its memory');
     } finally {
