@@ -6,7 +6,7 @@
 
 import test, { type ExecutionContext } from 'ava';
 import { spawn } from 'node:child_process';
-import { chmodSync, closeSync, copyFileSync, openSync, existsSync, mkdirSync, readdirSync, readFileSync, readlinkSync, statSync, symlinkSync, truncateSync, unlinkSync, writeFileSync } from 'node:fs';
+import { chmodSync, closeSync, copyFileSync, openSync, readSync, existsSync, mkdirSync, readdirSync, readFileSync, readlinkSync, statSync, symlinkSync, truncateSync, unlinkSync, writeFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { compilePolicy } from '../filters/compile.js';
 import { PlanFdMove, PlanHeader, PlanPoll, PlanRegion, PlanSection, RestoreHeader, SnapshotCpu } from '../loader/formats.js';
@@ -162,7 +162,7 @@ test('TLS, MXCSR and x87 modes, xmm (and ymm where there is AVX) and callee-save
   });
 });
 
-test.serial('a net guest restored in another namespace, on another tap, answers pings with the snapshot\'s MAC', async (t) => {
+test.serial('a net guest restored in another namespace, on another tap, answers pings with the snapshot\'s MAC; --net-mac rewrites the manifest copy', async (t) => {
   t.timeout(120_000);
   await withTempDir(async (dir) => {
     const snap = join(dir, 'net.snap');
@@ -187,6 +187,23 @@ test.serial('a net guest restored in another namespace, on another tap, answers 
       t.is(end.status, 0, end.stdout + end.stderr);
       t.regex(end.stdout, /Limit reached, exiting\nSUCCESS/);
       t.notRegex(end.stdout, /Serving ping/, 'no second boot');
+      // --net-mac: the manifest copy in guest memory gets the new MAC (entry 1, after the boot info and the manifest header).
+      const other = '02:00:00:00:00:42';
+      const g2 = ns.tendril(['run', `--restore=${snap}`, '--net:service0=tap200', `--net-mac:service0=${other}`], { timeoutMs: 60_000 });
+      try {
+        await waitForGuest(g2.pid);
+        const entry = 0x11000 + 40 + 8 + 104 * 1;
+        const fd = openSync(`/proc/${g2.pid}/mem`, 'r');
+        const seen = Buffer.alloc(6);
+        try {
+          readSync(fd, seen, 0, 6, entry + 72);
+        } finally {
+          closeSync(fd);
+        }
+        t.is([...seen].map((b) => b.toString(16).padStart(2, '0')).join(':'), other);
+      } finally {
+        g2.kill();
+      }
     });
   });
 });

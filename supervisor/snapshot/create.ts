@@ -185,7 +185,7 @@ export async function createSnapshot(req: CreateRequest): Promise<CreateResult> 
     if (stateFd < 0) throw new SnapshotError(`memfd_create failed: ${os.strerror(os.errno())}`);
 
     const spawned = spawnPlan({
-      plan, bpf: c.filter.bpf, deviceFds: p.devices.map((d) => d.hostfd), memFd: memoryFileFd(c.memory), argv0: `tendril: snapshot ${basename(req.run.guest)}`,
+      plan, bpf: c.filter.bpf, deviceFds: p.devices.map((d) => d.hostfd), memFd: memoryFileFd(c.memory), argv0: `tendril: snapshot ${basename(p.image.file)}`,
       flags: PLAN_FLAG.SNAPSHOT, extraFds: [memFd, stateFd],
       sections: ([memAt, stateAt]) => [{ type: PLAN_SECTION.SNAPSHOT, data: encodeStruct(SnapshotRequest, { at: req.at, mem_fd: memAt, state_fd: stateAt }) }],
       console: req.collectOutput !== undefined ? 'pipe' : 'inherit',
@@ -271,7 +271,7 @@ export async function createSnapshot(req: CreateRequest): Promise<CreateResult> 
     const meta: SnapshotMeta = {
       tendril: version(),
       created: new Date().toISOString(),
-      guest: { file: resolve(req.run.guest), sha256: createHash('sha256').update(p.image.bytes).digest('hex') },
+      guest: { file: req.image ? req.image.file : resolve(req.run.guest), sha256: createHash('sha256').update(p.image.bytes).digest('hex') },
       cmdline: p.cmdline,
       memSize: p.memSize,
       xExecHeap: req.run.xExecHeap,
