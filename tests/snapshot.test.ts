@@ -13,7 +13,7 @@ import { PlanFdMove, PlanHeader, PlanPoll, PlanRegion, PlanSection, RestoreHeade
 import { decodePlan, encodePlan } from '../loader/plan.js';
 import { prepareRestore } from '../supervisor/snapshot/restore.js';
 import { blockPolicy, corePolicy } from '../filters/policy.js';
-import { guest, oneLine, Pool, ROOT, runCmd, STUB, TENDRIL, tendril, tendrilAsync, waitForGuest, withTempDir, type RunResult } from './helpers.js';
+import { guest, oneLine, Pool, ROOT, runCmd, runCmdAsync, STUB, TENDRIL, tendril, tendrilAsync, waitForGuest, withTempDir, type RunResult } from './helpers.js';
 import { withNetns } from './netns.js';
 
 const pool = new Pool(2);
@@ -532,5 +532,26 @@ test('the stub runs a restore plan, and refuses a malformed restore section with
       t.regex(r.stderr, why, what);
       t.is(r.stdout, '', `${what}: nothing ran`);
     }
+  });
+});
+
+const corePattern = readFileSync('/proc/sys/kernel/core_pattern', 'utf8').trim();
+const plainCores = !corePattern.startsWith('|') && !corePattern.includes('/') && !corePattern.includes('%');
+(plainCores ? test : test.skip)('--dumpcore on a restored guest: gdb shows the fault in frames made before the snapshot (kernel.core_pattern is a plain name)', async (t) => {
+  await withTempDir(async (dir) => {
+    const snap = join(dir, 'snap');
+    const c = await run(['snapshot', 'create', '-o', snap, '--mem=2', guest('hostile_mem'), '--solo5:quiet', 'yield-first', 'read-null']);
+    t.is(c.status, 0, c.stdout + c.stderr);
+    const cores = join(dir, 'cores');
+    mkdirSync(cores);
+    const r = await run(['run', `--restore=${snap}`, `--dumpcore=${cores}`]);
+    t.is(r.status, 139, r.stderr);
+    const core = join(cores, corePattern);
+    t.true(existsSync(core), core);
+    const bt = await runCmdAsync('gdb', ['-nx', '-batch', '-ex', 'bt', guest('hostile_mem'), core], { timeoutMs: 60_000 });
+    t.regex(bt.stdout, /Program terminated with signal SIGSEGV/);
+    t.regex(bt.stdout, /#0 .* in peek .*hostile_mem\.c/);
+    t.regex(bt.stdout, /solo5_app_main .*hostile_mem\.c/);
+    t.regex(bt.stdout, /in _start \(arg=0x11000\)/, 'the boot frame, from before the snapshot');
   });
 });
