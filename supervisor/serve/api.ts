@@ -245,7 +245,7 @@ export function buildApi(ctx: ApiContext, opts: ApiOptions): FastifyInstance {
       throw new RequestError('"image" and "snapshot" exclude each other', 'a restore runs the image the snapshot was made from');
     }
     checkDevices(body);
-    const inst = await instances.launch(body);
+    const inst = await instances.launch(body, body.wait === true);
     if (!body.wait) return reply.code(201).send(describeInstance(inst));
     const ended = await inst.ended;
     if (ended.error) return fail(reply, ended.error);
