@@ -14,7 +14,7 @@
  *     returned no event, so its yield returns as if its deadline had passed,
  *     with no device ready, at once (waiting for a timer to fire would cost
  *     a timer interrupt's latency); the tender's new timerfd is armed with
- *     the guest's deadline, as the guest had left it;
+ *     the guest's deadline if that is still ahead;
  *   - fs and gs base are set with arch_prctl, the x87/SSE/AVX state is
  *     loaded with XRSTOR (FXRSTOR without XSAVE), all before the filter;
  *   - a trampoline page loads every general register and the flags and
@@ -126,9 +126,15 @@ static void restore_check(void)
  */
 static void restore_prepare(void)
 {
-    /* The timer as the guest armed it: its deadline has usually passed, so it has expired,
-     * as after any yield that timed out; the guest's next yield re-arms it. */
-    if (restore_timer_ns) {
+    /*
+     * The timer as the guest armed it, if its deadline is still ahead. A
+     * deadline already past (the usual case) leaves the new timer disarmed:
+     * the guest cannot tell (every yield arms the timer before it waits), and
+     * arming a timer costs a VM exit under virtualization.
+     */
+    long now[2] = { 0, 0 };
+    syscall6(NR_clock_gettime, CLOCK_MONOTONIC, (long)now, 0, 0, 0, 0);
+    if (restore_timer_ns > (u64)now[0] * 1000000000ul + (u64)now[1]) {
         const long its[4] = { 0, 0, (long)(restore_timer_ns / 1000000000ul), (long)(restore_timer_ns % 1000000000ul) };
         long r = sys_timerfd_settime(GUEST_FD_TIMER, TFD_TIMER_ABSTIME, its);
         if (r < 0)
