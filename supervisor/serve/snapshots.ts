@@ -68,10 +68,10 @@ export function describeSnapshot(e: SnapshotEntry, withOutput = false): Record<s
 export class SnapshotStore {
   private entries = new Map<string, SnapshotEntry>();
   private creating = 0;
-  private readonly dir: string;
+  /** Made at the first snapshot, so a server that never makes one (or is killed) leaves no directory. */
+  private dir?: string;
 
   constructor(private readonly registry: ImageRegistry, readonly limits: SnapshotLimits) {
-    this.dir = mkdtempSync(join(tmpdir(), 'tendril-serve-snapshots-'));
     hostCpu(); // asked once, now: a restore must not wait for it
   }
 
@@ -93,6 +93,7 @@ export class SnapshotStore {
     }
     const entry = this.registry.get(req.image);
     const id = randomBytes(8).toString('hex');
+    this.dir ??= mkdtempSync(join(tmpdir(), 'tendril-serve-snapshots-'));
     const out = join(this.dir, id);
     this.creating++;
     try {
@@ -135,6 +136,6 @@ export class SnapshotStore {
 
   close(): void {
     for (const id of [...this.entries.keys()]) this.remove(id);
-    rmSync(this.dir, { recursive: true, force: true });
+    if (this.dir) rmSync(this.dir, { recursive: true, force: true });
   }
 }
