@@ -150,6 +150,8 @@ export const PLAN_FLAG = constants('PLAN_F', 'Launch plan flags (plan_header.fla
   WAIT_START: 1 << 4,
   /** Monitor mode: send a pidfd of the guest with the monitor_hello (report_fd is a unix socket). */
   SEND_PIDFD: 1 << 5,
+  /** Snapshot creation (monitor mode): the monitor stops the guest at the point PLAN_SECTION.SNAPSHOT names and dumps it (native/stub/snapshot_dump.c). */
+  SNAPSHOT: 1 << 8,
 });
 
 /**
@@ -159,6 +161,10 @@ export const PLAN_FLAG = constants('PLAN_F', 'Launch plan flags (plan_header.fla
  */
 export const PLAN_SECTION = constants('PLAN_SECTION', 'Plan section types (plan_section.type).', {
   RESTORE_FIRST: 1,
+  /** restore_header + snapshot_cpu + its XSAVE area: the guest resumes from this state instead of its entry point (native/stub/restore.c). */
+  RESTORE: 1,
+  /** snapshot_request: where to stop the guest and where the dump goes (with PLAN_F.SNAPSHOT). */
+  SNAPSHOT: 2,
   RECORD_FIRST: 16,
   ISOLATE_FIRST: 32,
   LIMIT: 48,
@@ -233,6 +239,8 @@ export const REPORT_FLAG = constants('REPORT_F', 'What a monitor report holds (m
   REGS: 1 << 3,
   /** fault_* hold the siginfo of the fault that killed it. */
   FAULT: 1 << 4,
+  /** Snapshot creation: the guest reached the point, was dumped (snapshot_dump says how that went) and was killed. */
+  SNAPSHOT: 1 << 8,
 });
 
 export const MonitorReport = defineStruct('monitor_report', 'How a guest ended, as its monitor saw it.', {
@@ -250,6 +258,127 @@ export const MonitorReport = defineStruct('monitor_report', 'How a guest ended, 
   utime_us: 'u64',
   stime_us: 'u64',
   maxrss_kb: 'u64',
+} as const);
+
+// ---------------------------------------------------------------------------
+// Snapshots (supervisor/snapshot/, native/stub/snapshot_dump.c, restore.c).
+// Creation: the monitor stops the guest at a yield, writes guest memory to
+// the memory file (at file offset = guest address, pages of zeros left as
+// holes) and, to the state fd, a snapshot_dump, a snapshot_cpu, the XSAVE
+// area and the stored page runs. Restore: the plan carries a restore_header, the
+// snapshot_cpu and the XSAVE area in a PLAN_SECTION.RESTORE section; the
+// supervisor has checked them against this CPU (which the stub describes once
+// with `tendril-stub --cpu`: a snapshot_cpu with no registers), the stub
+// checks what would make XRSTOR fault and resumes the guest there.
+
+export const SNAPSHOT = constants('SNAPSHOT', 'Snapshot dump and CPU state identity and limits.', {
+  DUMP_MAGIC: 0x31444e53, // "SND1"
+  CPU_MAGIC: 0x31434e53, // "SNC1"
+  /** Largest XSAVE area a snapshot may hold (the kernel's user XSAVE size on this CPU, AMX included, is below it). */
+  MAX_XSAVE: 16384,
+  /** Components of the XSAVE layout table (snapshot_cpu.xsave_layout). */
+  XSAVE_COMPONENTS: 64,
+});
+
+export const SNAPSHOT_CPU_FLAG = constants('SNAPSHOT_CPU_F', 'What a snapshot_cpu holds (snapshot_cpu.flags).', {
+  /** The area is an XSAVE area in standard format (xcr0, xsave_layout apply); otherwise a 512-byte FXSAVE area. */
+  XSAVE: 1 << 0,
+});
+
+/** Which step of a dump failed (snapshot_dump.error_step), for the message. */
+export const SNAPSHOT_STEP = constants('SNAPSHOT_STEP', 'Steps of a snapshot dump (snapshot_dump.error_step).', {
+  REGISTERS: 1,
+  FPU: 2,
+  OPEN_PROC: 3,
+  PAGEMAP: 4,
+  READ_MEMORY: 5,
+  WRITE_MEMORY: 6,
+  WRITE_STATE: 7,
+  BUFFER: 8,
+});
+
+export const SnapshotRequest = defineStruct('snapshot_request', 'Snapshot creation: stop at the at-th yield whose deadline lies in the future; dump to mem_fd and state_fd (fds as in the plan header: a number, or -1 - index of a received fd).', {
+  at: 'u32',
+  reserved: 'u32',
+  mem_fd: 'i32',
+  state_fd: 'i32',
+} as const);
+
+export const SnapshotDump = defineStruct('snapshot_dump', 'The head of the state fd: how the dump went and where the guest was. A snapshot_cpu, xsave_size bytes of XSAVE area and nruns snapshot_run follow.', {
+  magic: 'u32',
+  /** 0, or the errno of the step that failed. */
+  error: 'u32',
+  error_step: 'u32',
+  /** Qualifying yields seen (the point is the last). */
+  yields: 'u32',
+  /** Pages written to the memory file (pages of zeros are not). */
+  pages: 'u64',
+  nruns: 'u64',
+  /** CLOCK_MONOTONIC at the point, and the deadline the guest's yield had set. */
+  monotonic_ns: 'u64',
+  deadline_ns: 'u64',
+  /** The system call the guest was about to make (orig_rax at the stop). */
+  orig_rax: 'u64',
+  cs: 'u64',
+  ss: 'u64',
+  ds: 'u64',
+  es: 'u64',
+  fs: 'u64',
+  gs: 'u64',
+} as const);
+
+export const SnapshotRun = defineStruct('snapshot_run', 'Consecutive stored pages of guest memory (at file offset = guest address).', {
+  start: 'u64',
+  pages: 'u64',
+} as const);
+
+export const SnapshotCpu = defineStruct('snapshot_cpu', 'Every register the guest can observe, and what the CPU that saved them offers; xsave_size bytes of XSAVE (or FXSAVE) area follow.', {
+  magic: 'u32',
+  flags: 'u32',
+  xsave_size: 'u32',
+  reserved: 'u32',
+  rax: 'u64',
+  rbx: 'u64',
+  rcx: 'u64',
+  rdx: 'u64',
+  rsi: 'u64',
+  rdi: 'u64',
+  rbp: 'u64',
+  rsp: 'u64',
+  r8: 'u64',
+  r9: 'u64',
+  r10: 'u64',
+  r11: 'u64',
+  r12: 'u64',
+  r13: 'u64',
+  r14: 'u64',
+  r15: 'u64',
+  rip: 'u64',
+  rflags: 'u64',
+  fs_base: 'u64',
+  gs_base: 'u64',
+  /** XCR0 of the saving CPU: the state components the XSAVE area is laid out for. */
+  xcr0: 'u64',
+  /** Instruction-set feature words (cpuid 1 ecx/edx, 7.0 ebx/ecx/edx, 0x80000001 ecx/edx, 0xd.1 eax), masked to what user code can use. */
+  cpuid_1_ecx: 'u32',
+  cpuid_1_edx: 'u32',
+  cpuid_7_ebx: 'u32',
+  cpuid_7_ecx: 'u32',
+  cpuid_7_edx: 'u32',
+  cpuid_81_ecx: 'u32',
+  cpuid_81_edx: 'u32',
+  cpuid_d1_eax: 'u32',
+  /** XSAVE components this CPU enables only on first use (XFD, cpuid 0xd.i ecx bit 2, e.g. AMX tile data). */
+  xfd_components: 'u64',
+  /** Per XSAVE state component i: u32 offset and u32 size in the standard-format area (cpuid 0xd.i), zero if not in xcr0. */
+  xsave_layout: ['u8', 64 * 8],
+} as const);
+
+export const RestoreHeader = defineStruct('restore_header', 'The start of a PLAN_SECTION.RESTORE section: how to load the state on this CPU; a snapshot_cpu and its XSAVE area follow.', {
+  /** The XRSTOR requested-feature bitmap, chosen by the supervisor for this CPU (a subset of the saved xcr0). */
+  rfbm: 'u64',
+  /** The deadline the guest's timer had (absolute CLOCK_MONOTONIC ns), armed again on the new timerfd; 0 leaves it disarmed. */
+  timer_ns: 'u64',
 } as const);
 
 // ---------------------------------------------------------------------------
@@ -339,8 +468,10 @@ export const ZygoteHello = defineStruct('zygote_hello', 'The zygote is up: its l
 
 /** Everything the generator emits, in order. */
 export const C_EXPORTS: { constants: ConstGroup[]; structs: StructDef[] } = {
-  constants: [GUEST_FD.group, PLAN.group, PLAN_FLAG.group, PLAN_SECTION.group, REPORT.group, REPORT_FLAG.group, ZYGOTE.group, ZYGOTE_MSG.group, ZYGOTE_LAUNCH_FLAG.group],
-  structs: [PlanHeader, PlanRegion, PlanFdMove, PlanPoll, PlanSection, MonitorHello, MonitorReport, ZygoteFrame, ZygoteLaunch, ZygoteStarted, ZygoteExit, ZygoteHello],
+  constants: [GUEST_FD.group, PLAN.group, PLAN_FLAG.group, PLAN_SECTION.group, REPORT.group, REPORT_FLAG.group, SNAPSHOT.group,
+    SNAPSHOT_CPU_FLAG.group, SNAPSHOT_STEP.group, ZYGOTE.group, ZYGOTE_MSG.group, ZYGOTE_LAUNCH_FLAG.group],
+  structs: [PlanHeader, PlanRegion, PlanFdMove, PlanPoll, PlanSection, MonitorHello, MonitorReport, SnapshotRequest, SnapshotDump, SnapshotRun,
+    SnapshotCpu, RestoreHeader, ZygoteFrame, ZygoteLaunch, ZygoteStarted, ZygoteExit, ZygoteHello],
 };
 
 /** Small values stay plain ints (no signedness warnings when compared with an fd); large ones are unsigned. */

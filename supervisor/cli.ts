@@ -16,6 +16,7 @@ const VERBS: Record<string, { load: () => Promise<Verb>; summary: string }> = {
   serve: { load: async () => (await import('./verbs/serve.js')).serveVerb, summary: 'run the launch API server (unix socket)' },
   launch: { load: async () => (await import('./verbs/launch.js')).launchVerb, summary: 'run a guest through a server: tendril launch --server SOCKET GUEST' },
   elftool: { load: async () => (await import('./verbs/elftool.js')).elftoolVerb, summary: 'gen-manifest, query-manifest, query-abi' },
+  snapshot: { load: async () => (await import('./verbs/snapshot.js')).snapshotVerb, summary: 'boot a guest to its first blocking yield and save it: tendril snapshot create -o DIR GUEST' },
   image: { load: async () => (await import('./verbs/image.js')).imageVerb, summary: 'package a guest as an OCI image: tendril image build GUEST -o IMAGE.tar' },
 };
 

@@ -19,7 +19,7 @@ import { GUEST_FD } from '../loader/formats.js';
 import type { LoadSegment } from '../loader/elf.js';
 import { checkMemory, loadGuestImage, type GuestImage } from '../loader/image.js';
 import { deviceFd, encodeCmdline, encodePlan, makeGuestPlan, memoryImage, PlanFlags, type GuestPlan, type MemoryImage } from '../loader/plan.js';
-import { compilePolicyCached, type CompiledFilter } from '../filters/compile.js';
+import { compilePolicyCached, type CompiledFilter, type CompileOptions } from '../filters/compile.js';
 import { corePolicy, type Policy } from '../filters/policy.js';
 import { attachDevices, matchRequests, releaseDevices, type AttachedDevice } from './devices/index.js';
 import { LaunchError } from './errors.js';
@@ -82,15 +82,25 @@ export function releaseLaunch(p: PreparedLaunch): void {
 }
 
 /**
+ * The guest's allowlist for its attached devices, at the fd numbers every
+ * hand-over gives it (formats.ts GUEST_FD): the same for a fresh guest and
+ * a restored one with the same manifest and devices.
+ */
+export function launchPolicy(devices: AttachedDevice[]): Policy {
+  return {
+    rules: [...corePolicy({ epollfd: GUEST_FD.EPOLL, timerfd: GUEST_FD.TIMER }), ...devices.flatMap((d, i) => d.rules(deviceFd(i)))],
+  };
+}
+
+/**
  * The policy, filter and guest plan, for the fd numbers every hand-over
  * gives the guest (formats.ts GUEST_FD). `memory` may be passed in when the
- * caller keeps the image's memory file (serve).
+ * caller keeps the image's memory file (serve); `filterOptions` are for
+ * snapshot creation, whose yields stop for the monitor.
  */
-export function compileLaunch(p: PreparedLaunch, memory: MemoryImage = memoryImage(p.segments)): CompiledLaunch {
-  const policy: Policy = {
-    rules: [...corePolicy({ epollfd: GUEST_FD.EPOLL, timerfd: GUEST_FD.TIMER }), ...p.devices.flatMap((d, i) => d.rules(deviceFd(i)))],
-  };
-  const filter = compilePolicyCached(policy);
+export function compileLaunch(p: PreparedLaunch, memory: MemoryImage = memoryImage(p.segments), filterOptions: CompileOptions = {}): CompiledLaunch {
+  const policy = launchPolicy(p.devices);
+  const filter = compilePolicyCached(policy, filterOptions);
   log.debug({ syscalls: new Set(policy.rules.map((r) => r.syscall)).size, rules: policy.rules.length, instructions: filter.instructions }, 'filter compiled');
   const plan = makeGuestPlan({
     memSize: p.memSize,
@@ -190,12 +200,16 @@ export function writePlanFd(bytes: Buffer): number {
  */
 export function execStub(p: PreparedLaunch, argv0: string, opts: { startFd?: number } = {}): never {
   const c = compileLaunch(p);
-  const memFd = memoryFileFd(c.memory);
-  const planFd = writePlanFd(encodePlan(c.plan, c.filter.bpf, {
-    deviceSrc: p.devices.map((d) => d.hostfd), imageSrc: memFd,
+  return execPlan(c.plan, c.filter.bpf, p.devices.map((d) => d.hostfd), memoryFileFd(c.memory), argv0, opts);
+}
+
+/** execStub for a guest plan made elsewhere (a restore): devices and memory file at this process's fd numbers. */
+export function execPlan(plan: GuestPlan, bpf: Buffer, deviceFds: number[], memFd: number, argv0: string, opts: { startFd?: number } = {}): never {
+  const planFd = writePlanFd(encodePlan(plan, bpf, {
+    deviceSrc: deviceFds, imageSrc: memFd,
     flags: opts.startFd !== undefined ? PlanFlags.WAIT_START : 0, startFd: opts.startFd,
   }));
-  const inherit = [0, 1, 2, ...p.devices.map((d) => d.hostfd), memFd, planFd, ...(opts.startFd !== undefined ? [opts.startFd] : [])];
+  const inherit = [0, 1, 2, ...deviceFds, memFd, planFd, ...(opts.startFd !== undefined ? [opts.startFd] : [])];
   for (const fd of inherit) {
     if (os.fcntl(fd, os.F_SETFD, 0) < 0) throw sysFail(`fcntl(${fd}, F_SETFD)`);
   }

@@ -56,6 +56,8 @@ export interface RunOptions {
   logFormat?: LogFormat;
   /** --wait-fifo=PATH: hold the loaded guest until a byte is written to PATH (tendril-oci's create/start). */
   waitFifo?: string;
+  /** --restore=DIR: continue from a snapshot (supervisor/snapshot/restore.ts); no GUEST operand then. */
+  restore?: string;
   /** The request came from the API: messages name JSON fields ("memMiB", "devices.NAME"), not options. */
   api?: boolean;
 }
@@ -116,7 +118,7 @@ function splitDeviceOption(word: string): [string, string, string] | undefined {
 /** Every option of `run`, as written in the usage: flags, `--opt=VALUE`, and device options `--kind:NAME=VALUE`. */
 const FLAGS = ['--x-exec-heap', '--dumpable', '--gdb', '--supervise', '--help', '--version'];
 const VALUED: Record<string, string> = {
-  '--mem': 'MB', '--log-level': 'LEVEL', '--log-format': 'FORMAT', '--wait-fifo': 'PATH', '--dumpcore': 'DIR',
+  '--mem': 'MB', '--log-level': 'LEVEL', '--log-format': 'FORMAT', '--wait-fifo': 'PATH', '--dumpcore': 'DIR', '--restore': 'DIR',
 };
 const DEVICE: Record<string, string> = {
   net: 'IFACE', 'net-mac': 'HWADDR', block: 'PATH', 'block-ro': 'PATH', 'block-sector-size': 'N',
@@ -185,6 +187,7 @@ export function parseRunArgs(argv: string[], dialect: Dialect = 'tendril'): Pars
   const macs = new Map<string, [string, Buffer]>();
   const sectors = new Map<string, [string, number]>();
   const seen = new Set<string>();
+  let memGiven = false;
 
   let i = 0;
   for (; i < argv.length; i++) {
@@ -239,6 +242,13 @@ export function parseRunArgs(argv: string[], dialect: Dialect = 'tendril'): Pars
     }
     if (word.startsWith('--mem=')) {
       opts.memMiB = parseMem(word, word.slice(6));
+      memGiven = true;
+      continue;
+    }
+    if (word.startsWith('--restore=')) {
+      const dir = word.slice('--restore='.length);
+      if (!dir) throw invalid(word, 'missing snapshot directory');
+      opts.restore = dir;
       continue;
     }
     const dev = splitDeviceOption(word);
@@ -280,12 +290,21 @@ export function parseRunArgs(argv: string[], dialect: Dialect = 'tendril'): Pars
         throw unknownOption(word);
     }
   }
-  if (i >= argv.length) {
+  if (opts.restore !== undefined) {
+    // What the snapshot fixed cannot be given again.
+    if (memGiven) throw invalid('--mem', 'the guest memory size is fixed by the snapshot', 'leave it out with --restore');
+    if (opts.xExecHeap) throw invalid('--x-exec-heap', 'fixed by the snapshot (it was made with or without it)', 'leave it out with --restore');
+    if (i < argv.length) {
+      throw new UsageError(`--restore takes no GUEST or guest arguments ('${argv[i]}'): the guest and its command line are fixed by the snapshot`,
+        'tendril run --restore=DIR [device options]', true);
+    }
+  } else if (i >= argv.length) {
     throw dialect === 'solo5-spt' ? new UsageError('Missing KERNEL operand', 'name the unikernel to run', true)
       : new UsageError('missing GUEST operand', 'name the guest image to run, e.g. `tendril run app.spt`', true);
+  } else {
+    opts.guest = argv[i];
+    opts.guestArgs = argv.slice(i + 1);
   }
-  opts.guest = argv[i];
-  opts.guestArgs = argv.slice(i + 1);
 
   for (const [name, [word, mac]] of macs) {
     const net = nets.get(name);
@@ -326,6 +345,8 @@ Options:
                                 system call by name, a fault by address); same exit status
   --wait-fifo=PATH              load the guest, then wait until a byte is written to the FIFO PATH
                                 (create/start as in OCI runtimes; used by tendril-oci)
+  --restore=DIR                 continue from the snapshot DIR (tendril snapshot create) instead of
+                                booting ${G}: no ${G} or ARGS, no --mem or --x-exec-heap; devices again
   --log-level=LEVEL             trace, debug, info, warn (default), error, fatal or silent
   --log-format=FORMAT           pretty (default on a terminal) or json
   --help                        show this help${dialect === 'solo5-spt' ? ' (on stderr, exit 1, as solo5-spt)' : ''}

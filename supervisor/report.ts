@@ -23,6 +23,8 @@ export interface GuestReport {
   utimeUs: number;
   stimeUs: number;
   maxrssKb: number;
+  /** Snapshot creation: the guest reached the point and was dumped (then killed on purpose). */
+  snapshot?: boolean;
 }
 
 export interface GuestEnd {
@@ -61,6 +63,7 @@ export function decodeReport(buf: Buffer): GuestReport {
     utimeUs: Number(r.utime_us),
     stimeUs: Number(r.stime_us),
     maxrssKb: Number(r.maxrss_kb),
+    ...(has(REPORT_FLAG.SNAPSHOT) ? { snapshot: true } : {}),
   };
 }
 

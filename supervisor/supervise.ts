@@ -7,7 +7,7 @@
 import { spawn, type ChildProcess } from 'node:child_process';
 import { closeSync } from 'node:fs';
 import type { Readable } from 'node:stream';
-import { PlanFlags, encodePlan } from '../loader/plan.js';
+import { PlanFlags, encodePlan, type GuestPlan, type PlanSectionData } from '../loader/plan.js';
 import { compileLaunch, memoryFileFd, releaseLaunch, writePlanFd, type PreparedLaunch } from './launch.js';
 import { STUB_PATH } from './paths.js';
 import { guestEnd, parseMonitorMessages, type GuestEnd } from './report.js';
@@ -29,32 +29,61 @@ export interface Spawned {
  */
 export function spawnSupervised(p: PreparedLaunch, argv0: string): Spawned {
   const c = compileLaunch(p);
-  const n = p.devices.length;
+  try {
+    return spawnPlan({ plan: c.plan, bpf: c.filter.bpf, deviceFds: p.devices.map((d) => d.hostfd), memFd: memoryFileFd(c.memory), argv0 });
+  } finally {
+    releaseLaunch(p);
+  }
+}
+
+export interface SpawnSpec {
+  plan: GuestPlan;
+  bpf: Buffer;
+  /** Host fds of the devices, in the plan's order. */
+  deviceFds: number[];
+  /** The memory file; closed here once the child has it. */
+  memFd: number;
+  argv0: string;
+  /** More plan flags (e.g. SNAPSHOT) besides MONITOR. */
+  flags?: number;
+  /** fds the stub needs besides the devices and the memory file (e.g. a snapshot's files), and the
+   * hand-over sections that refer to them by the numbers the child gets. */
+  extraFds?: number[];
+  sections?: (extraAt: number[]) => PlanSectionData[];
+  /** The guest's stdout and stderr: ours (default), or a pipe (child.stdout) for a server to collect. */
+  console?: 'inherit' | 'pipe';
+}
+
+/** The supervised hand-over of a guest plan: the stub as a child in monitor mode. */
+export function spawnPlan(s: SpawnSpec): Spawned {
+  const n = s.deviceFds.length;
   const memAt = 3 + n;
-  const planAt = memAt + 1;
+  const extra = s.extraFds ?? [];
+  const extraAt = extra.map((_, i) => memAt + 1 + i);
+  const planAt = memAt + 1 + extra.length;
   const reportAt = planAt + 1;
-  const memFd = memoryFileFd(c.memory);
   let planFd: number;
   try {
-    planFd = writePlanFd(encodePlan(c.plan, c.filter.bpf, {
-      deviceSrc: p.devices.map((_, i) => 3 + i), imageSrc: memAt, flags: PlanFlags.MONITOR, reportFd: reportAt,
+    planFd = writePlanFd(encodePlan(s.plan, s.bpf, {
+      deviceSrc: s.deviceFds.map((_, i) => 3 + i), imageSrc: memAt, flags: PlanFlags.MONITOR | (s.flags ?? 0), reportFd: reportAt,
+      sections: s.sections?.(extraAt),
     }));
   } catch (e) {
-    closeSync(memFd);
+    closeSync(s.memFd);
     throw e;
   }
   const started = process.hrtime.bigint();
   let child: ChildProcess;
   try {
     child = spawn(STUB_PATH, [String(planAt)], {
-      argv0,
+      argv0: s.argv0,
       env: {},
-      stdio: ['inherit', 'inherit', 'inherit', ...p.devices.map((d) => d.hostfd), memFd, planFd, 'pipe'],
+      stdio: s.console === 'pipe' ? ['ignore', 'pipe', 'pipe', ...s.deviceFds, s.memFd, ...extra, planFd, 'pipe']
+        : ['inherit', 'inherit', 'inherit', ...s.deviceFds, s.memFd, ...extra, planFd, 'pipe'],
     });
   } finally {
     closeSync(planFd);
-    closeSync(memFd);
-    releaseLaunch(p);
+    closeSync(s.memFd);
   }
   return { child, done: watchGuest(child, child.stdio[reportAt] as Readable, started) };
 }

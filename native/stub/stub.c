@@ -19,6 +19,8 @@
 
 #include "sys.h"
 #include "tendril_formats.h"
+#include "cpu.h"
+#include "ptrace.h"
 
 /* abi.md §1, §2 and §9: fixed by the ABI, not by the plan. */
 #define SPT_HOST_MEM_BASE 0x10000ul
@@ -68,12 +70,15 @@ __attribute__((noreturn)) static void malformed(const char *detail)
     die("launch plan is malformed", detail);
 }
 
-/* The plan section types this build implements (none yet: each capability adds its own). */
+/* The plan section types this build implements. */
 static int section_known(u32 type)
 {
-    (void)type;
-    return 0;
+    return type == PLAN_SECTION_RESTORE || type == PLAN_SECTION_SNAPSHOT;
 }
+
+/* Snapshots: creation (snapshot_dump.c, run by the monitor) and restore (restore.c). */
+static void snapshot_resolve_fds(void);
+static void snapshot_lift_fds(const int *guest_src, u32 n, int top);
 
 static void read_full(void *dst, u64 len, const char *what)
 {
@@ -136,7 +141,7 @@ static void check_header(void)
 {
     if (hdr.magic != PLAN_MAGIC || hdr.version != PLAN_VERSION)
         die("launch plan has the wrong magic or version", "the stub and the supervisor come from different builds; rebuild tendril");
-    if (hdr.flags & ~(u32)(PLAN_F_X_EXEC_HEAP | PLAN_F_DUMPABLE | PLAN_F_STOP_AT_ENTRY | PLAN_F_MONITOR | PLAN_F_WAIT_START | PLAN_F_SEND_PIDFD))
+    if (hdr.flags & ~(u32)(PLAN_F_X_EXEC_HEAP | PLAN_F_DUMPABLE | PLAN_F_STOP_AT_ENTRY | PLAN_F_MONITOR | PLAN_F_WAIT_START | PLAN_F_SEND_PIDFD | PLAN_F_SNAPSHOT))
         malformed("unknown flags");
     if (hdr.nregions > PLAN_MAX_REGIONS || hdr.nmoves > PLAN_MAX_MOVES || hdr.npoll > PLAN_MAX_POLL)
         malformed("region, fd or poll count out of range");
@@ -277,6 +282,7 @@ static void place_fds(void)
         src[i] = resolve(moves[i].src, "placing the guest's fds");
     if (hdr.nregions)
         image_fd = resolve(hdr.image_src, "the guest memory file");
+    snapshot_resolve_fds();
     for (u32 i = 0; i < nreceived; i++)
         if (received[i] >= 0)
             malformed("an fd came with it that it does not use");
@@ -290,6 +296,7 @@ static void place_fds(void)
     for (u32 i = 0; i < hdr.nmoves; i++)
         if (src[i] == plan_fd || src[i] == image_fd || src[i] == report_fd || src[i] == start_fd)
             malformed("a guest fd is also one of the stub's");
+    snapshot_lift_fds(src, hdr.nmoves, top);
 
     plan_fd = lift(plan_fd, top);
     image_fd = lift(image_fd, top);
@@ -645,12 +652,17 @@ __attribute__((noreturn)) static void enter_guest(u64 entry, u64 stack, struct s
     __builtin_unreachable();
 }
 
+#include "snapshot_dump.c"
 #include "monitor.c"
+#include "restore.c"
 
 __attribute__((noreturn, used)) void stub_main(long *sp)
 {
     long argc = sp[0];
     char **argv = (char **)(sp + 1);
+
+    if (argc == 2 && argv[1][0] == '-' && argv[1][1] == '-' && argv[1][2] == 'c' && argv[1][3] == 'p' && argv[1][4] == 'u' && !argv[1][5])
+        cpu_probe();
 
     if (argc != 2 || parse_fd(argv[1], &plan_fd) != 0)
         die("usage: tendril-stub PLAN-FD", "the stub is started by the tendril supervisor, not by hand");
@@ -667,6 +679,8 @@ __attribute__((noreturn, used)) void stub_main(long *sp)
     read_full(moves, sizeof moves[0] * hdr.nmoves, "fd table");
     read_full(polls, sizeof polls[0] * hdr.npoll, "poll table");
     read_sections();
+    snapshot_check_request();
+    restore_check();
     check_tables();
     place_fds();
     make_poll_set();
@@ -701,6 +715,8 @@ __attribute__((noreturn, used)) void stub_main(long *sp)
     /* After the waits, and after the signal reset: both read /proc files, which the fd limit would forbid. */
     reset_signals();
     set_limits();
+    if (restoring)
+        restore_prepare();
     if (guest_ready_fd >= 0) {
         sys_write(guest_ready_fd, "G", 1);
         sys_close(guest_ready_fd);
@@ -711,6 +727,8 @@ __attribute__((noreturn, used)) void stub_main(long *sp)
     for (u32 i = 0; i < hdr.bpf_insns; i++)
         filter[i] = bpf[i];
     struct sock_fprog prog = { .len = (u16)hdr.bpf_insns, .filter = filter };
+    if (restoring)
+        enter_restored(&prog);
     enter_guest(hdr.entry, hdr.mem_size - 8, &prog);
 }
 

@@ -4,7 +4,11 @@
 //   GET    /images              list;  GET /images/:id;  DELETE /images/:id
 //   POST   /instances           {"image", "args", "memMiB", "devices", "timeoutMs", "monitor", "xExecHeap", "wait"}:
 //                               201 once the guest runs (with its pid); with "wait": true, 200 when it
-//                               has ended, with its output
+//                               has ended, with its output; {"snapshot": ID, "devices", …} instead of
+//                               "image" restores a snapshot
+//   POST   /snapshots           {"image", "args", "memMiB", "devices", "at", "xExecHeap", "timeoutMs"}: boots the
+//                               guest to its point and keeps the snapshot; 201 with its id
+//   GET    /snapshots           list;  GET /snapshots/:id;  DELETE /snapshots/:id
 //   GET    /instances           list;  GET /instances/:id  state, pid, status, reason, timings, output
 //   GET    /instances/:id/console   the console, streamed until the guest ends
 //   POST   /instances/:id/kill  {"signal": "SIGTERM"} (default SIGKILL), to the guest itself
@@ -24,11 +28,12 @@ import { BusyError, errorBody, httpStatus, RequestError, TooLargeError } from '.
 import type { Instance, InstanceManager, LaunchRequest } from './instances.js';
 import type { Metrics } from './metrics.js';
 import { describeImage, type ImageRegistry } from './registry.js';
+import { describeSnapshot, type SnapshotRequest, type SnapshotStore } from './snapshots.js';
 import type { PoolDownError, StubPool } from './zygote.js';
 
 export function describeInstance(i: Instance, withOutput = false): Record<string, unknown> {
   const out: Record<string, unknown> = {
-    id: i.id, image: i.image, args: i.args, memMiB: i.memMiB, pid: i.pid, state: i.state, createdAt: i.createdAt,
+    id: i.id, image: i.image, ...(i.snapshot ? { snapshot: i.snapshot } : {}), args: i.args, memMiB: i.memMiB, pid: i.pid, state: i.state, createdAt: i.createdAt,
     timings: i.timings, ...(i.timeoutMs ? { timeoutMs: i.timeoutMs } : {}),
   };
   if (i.end) {
@@ -62,7 +67,25 @@ const deviceSchema = {
   },
 } as const;
 
+const snapshotId = { type: 'string', pattern: '^[0-9a-f]{16}$' } as const;
+
 const launchSchema = {
+  type: 'object',
+  additionalProperties: false,
+  properties: {
+    image: imageId,
+    snapshot: snapshotId,
+    args: { type: 'array', items: { type: 'string' }, maxItems: 4096 },
+    memMiB: { type: 'integer', minimum: 1, maximum: MAX_MEM_MIB },
+    devices: { type: 'object', additionalProperties: deviceSchema, maxProperties: 63 },
+    timeoutMs: { type: 'integer', minimum: 1 },
+    monitor: { type: 'boolean' },
+    xExecHeap: { type: 'boolean' },
+    wait: { type: 'boolean' },
+  },
+} as const;
+
+const snapshotSchema = {
   type: 'object',
   additionalProperties: false,
   required: ['image'],
@@ -71,10 +94,9 @@ const launchSchema = {
     args: { type: 'array', items: { type: 'string' }, maxItems: 4096 },
     memMiB: { type: 'integer', minimum: 1, maximum: MAX_MEM_MIB },
     devices: { type: 'object', additionalProperties: deviceSchema, maxProperties: 63 },
-    timeoutMs: { type: 'integer', minimum: 1 },
-    monitor: { type: 'boolean' },
+    at: { type: 'string', maxLength: 32 },
     xExecHeap: { type: 'boolean' },
-    wait: { type: 'boolean' },
+    timeoutMs: { type: 'integer', minimum: 1 },
   },
 } as const;
 
@@ -107,14 +129,15 @@ function validationError(errors: AjvError[]): RequestError {
     case 'required':
       return new RequestError(`${field(String(e.params.missingProperty))} is required`);
     case 'pattern':
-      return new RequestError(`"${path}" must be an image id (the 64 hex digits POST /images returned)`);
+      return path === 'snapshot' ? new RequestError('"snapshot" must be a snapshot id (the 16 hex digits POST /snapshots returned)')
+        : new RequestError(`"${path}" must be an image id (the 64 hex digits POST /images returned)`);
     default:
       return new RequestError(`"${path || 'body'}" ${e.message ?? 'is invalid'}`);
   }
 }
 
 /** What the schema cannot say: a device is either a tap or a disk, with the options of its kind. */
-function checkDevices(body: LaunchRequest): void {
+function checkDevices(body: Pick<LaunchRequest, 'devices'>): void {
   for (const [name, d] of Object.entries(body.devices ?? {})) {
     const f = `devices.${name}`;
     if (!DEVICE_NAME_RE.test(name)) throw new RequestError(`"${f}": a device name is 1 to 67 letters or digits`);
@@ -141,6 +164,7 @@ export interface ApiContext {
   instances: InstanceManager;
   metrics: Metrics;
   pool: StubPool;
+  snapshots: SnapshotStore;
 }
 
 export interface ApiOptions {
@@ -160,7 +184,7 @@ function authorized(req: FastifyRequest, auth: NonNullable<ApiOptions['auth']>):
 }
 
 export function buildApi(ctx: ApiContext, opts: ApiOptions): FastifyInstance {
-  const { registry, instances, metrics, pool } = ctx;
+  const { registry, instances, metrics, pool, snapshots } = ctx;
   const app = Fastify({
     logger: false,
     bodyLimit: JSON_LIMIT,
@@ -216,6 +240,10 @@ export function buildApi(ctx: ApiContext, opts: ApiOptions): FastifyInstance {
 
   app.post('/instances', { schema: { body: launchSchema } }, async (req, reply) => {
     const body = req.body as LaunchRequest & { wait?: boolean };
+    if (body.image === undefined && body.snapshot === undefined) throw new RequestError('"image" is required', 'or "snapshot": ID, to restore a snapshot instead');
+    if (body.image !== undefined && body.snapshot !== undefined) {
+      throw new RequestError('"image" and "snapshot" exclude each other', 'a restore runs the image the snapshot was made from');
+    }
     checkDevices(body);
     const inst = await instances.launch(body, body.wait === true);
     if (!body.wait) return reply.code(201).send(describeInstance(inst));
@@ -244,6 +272,20 @@ export function buildApi(ctx: ApiContext, opts: ApiOptions): FastifyInstance {
   });
   app.delete('/instances/:id', { schema: { params: idParams } }, async (req, reply) => {
     instances.remove((req.params as { id: string }).id);
+    return reply.code(204).send();
+  });
+
+  app.post('/snapshots', { schema: { body: snapshotSchema } }, async (req, reply) => {
+    const body = req.body as SnapshotRequest;
+    checkDevices(body);
+    return reply.code(201).send(describeSnapshot(await snapshots.create(body), true));
+  });
+  app.get('/snapshots', async () => snapshots.list().map((e) => describeSnapshot(e)));
+  app.get('/snapshots/:id', { schema: { params: idParams } }, async (req) => describeSnapshot(snapshots.get((req.params as { id: string }).id), true));
+  app.delete('/snapshots/:id', { schema: { params: idParams } }, async (req, reply) => {
+    const { id } = req.params as { id: string };
+    snapshots.remove(id);
+    instances.forgetSnapshot(id);
     return reply.code(204).send();
   });
 

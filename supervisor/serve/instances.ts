@@ -24,11 +24,26 @@ import type { Metrics } from './metrics.js';
 import type { ImageEntry, ImageRegistry } from './registry.js';
 import { POOL_REPORT_FD, PoolDownError, type LaunchHandlers, type StubPool, type Zygote } from './zygote.js';
 import { CapacityError } from '../../loader/errors.js';
+import { releaseDevices } from '../devices/index.js';
+import { attachForRestore, restorePlanOf } from '../snapshot/restore.js';
+import type { SnapshotStore } from './snapshots.js';
+
+/** What a launch runs: its plan, the fds that go with it, and what the instance record says. */
+interface PlanSource {
+  plan: Buffer;
+  fds: number[];
+  release: () => void;
+  image: string;
+  args: string[];
+  memMiB: number;
+}
 
 export interface DeviceSpec { net?: string; mac?: string; block?: string; readOnly?: boolean; sectorSize?: number }
 
 export interface LaunchRequest {
-  image: string;
+  /** An image id, or (instead) a snapshot id to restore. */
+  image?: string;
+  snapshot?: string;
   args?: string[];
   memMiB?: number;
   devices?: Record<string, DeviceSpec>;
@@ -48,6 +63,8 @@ export type InstanceState = 'starting' | 'running' | 'exited' | 'failed';
 export interface Instance {
   id: string;
   image: string;
+  /** The snapshot it was restored from. */
+  snapshot?: string;
   args: string[];
   memMiB: number;
   /** The guest's pid (signals sent through the API reach it). */
@@ -104,7 +121,8 @@ const ID_PREFIX = randomBytes(4).toString('hex');
 let idCounter = 0;
 const nextId = () => `${ID_PREFIX}${(++idCounter).toString(16).padStart(8, '0')}`;
 
-function toRunOptions(req: LaunchRequest): RunOptions {
+/** An API request's image, arguments and devices as `run` options (messages then name the JSON fields). */
+export function toRunOptions(req: Omit<LaunchRequest, 'image'> & { image?: string }): RunOptions {
   const devices: DeviceRequest[] = [];
   for (const [name, d] of Object.entries(req.devices ?? {})) {
     const label = `devices.${name}`;
@@ -115,7 +133,7 @@ function toRunOptions(req: LaunchRequest): RunOptions {
     }
   }
   return {
-    memMiB: req.memMiB ?? 512, xExecHeap: req.xExecHeap === true, guest: req.image, guestArgs: req.args ?? [], devices,
+    memMiB: req.memMiB ?? 512, xExecHeap: req.xExecHeap === true, guest: req.image ?? '', guestArgs: req.args ?? [], devices,
     dumpable: false, gdb: false, supervise: true, api: true,
   };
 }
@@ -136,7 +154,7 @@ export class InstanceManager {
   private plans = new Map<string, Buffer>();
 
   constructor(private readonly registry: ImageRegistry, private readonly pool: StubPool,
-    private readonly metrics: Metrics, readonly limits: InstanceLimits) {
+    private readonly metrics: Metrics, readonly limits: InstanceLimits, private readonly snapshots?: SnapshotStore) {
     metrics.gauge('tendril_instances_running', 'Guests running now.', () => this.running());
     metrics.gauge('tendril_launches_pending', 'Launches waiting for their guest to start.', () => this.pending);
   }
@@ -172,17 +190,22 @@ export class InstanceManager {
     if (req.timeoutMs !== undefined && req.timeoutMs > this.limits.maxTimeoutMs) {
       throw new RequestError(`"timeoutMs" ${req.timeoutMs} is more than this server allows (${this.limits.maxTimeoutMs})`);
     }
-    const entry = this.registry.get(req.image);
-    const zygote = this.pool.get();
     const monitor = req.monitor !== false;
-    const { plan, fds, release } = this.plan(entry, req, monitor);
-    entry.launches++;
+    const source = req.snapshot !== undefined ? this.restorePlan(req.snapshot, req, monitor) : this.imagePlan(req, monitor);
+    let zygote: Zygote;
+    try {
+      zygote = this.pool.get();
+    } catch (e) {
+      source.release();
+      throw e;
+    }
+    const { plan, fds, release } = source;
 
     let resolveStarted!: (i: Instance) => void;
     let rejectStarted!: (e: Error) => void;
     let resolveEnded!: (i: Instance) => void;
     const inst: Instance = {
-      id: nextId(), image: entry.id, args: req.args ?? [], memMiB: req.memMiB ?? 512,
+      id: nextId(), image: source.image, ...(req.snapshot !== undefined ? { snapshot: req.snapshot } : {}), args: source.args, memMiB: source.memMiB,
       state: 'starting', createdAt: new Date().toISOString(), timings: {}, timeoutMs: req.timeoutMs,
       output: [], outputBytes: 0, outputTruncated: false, consumers: new Set(),
       started: new Promise<Instance>((res, rej) => { resolveStarted = res; rejectStarted = rej; }),
@@ -276,6 +299,59 @@ export class InstanceManager {
     this.metrics.launches.inc();
     this.instances.set(inst.id, inst);
     return inst;
+  }
+
+  private imagePlan(req: LaunchRequest, monitor: boolean): PlanSource {
+    const entry = this.registry.get(req.image!);
+    const p = this.plan(entry, req, monitor);
+    entry.launches++;
+    return { ...p, image: entry.id, args: req.args ?? [], memMiB: req.memMiB ?? 512 };
+  }
+
+  /**
+   * A restore's plan: the snapshot's memory file and register state, its
+   * devices attached again, the filter recomputed from its manifest exactly
+   * as for a fresh guest (supervisor/snapshot/restore.ts). Cached, like a
+   * launch's, when there are no devices.
+   */
+  private restorePlan(id: string, req: LaunchRequest, monitor: boolean): PlanSource {
+    if (!this.snapshots) throw new NotFoundError(`no snapshot ${id}`);
+    const e = this.snapshots.get(id);
+    for (const f of ['image', 'args', 'memMiB', 'xExecHeap'] as const) {
+      if (req[f] !== undefined) throw new RequestError(`"${f}" is fixed by the snapshot`, `leave it out with "snapshot" (this one has memMiB ${Number(e.snap.meta.memSize >> 20n)})`);
+    }
+    const meta = e.snap.meta;
+    const base = { image: e.image, args: meta.cmdline ? meta.cmdline.split(' ') : [], memMiB: Number(meta.memSize >> 20n) };
+    const settings = { devices: toRunOptions(req).devices };
+    // The plan depends on the devices only through what must equal the snapshot's, and the MAC.
+    const specs = Object.entries(req.devices ?? {}).sort(([a], [b]) => (a < b ? -1 : 1));
+    const key = specs.some(([, d]) => d.mac !== undefined) ? undefined
+      : `snapshot\0${id}\0${monitor ? 1 : 0}\0${specs.map(([n, d]) => `${n}:${d.net !== undefined ? 'n' : d.readOnly ? 'r' : 'w'}`).join(',')}`;
+    const devices = attachForRestore(e.snap, settings);
+    try {
+      let plan = key === undefined ? undefined : this.plans.get(key);
+      if (!plan) {
+        const r = restorePlanOf(e.snap, devices, settings, `snapshot ${id}`);
+        plan = encodePlan(r.plan, r.filter.bpf, {
+          deviceSrc: devices.map((_, i) => receivedFd(1 + i)), imageSrc: receivedFd(0),
+          flags: monitor ? PlanFlags.MONITOR | PlanFlags.SEND_PIDFD : 0, reportFd: POOL_REPORT_FD,
+        });
+        if (key !== undefined) {
+          if (this.plans.size >= PLAN_CACHE_LIMIT) this.plans.delete(this.plans.keys().next().value!);
+          this.plans.set(key, plan);
+        }
+      }
+      e.restores++;
+      return { ...base, plan, fds: [e.snap.memFd, ...devices.map((d) => d.hostfd)], release: () => releaseDevices(devices) };
+    } catch (err) {
+      releaseDevices(devices);
+      throw err;
+    }
+  }
+
+  /** Forgets a snapshot's cached plans (it is gone). */
+  forgetSnapshot(id: string): void {
+    for (const k of [...this.plans.keys()]) if (k.startsWith(`snapshot\0${id}\0`)) this.plans.delete(k);
   }
 
   /**

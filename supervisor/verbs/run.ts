@@ -4,7 +4,8 @@
 import { basename } from 'node:path';
 import { deviceTypeName } from '../../loader/manifest.js';
 import { version, versionText } from '../cli.js';
-import { execStub, openStartFifo, prepareCoreDumps, prepareLaunch, type PreparedLaunch } from '../launch.js';
+import { execPlan, execStub, openStartFifo, prepareCoreDumps, prepareLaunch, type PreparedLaunch } from '../launch.js';
+import type { Spawned } from '../supervise.js';
 import { STUB_PATH } from '../paths.js';
 import { configureLog, log } from '../log.js';
 import { parseRunArgs, runUsage, type RunOptions } from '../options.js';
@@ -42,28 +43,27 @@ export async function runVerb(argv: string[], prog: string): Promise<number> {
   const opts = parsed.options;
   configureLog({ level: opts.logLevel, format: opts.logFormat });
   if (opts.xExecHeap) process.stderr.write(`${prog}: WARNING: --x-exec-heap: guest heap and stack are executable\n`);
-  const prepared = prepareLaunch(opts);
-  logPrepared(prepared, opts);
+  const target = opts.restore !== undefined ? await restoreTarget(opts) : freshTarget(opts);
   if (opts.dumpcore) {
     const core = prepareCoreDumps(opts.dumpcore);
     log.info({ core }, 'core dumps enabled');
   }
-  const argv0 = `tendril: ${basename(opts.guest)}`;
+  const argv0 = `tendril: ${basename(target.image)}`;
 
   if (!opts.supervise) {
     if (opts.gdb) {
       // exec keeps the PID, so this is the pid the debugger attaches to.
-      process.stderr.write(`${prog}: guest loaded and stopped before its first instruction (pid ${process.pid}); ` +
-        `attach with: gdb ${opts.guest} -p ${process.pid}  (then 'continue')\n`);
+      process.stderr.write(`${prog}: guest loaded and stopped before its ${opts.restore !== undefined ? 'next' : 'first'} instruction (pid ${process.pid}); ` +
+        `attach with: gdb ${target.image} -p ${process.pid}  (then 'continue')\n`);
     }
     const startFd = opts.waitFifo !== undefined ? openStartFifo(opts.waitFifo) : undefined;
     log.info({ mode: 'exec', stub: STUB_PATH, ...(opts.waitFifo ? { waitFifo: opts.waitFifo } : {}) }, 'hand-over');
-    return execStub(prepared, argv0, { startFd });
+    return target.exec(argv0, startFd);
   }
 
   // Loaded only here: the exec path (the cold path) does not need it.
-  const { mirrorExit, signalName, spawnSupervised } = await import('../supervise.js');
-  const { child, done } = spawnSupervised(prepared, argv0);
+  const { mirrorExit, signalName } = await import('../supervise.js');
+  const { child, done } = await target.spawn(argv0);
   log.info({ mode: 'spawn', guestPid: child.pid }, 'hand-over');
   // The guest shares our terminal: a Ctrl-C reaches it directly; we wait for its end.
   for (const sig of ['SIGINT', 'SIGTERM', 'SIGHUP'] as const) process.on(sig, () => child.kill(sig));
@@ -76,4 +76,43 @@ export async function runVerb(argv: string[], prog: string): Promise<number> {
   }, 'guest exited');
   if (end.reason) process.stderr.write(`${prog}: ${end.reason}\n`);
   return mirrorExit(end);
+}
+
+/** What runs: a guest booted from its image, or one continued from a snapshot. */
+interface RunTarget {
+  /** The guest image, for the process name and the gdb hint. */
+  image: string;
+  exec(argv0: string, startFd: number | undefined): never;
+  spawn(argv0: string): Promise<Spawned>;
+}
+
+function freshTarget(opts: RunOptions): RunTarget {
+  const prepared = prepareLaunch(opts);
+  logPrepared(prepared, opts);
+  return {
+    image: opts.guest,
+    exec: (argv0, startFd) => execStub(prepared, argv0, { startFd }),
+    spawn: async (argv0) => (await import('../supervise.js')).spawnSupervised(prepared, argv0),
+  };
+}
+
+/** Loaded only for --restore: the snapshot code stays off the cold path of `run`. */
+async function restoreTarget(opts: RunOptions): Promise<RunTarget> {
+  const { describeRestore, prepareRestore } = await import('../snapshot/restore.js');
+  const r = prepareRestore(opts);
+  log.info(describeRestore(r), 'snapshot validated, devices attached');
+  const hostFds = r.devices.map((d) => d.hostfd);
+  return {
+    image: r.snap.meta.guest.file,
+    exec: (argv0, startFd) => execPlan(r.plan, r.filter.bpf, hostFds, r.snap.memFd, argv0, { startFd }),
+    spawn: async (argv0) => {
+      const { spawnPlan } = await import('../supervise.js');
+      const { releaseDevices } = await import('../devices/index.js');
+      try {
+        return spawnPlan({ plan: r.plan, bpf: r.filter.bpf, deviceFds: hostFds, memFd: r.snap.memFd, argv0 });
+      } finally {
+        releaseDevices(r.devices);
+      }
+    },
+  };
 }
