@@ -8,6 +8,8 @@ import { FilterError } from './errors.js';
 
 export const SCMP_ACT_KILL_PROCESS = 0x80000000;
 export const SCMP_ACT_ALLOW = 0x7fff0000;
+/** SCMP_ACT_TRACE(0): the call stops in its ptrace tracer, which answers or resumes it (record/replay). */
+export const SCMP_ACT_TRACE = 0x7ff00000;
 export const SCMP_FLTATR_ACT_BADARCH = 2;
 const MFD_CLOEXEC = 1;
 
@@ -71,9 +73,9 @@ export class SeccompContext {
     this.check(this.lib.attrSet(this.ctx, SCMP_FLTATR_ACT_BADARCH, SCMP_ACT_KILL_PROCESS), 'seccomp_attr_set(ACT_BADARCH)');
   }
 
-  allow(nr: number, args: { arg: number; op: number; value: bigint }[], what: string): void {
+  allow(nr: number, args: { arg: number; op: number; value: bigint }[], what: string, action = SCMP_ACT_ALLOW): void {
     const packed = args.length ? packArgs(args) : null;
-    this.check(this.lib.ruleAddArray(this.ctx, SCMP_ACT_ALLOW, nr, args.length, packed), `seccomp_rule_add(${what})`);
+    this.check(this.lib.ruleAddArray(this.ctx, action, nr, args.length, packed), `seccomp_rule_add(${what})`);
   }
 
   exportBpf(): Buffer {

@@ -18,8 +18,10 @@ import { join, resolve } from 'node:path';
 import { GUEST_FD } from '../loader/formats.js';
 import type { LoadSegment } from '../loader/elf.js';
 import { checkMemory, loadGuestImage, type GuestImage } from '../loader/image.js';
-import { deviceFd, encodeCmdline, encodePlan, makeGuestPlan, memoryImage, PlanFlags, type GuestPlan, type MemoryImage } from '../loader/plan.js';
-import { compilePolicyCached, type CompiledFilter } from '../filters/compile.js';
+import {
+  deviceFd, encodeCmdline, encodePlan, makeGuestPlan, memoryImage, PlanFlags, type GuestPlan, type MemoryImage, type PlanSectionData,
+} from '../loader/plan.js';
+import { compilePolicyCached, type CompiledFilter, type FilterMode } from '../filters/compile.js';
 import { corePolicy, type Policy } from '../filters/policy.js';
 import { attachDevices, matchRequests, releaseDevices, type AttachedDevice } from './devices/index.js';
 import { LaunchError } from './errors.js';
@@ -44,6 +46,21 @@ export interface CompiledLaunch {
   filter: CompiledFilter;
   plan: GuestPlan;
   memory: MemoryImage;
+}
+
+/**
+ * What recording adds to a hand-over (supervisor/record/): the filter in
+ * its traced form, plan flags, the recording's fd and the section that
+ * names it, and a look at the compiled launch (the recording starts with
+ * the guest's initial state) before the stub starts.
+ */
+export interface TraceSetup {
+  flags: number;
+  /** The recording, in this process. */
+  fd: number;
+  /** The plan section, given the fd number the stub will find the recording at. */
+  section: (stubFd: number) => PlanSectionData;
+  onCompiled: (c: CompiledLaunch) => void;
 }
 
 function sysFail(what: string): LaunchError {
@@ -78,11 +95,11 @@ export function releaseLaunch(p: PreparedLaunch): void {
  * gives the guest (formats.ts GUEST_FD). `memory` may be passed in when the
  * caller keeps the image's memory file (serve).
  */
-export function compileLaunch(p: PreparedLaunch, memory: MemoryImage = memoryImage(p.segments)): CompiledLaunch {
+export function compileLaunch(p: PreparedLaunch, memory: MemoryImage = memoryImage(p.segments), mode: FilterMode = 'run'): CompiledLaunch {
   const policy: Policy = {
     rules: [...corePolicy({ epollfd: GUEST_FD.EPOLL, timerfd: GUEST_FD.TIMER }), ...p.devices.flatMap((d, i) => d.rules(deviceFd(i)))],
   };
-  const filter = compilePolicyCached(policy);
+  const filter = compilePolicyCached(policy, mode);
   log.debug({ syscalls: new Set(policy.rules.map((r) => r.syscall)).size, rules: policy.rules.length, instructions: filter.instructions }, 'filter compiled');
   const plan = makeGuestPlan({
     memSize: p.memSize,
@@ -180,14 +197,18 @@ export function writePlanFd(bytes: Buffer): number {
  * stdio included, so each fd the stub must find has the flag cleared.
  * Returns only by throwing.
  */
-export function execStub(p: PreparedLaunch, argv0: string, opts: { startFd?: number } = {}): never {
-  const c = compileLaunch(p);
+export function execStub(p: PreparedLaunch, argv0: string, opts: { startFd?: number; trace?: TraceSetup } = {}): never {
+  const t = opts.trace;
+  const c = compileLaunch(p, undefined, t ? 'traced' : 'run');
+  t?.onCompiled(c);
   const memFd = memoryFileFd(c.memory);
   const planFd = writePlanFd(encodePlan(c.plan, c.filter.bpf, {
     deviceSrc: p.devices.map((d) => d.hostfd), imageSrc: memFd,
-    flags: opts.startFd !== undefined ? PlanFlags.WAIT_START : 0, startFd: opts.startFd,
+    flags: (opts.startFd !== undefined ? PlanFlags.WAIT_START : 0) | (t?.flags ?? 0), startFd: opts.startFd,
+    ...(t ? { sections: [t.section(t.fd)] } : {}),
   }));
-  const inherit = [0, 1, 2, ...p.devices.map((d) => d.hostfd), memFd, planFd, ...(opts.startFd !== undefined ? [opts.startFd] : [])];
+  const inherit = [0, 1, 2, ...p.devices.map((d) => d.hostfd), memFd, planFd, ...(opts.startFd !== undefined ? [opts.startFd] : []),
+    ...(t ? [t.fd] : [])];
   for (const fd of inherit) {
     if (os.fcntl(fd, os.F_SETFD, 0) < 0) throw sysFail(`fcntl(${fd}, F_SETFD)`);
   }

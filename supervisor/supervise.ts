@@ -8,7 +8,7 @@ import { spawn, type ChildProcess } from 'node:child_process';
 import { closeSync } from 'node:fs';
 import type { Readable } from 'node:stream';
 import { PlanFlags, encodePlan } from '../loader/plan.js';
-import { compileLaunch, memoryFileFd, releaseLaunch, writePlanFd, type PreparedLaunch } from './launch.js';
+import { compileLaunch, memoryFileFd, releaseLaunch, writePlanFd, type PreparedLaunch, type TraceSetup } from './launch.js';
 import { STUB_PATH } from './paths.js';
 import { guestEnd, parseMonitorMessages, type GuestEnd } from './report.js';
 import * as os from './os.js';
@@ -27,17 +27,20 @@ export interface Spawned {
  * where the guest wants them. Our own copies are closed once the child has
  * its own.
  */
-export function spawnSupervised(p: PreparedLaunch, argv0: string): Spawned {
-  const c = compileLaunch(p);
+export function spawnSupervised(p: PreparedLaunch, argv0: string, trace?: TraceSetup): Spawned {
+  const c = compileLaunch(p, undefined, trace ? 'traced' : 'run');
+  trace?.onCompiled(c);
   const n = p.devices.length;
   const memAt = 3 + n;
   const planAt = memAt + 1;
   const reportAt = planAt + 1;
+  const traceAt = reportAt + 1;
   const memFd = memoryFileFd(c.memory);
   let planFd: number;
   try {
     planFd = writePlanFd(encodePlan(c.plan, c.filter.bpf, {
-      deviceSrc: p.devices.map((_, i) => 3 + i), imageSrc: memAt, flags: PlanFlags.MONITOR, reportFd: reportAt,
+      deviceSrc: p.devices.map((_, i) => 3 + i), imageSrc: memAt, flags: PlanFlags.MONITOR | (trace?.flags ?? 0), reportFd: reportAt,
+      ...(trace ? { sections: [trace.section(traceAt)] } : {}),
     }));
   } catch (e) {
     closeSync(memFd);
@@ -49,11 +52,12 @@ export function spawnSupervised(p: PreparedLaunch, argv0: string): Spawned {
     child = spawn(STUB_PATH, [String(planAt)], {
       argv0,
       env: {},
-      stdio: ['inherit', 'inherit', 'inherit', ...p.devices.map((d) => d.hostfd), memFd, planFd, 'pipe'],
+      stdio: ['inherit', 'inherit', 'inherit', ...p.devices.map((d) => d.hostfd), memFd, planFd, 'pipe', ...(trace ? [trace.fd] : [])],
     });
   } finally {
     closeSync(planFd);
     closeSync(memFd);
+    if (trace) closeSync(trace.fd);
     releaseLaunch(p);
   }
   return { child, done: watchGuest(child, child.stdio[reportAt] as Readable, started) };

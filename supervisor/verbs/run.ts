@@ -4,7 +4,7 @@
 import { basename } from 'node:path';
 import { deviceTypeName } from '../../loader/manifest.js';
 import { version, versionText } from '../cli.js';
-import { execStub, openStartFifo, prepareCoreDumps, prepareLaunch, type PreparedLaunch } from '../launch.js';
+import { execStub, openStartFifo, prepareCoreDumps, prepareLaunch, type PreparedLaunch, type TraceSetup } from '../launch.js';
 import { STUB_PATH } from '../paths.js';
 import { configureLog, log } from '../log.js';
 import { parseRunArgs, runUsage, type RunOptions } from '../options.js';
@@ -22,6 +22,13 @@ function logPrepared(p: PreparedLaunch, opts: RunOptions): void {
       ...(a.net ? { mtu: a.net.mtu } : {}), ...(a.block ? { capacity: Number(a.block.capacity), blockSize: a.block.blockSize } : {}),
     }, 'device attached');
   }
+}
+
+/** --record: what the hand-over adds (loaded only when asked for). */
+async function recording(p: PreparedLaunch, opts: RunOptions): Promise<TraceSetup | undefined> {
+  if (!opts.record) return undefined;
+  const { recordingSetup } = await import('../record/record.js');
+  return recordingSetup(opts.record, p, opts);
 }
 
 export async function runVerb(argv: string[], prog: string): Promise<number> {
@@ -42,6 +49,8 @@ export async function runVerb(argv: string[], prog: string): Promise<number> {
   const opts = parsed.options;
   configureLog({ level: opts.logLevel, format: opts.logFormat });
   if (opts.xExecHeap) process.stderr.write(`${prog}: WARNING: --x-exec-heap: guest heap and stack are executable\n`);
+  // A monitor that is not root reads and writes the guest's memory only if the guest stays dumpable.
+  if (opts.record && process.geteuid?.() !== 0) opts.dumpable = true;
   const prepared = prepareLaunch(opts);
   logPrepared(prepared, opts);
   if (opts.dumpcore) {
@@ -57,13 +66,14 @@ export async function runVerb(argv: string[], prog: string): Promise<number> {
         `attach with: gdb ${opts.guest} -p ${process.pid}  (then 'continue')\n`);
     }
     const startFd = opts.waitFifo !== undefined ? openStartFifo(opts.waitFifo) : undefined;
-    log.info({ mode: 'exec', stub: STUB_PATH, ...(opts.waitFifo ? { waitFifo: opts.waitFifo } : {}) }, 'hand-over');
-    return execStub(prepared, argv0, { startFd });
+    const trace = await recording(prepared, opts);
+    log.info({ mode: 'exec', stub: STUB_PATH, ...(opts.waitFifo ? { waitFifo: opts.waitFifo } : {}), ...(opts.record ? { record: opts.record } : {}) }, 'hand-over');
+    return execStub(prepared, argv0, { startFd, trace });
   }
 
   // Loaded only here: the exec path (the cold path) does not need it.
   const { mirrorExit, signalName, spawnSupervised } = await import('../supervise.js');
-  const { child, done } = spawnSupervised(prepared, argv0);
+  const { child, done } = spawnSupervised(prepared, argv0, await recording(prepared, opts));
   log.info({ mode: 'spawn', guestPid: child.pid }, 'hand-over');
   // The guest shares our terminal: a Ctrl-C reaches it directly; we wait for its end.
   for (const sig of ['SIGINT', 'SIGTERM', 'SIGHUP'] as const) process.on(sig, () => child.kill(sig));
