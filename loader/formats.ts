@@ -525,6 +525,16 @@ export const REPLAY_WHY = constants('REPLAY_WHY', 'replay_status.why: what diffe
   CPUID_NEEDED: 9,
 });
 
+export const REPLAY_NOTE = constants('REPLAY_NOTE', 'replay_status.detail of a FAITHFUL verdict: what was only approximately reproduced.', {
+  /**
+   * A signal from outside that arrived while the guest ran its own code was sent at the recorded
+   * instruction, but the moment with the recorded registers was not found within BP_BUDGET hits of
+   * it (no branch counter: docs/record-replay.md, "What is not captured").
+   */
+  SIGNAL_MOMENT: 1 << 0,
+  BP_BUDGET: 20000,
+});
+
 export const ReplayStatus = defineStruct('replay_status', "The replayer's verdict (monitor → supervisor, before the monitor_report).", {
   magic: 'u32',
   outcome: 'u32',
@@ -564,7 +574,7 @@ export const REPLAY_MAGIC = constants('REPLAY', 'Replayer messages.', { STATUS_M
 export const C_EXPORTS: { constants: ConstGroup[]; structs: StructDef[] } = {
   constants: [GUEST_FD.group, PLAN.group, PLAN_FLAG.group, PLAN_SECTION.group, REPORT.group, REPORT_FLAG.group, ZYGOTE.group, ZYGOTE_MSG.group,
     REC.group, REC_EV.group, REC_EVF.group, REC_CPUID.group, REC_END.group, REC_ENDF.group, PLAN_SECTION_REC.group, REC_PLAN_FLAG.group,
-    REPLAY_OUT.group, REPLAY_WHY.group, REPLAY_MAGIC.group],
+    REPLAY_OUT.group, REPLAY_WHY.group, REPLAY_NOTE.group, REPLAY_MAGIC.group],
   structs: [PlanHeader, PlanRegion, PlanFdMove, PlanPoll, PlanSection, MonitorHello, MonitorReport, ZygoteFrame, ZygoteStarted, ZygoteExit, ZygoteHello,
     RecEvent, RecCpu, RecTrailer, RecFileHeader, PlanRecord, PlanReplay, ReplayStatus],
 };

@@ -306,25 +306,28 @@ export function openRecording(file: string): Recording {
   }
 }
 
-/** The events of a recording, one at a time, with their data read on demand. */
-export function* recordingEvents(rec: Recording): Generator<StreamEvent & { data: () => Buffer }> {
+/** The events of a recording (tools and tests), each with its data read on demand. */
+export function recordingEvents(rec: Recording): (StreamEvent & { data: () => Buffer })[] {
+  const list: StreamEvent[] = [];
   const fd = openSync(rec.file, 'r');
   try {
-    const list: StreamEvent[] = [];
     walkEvents(fd, rec.streamOffset, rec.streamOffset + rec.streamLength, (e) => list.push(e));
-    for (const e of list) {
-      yield {
-        ...e,
-        data: () => {
-          const b = Buffer.alloc(e.dataLen);
-          if (e.dataLen) readSync(fd, b, 0, e.dataLen, e.dataOffset);
-          return b;
-        },
-      };
-    }
   } finally {
     closeSync(fd);
   }
+  return list.map((e) => ({
+    ...e,
+    data: () => {
+      const b = Buffer.alloc(e.dataLen);
+      const f = openSync(rec.file, 'r');
+      try {
+        if (e.dataLen) readSync(f, b, 0, e.dataLen, e.dataOffset);
+      } finally {
+        closeSync(f);
+      }
+      return b;
+    },
+  }));
 }
 
 /**

@@ -38,6 +38,8 @@ static long replay_child;
 static int async_sig;
 static int async_sent;
 static int bp_armed;
+static u32 bp_hits;
+static u32 notes;
 static struct uregs async_regs;
 
 struct cur {
@@ -288,6 +290,7 @@ static int regs_equal(const struct uregs *a, const struct uregs *b)
 
 static void arm_breakpoint(u64 rip)
 {
+    bp_hits = 0;
     sys_ptrace(PTRACE_POKEUSER, replay_child, (void *)(USER_DEBUGREG + 0 * 8), (long)rip);
     sys_ptrace(PTRACE_POKEUSER, replay_child, (void *)(USER_DEBUGREG + 7 * 8), 1 /* L0, execute, 1 byte */);
     bp_armed = 1;
@@ -552,9 +555,14 @@ static void rp_signal(int sig)
         return;
     }
     if (bp_armed && sig == 5 && have_si && si.code == TRAP_HWBKPT) {
+        /* Without a branch counter the moment is found by its registers; a hot loop can take too
+         * many hits for that, and then the signal comes at this hit of the recorded instruction. */
         if (!regs_equal(&r, &async_regs)) {
-            sys_ptrace(PTRACE_CONT, replay_child, 0, 0);
-            return;
+            if (++bp_hits < REPLAY_NOTE_BP_BUDGET) {
+                sys_ptrace(PTRACE_CONT, replay_child, 0, 0);
+                return;
+            }
+            notes |= REPLAY_NOTE_SIGNAL_MOMENT;
         }
         disarm_breakpoint();
         int s = async_sig;
@@ -722,6 +730,7 @@ __attribute__((noreturn)) static void replay_loop(long child, int ready_fd)
     u32 outcome = REPLAY_OUT_FAITHFUL, why = 0;
     struct cur c;
     st.guest_kind = 0;
+    st.detail = notes;
     if (dumping) {
         outcome = REPLAY_OUT_STOPPED;
     } else if (interrupted) {

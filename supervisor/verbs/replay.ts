@@ -4,7 +4,7 @@
 import { mkdtempSync, rmSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { basename, join, resolve } from 'node:path';
-import { REC, REC_PLAN_FLAG, REPLAY_OUT } from '../../loader/formats.js';
+import { REC, REC_PLAN_FLAG, REPLAY_NOTE, REPLAY_OUT } from '../../loader/formats.js';
 import { openRecording, RecordingError, signalName } from '../../loader/recording.js';
 import { UsageError } from '../errors.js';
 import { prepareCoreDumps } from '../launch.js';
@@ -128,6 +128,10 @@ export async function replayVerb(argv: string[]): Promise<number> {
   cleanup();
   switch (status?.outcome) {
     case REPLAY_OUT.FAITHFUL:
+      if (status.detail & REPLAY_NOTE.SIGNAL_MOMENT) {
+        process.stderr.write(`tendril: note: the guest's ${signalName(end.signal ?? 0)} came from outside while it ran its own code; it was sent at the ` +
+          'recorded instruction but not at the recorded moment (registers), which this host cannot count its way to: the state it died in may differ\n');
+      }
       if (end.signal !== undefined) process.stderr.write(`tendril: replayed to its recorded end: ${end.reason ?? `killed by ${signalName(end.signal)}`}\n`);
       return mirrorExit(end);
     case REPLAY_OUT.DIVERGED:

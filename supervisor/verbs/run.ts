@@ -1,7 +1,7 @@
 // `tendril run` / `tendril-spt`: validate, attach, compile, then become the
 // guest (exec, the default) or start it as a supervised child (--supervise).
 
-import { basename } from 'node:path';
+import { basename, resolve } from 'node:path';
 import { deviceTypeName } from '../../loader/manifest.js';
 import { version, versionText } from '../cli.js';
 import { execStub, openStartFifo, prepareCoreDumps, prepareLaunch, type PreparedLaunch, type TraceSetup } from '../launch.js';
@@ -51,6 +51,8 @@ export async function runVerb(argv: string[], prog: string): Promise<number> {
   if (opts.xExecHeap) process.stderr.write(`${prog}: WARNING: --x-exec-heap: guest heap and stack are executable\n`);
   // A monitor that is not root reads and writes the guest's memory only if the guest stays dumpable.
   if (opts.record && process.geteuid?.() !== 0) opts.dumpable = true;
+  // --dumpcore changes the working directory: the recording is where the user meant it.
+  if (opts.record) opts.record = resolve(opts.record);
   const prepared = prepareLaunch(opts);
   logPrepared(prepared, opts);
   if (opts.dumpcore) {

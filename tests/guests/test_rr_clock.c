@@ -2,12 +2,18 @@
  * test_rr_clock: the guest's nondeterministic inputs that are not device
  * data, read in a loop and printed, for record/replay.
  *
- * Args: [N] [quiet]. N rounds (default 20) of: the monotonic and the wall
- * clock, rdtsc, rdtscp (its TSC_AUX too), cpuid leaf 0 and leaf 1, and a
- * solo5_yield() for 1 ms. Each round prints one line with every value; with
- * `quiet` only a final line with a checksum of them all. It then checks
- * what it can (the monotonic clock and the TSC never go back) and prints
- * SUCCESS. A replay must print exactly the same bytes.
+ * Args: [N] [quiet] [crash|spin]. N rounds (default 20) of: the monotonic
+ * and the wall clock, rdtsc, rdtscp (its TSC_AUX too), cpuid leaf 0 and
+ * leaf 1, and a solo5_yield() for 1 ms. Each round prints one line with
+ * every value; with `quiet` only a final line with a checksum of them all.
+ * It then checks what it can (the monotonic clock and the TSC never go
+ * back) and prints SUCCESS. A replay must print exactly the same bytes.
+ *
+ * `crash`: instead of SUCCESS, a write to an unmapped address made from the
+ * checksum (1 TiB + checksum % 1 GiB, 16-byte aligned): the fault address
+ * depends on every value read, so only a faithful replay faults there.
+ * `spin`: prints "spinning" and loops forever in guest code, making no call
+ * at all (for a signal from outside to end it between two calls).
  */
 
 #include "util.h"
@@ -42,9 +48,16 @@ int solo5_app_main(const struct solo5_start_info *si)
     bool quiet = false;
     uint64_t sum = 0, last_mono = 0, last_tsc = 0;
 
-    for (const char *p = si->cmdline; *p; p++)
+    bool crash = false, spin = false;
+
+    for (const char *p = si->cmdline; *p; p++) {
         if (p[0] == 'q' && p[1] == 'u' && p[2] == 'i')
             quiet = true;
+        if (p[0] == 'c' && p[1] == 'r' && p[2] == 'a')
+            crash = true;
+        if (p[0] == 's' && p[1] == 'p' && p[2] == 'i')
+            spin = true;
+    }
     puts("\n**** Solo5 standalone test_rr_clock ****\n\n");
     for (long long i = 0; i < n; i++) {
         uint32_t aux, id0[4], id1[4];
@@ -72,6 +85,20 @@ int solo5_app_main(const struct solo5_start_info *si)
     }
     printf("checksum %lx after %lu rounds\n", (unsigned long)sum,
            (unsigned long)n);
+    if (crash) {
+        volatile uint64_t *bad =
+            (volatile uint64_t *)((1ULL << 40) + (sum % (1ULL << 30) & ~15ULL));
+        printf("writing to %p\n", (void *)bad);
+        *OPAQUE(bad) = sum;
+        puts("FAILURE: the write did not fault\n");
+        return SOLO5_EXIT_FAILURE;
+    }
+    if (spin) {
+        volatile uint64_t counter = 0;
+        puts("spinning\n");
+        for (;;)
+            counter = counter + 1;
+    }
     puts("SUCCESS\n");
     return SOLO5_EXIT_SUCCESS;
 }
