@@ -10,9 +10,10 @@ import { ROOT } from '../tests/helpers.js';
 import { bench as block } from './block.js';
 import { bench as launch } from './launch.js';
 import { bench as net } from './net.js';
+import { bench as record } from './record.js';
 import { TABLE_HEADER, tableRow, type Bench, type BenchResult } from './common.js';
 
-const BENCHES: Bench[] = [launch, net, block];
+const BENCHES: Bench[] = [launch, net, block, record];
 
 const results: BenchResult[] = [];
 const failures: { name: string; error: string }[] = [];

@@ -176,15 +176,20 @@ static void note_recorded(const struct cur *c)
     quote_recorded(c, st.quote_offset);
 }
 
+/* What the guest is doing, kept for a verdict; its data is quoted only if it comes to one. */
+static u64 quote_addr, quote_len;
+
 static void note_guest_call(u64 kind, u64 nr, const u64 *a, u32 nargs)
 {
     st.guest_kind = (uint16_t)kind;
     st.guest_nargs = (uint16_t)nargs;
     st.guest_nr = (uint32_t)nr;
     copy_bytes(st.guest_args, a, 8 * (nargs > 6 ? 6 : nargs));
+    quote_len = 0;
     if (kind == REC_EV_SYSCALL && (nr == NR_write || nr == NR_pwrite64)) {
         st.guest_data_len = (uint32_t)a[2];
-        quote_guest(a[1], a[2], st.quote_offset);
+        quote_addr = a[1];
+        quote_len = a[2];
     }
 }
 
@@ -218,6 +223,8 @@ __attribute__((noreturn)) static void replay_finish(u32 outcome, u32 why, u64 ev
 
 __attribute__((noreturn)) static void diverge(u32 why, const struct cur *c)
 {
+    if (quote_len)
+        quote_guest(quote_addr, quote_len, st.quote_offset);
     if (c)
         note_recorded(c);
     else
@@ -426,7 +433,6 @@ static void rp_syscall(void)
         if (diff >= 0) {
             st.detail = (u32)diff;
             st.quote_offset = (u32)(diff >= 16 ? (diff & ~15l) : 0);
-            note_guest_call(REC_EV_SYSCALL, nr, a, nargs);
             diverge(unreadable ? REPLAY_WHY_MEMORY : REPLAY_WHY_DATA, &c);
         }
         if (nr == NR_write && a[0] == 1 && !(trace_flags & REC_PLAN_F_QUIET))
@@ -666,8 +672,10 @@ __attribute__((noreturn)) static void replay_loop(long child, int ready_fd)
     (void)ready_fd;
     replay_child = child;
 
+    int exiting = 0;
     for (;;) {
-        long w = syscall6(NR_wait4, child, (long)&status, WALL, (long)rusage, 0, 0);
+        /* Resource usage is only wanted (and only paid for) at the end. */
+        long w = syscall6(NR_wait4, child, (long)&status, WALL, exiting ? (long)rusage : 0, 0, 0);
         if (w == -EINTR)
             continue;
         if (w != child)
@@ -686,6 +694,7 @@ __attribute__((noreturn)) static void replay_loop(long child, int ready_fd)
             continue;
         }
         if (event == PTRACE_EVENT_EXIT) {
+            exiting = 1;
             long hwm = read_hwm_kb(child);
             rep.maxrss_kb = hwm > 0 ? (u64)hwm : 0;
             if (t_getregs(child, &end_regs) == 0) {
