@@ -12,7 +12,8 @@
 //    recorder could use (bench/tools/intercept.c) vs the plain call.
 //
 // Everything runs in a namespace and a scratch directory made for the run
-// and removed after it.
+// and removed after it. --quick: a 4 MiB image, 2,000 echoes, 100 short
+// yields, fewer intercepted calls; one round each.
 
 import { spawnSync } from 'node:child_process';
 import { accessSync, closeSync, constants as fsc, existsSync, ftruncateSync, mkdirSync, mkdtempSync, openSync, rmSync, statSync } from 'node:fs';
@@ -21,13 +22,13 @@ import { pathToFileURL } from 'node:url';
 import { openRecording } from '../loader/recording.js';
 import { guest, ROOT, TENDRIL } from '../tests/helpers.js';
 import { guestWithFlood, withNetns, type Netns } from '../tests/netns.js';
-import { Budget, median, msSince, rounds, type Bench, type BenchResult } from './common.js';
+import { makeContext, median, msSince, rounds, type Bench, type BenchContext, type FigureRow } from './common.js';
 
 const TMP = join(ROOT, 'bench/tmp');
 const INTERCEPT_SRC = join(ROOT, 'bench/tools/intercept.c');
 const INTERCEPT = join(TMP, 'intercept');
-const ECHOES = 100_000;
 const FLOOD_DEADLINE_S = 150;
+type BenchResult = FigureRow;
 
 function scratchDir(): string {
   for (const base of ['/dev/shm', TMP]) {
@@ -63,10 +64,11 @@ function timed(args: string[], what: string, ok: (out: string) => boolean, timeo
 
 const pairsOf = (out: string) => Number(/^(\d+) blocks written and verified$/m.exec(out)?.[1] ?? NaN);
 
-async function block(dir: string, budget: Budget): Promise<BenchResult[]> {
+async function block(dir: string, ctx: BenchContext): Promise<BenchResult[]> {
   const big = join(dir, 'big.img');
   const small = join(dir, 'small.img');
-  makeImage(big, 64 << 20);
+  const bigMiB = ctx.pick(64, 4);
+  makeImage(big, bigMiB << 20);
   makeImage(small, 1 << 20);
   const recBig = join(dir, 'big.rec');
   const recSmall = join(dir, 'small.rec');
@@ -75,7 +77,7 @@ async function block(dir: string, budget: Budget): Promise<BenchResult[]> {
   timed(blk(big), 'warm-up', okBlk);
   const ms = { plain: { big: [] as number[], small: [] as number[] }, rec: { big: [] as number[], small: [] as number[] }, replay: { big: [] as number[], small: [] as number[] } };
   let pairs = { big: 0, small: 0 };
-  const reps = await rounds(budget, 3, () => {
+  const reps = await rounds(ctx.budget, ctx.pick(3, 1), () => {
     const b = timed(blk(big), 'test_blk 64 MiB', okBlk);
     const s = timed(blk(small), 'test_blk 1 MiB', okBlk);
     pairs = { big: pairsOf(b.out), small: pairsOf(s.out) };
@@ -98,21 +100,24 @@ async function block(dir: string, budget: Budget): Promise<BenchResult[]> {
   return [
     {
       name: 'record block',
-      what: `test_blk on a 64 MiB image (${bigCalls.toLocaleString('en-US')} block calls), block calls per second recorded vs not, launch cost subtracted; ` +
+      what: `test_blk recorded on a ${bigMiB} MiB image (${bigCalls.toLocaleString('en-US')} block calls), block calls per second, launch cost subtracted; ` +
         `${(size / bigCalls).toFixed(0)} bytes of recording per block call`,
-      unit: 'calls/s', tendril: 1e9 / perCall('rec'), baseline: 1e9 / perCall('plain'), ratio: perCall('plain') / perCall('rec'),
-      baselineIs: 'the same test_blk run unrecorded, same image, same run', details,
+      unit: 'calls/s', direction: 'higher', tendril: 1e9 / perCall('rec'),
+      baseline: { value: 1e9 / perCall('plain'), measured: true, label: 'unrecorded', what: 'the same test_blk run unrecorded, same image, same run' },
+      details,
     },
     {
       name: 'replay block',
-      what: 'test_blk replayed (no disk) vs recorded, block calls per second, launch cost subtracted',
-      unit: 'calls/s', tendril: 1e9 / perCall('replay'), baseline: 1e9 / perCall('rec'), ratio: perCall('rec') / perCall('replay'),
-      baselineIs: 'the recording run of the same test_blk', details,
+      what: 'that recording replayed (no disk), block calls per second, launch cost subtracted',
+      unit: 'calls/s', direction: 'higher', tendril: 1e9 / perCall('replay'),
+      baseline: { value: 1e9 / perCall('rec'), measured: true, label: 'recording', what: 'the recording run of the same test_blk, same run' },
+      details,
     },
   ];
 }
 
-async function net(dir: string, budget: Budget): Promise<BenchResult[]> {
+async function net(dir: string, ctx: BenchContext): Promise<BenchResult[]> {
+  const ECHOES = ctx.pick(100_000, 2_000);
   const file = join(dir, 'flood.rec');
   const rate = (p: { received: number; timeMs: number } | undefined, what: string) => {
     if (!p || p.received !== ECHOES || p.timeMs <= 0) throw new Error(`${what}: ${JSON.stringify(p)}`);
@@ -135,7 +140,7 @@ async function net(dir: string, budget: Budget): Promise<BenchResult[]> {
       tendrilArgs: ['run', '--mem=2', '--net:service0=tap100', guest('test_net'), '100'],
       floods: [{ addr: '10.0.0.2', count: 100, deadlineS: 10 }],
     });
-    await rounds(budget, 2, async () => {
+    await rounds(ctx.budget, ctx.pick(2, 1), async () => {
       plain.push(await flood(ns));
       recorded.push(await flood(ns, file));
     });
@@ -166,40 +171,46 @@ async function net(dir: string, budget: Budget): Promise<BenchResult[]> {
   return [
     {
       name: 'record net',
-      what: `ping -f of ${ECHOES.toLocaleString('en-US')} echoes (guest, monitor and ping on CPU 0), recorded vs not; ${(rec.size / ECHOES).toFixed(0)} bytes of recording per echo`,
-      unit: 'replies/s', tendril: median(recorded), baseline: median(plain), ratio: median(recorded) / median(plain),
-      baselineIs: 'the same flood answered by test_net unrecorded, same namespace, same run', details,
+      what: `ping -f of ${ECHOES.toLocaleString('en-US')} echoes to test_net recorded (guest, monitor and ping on CPU 0), echo replies per second; ` +
+        `${(rec.size / ECHOES).toFixed(0)} bytes of recording per echo`,
+      unit: 'replies/s', direction: 'higher', tendril: median(recorded),
+      baseline: { value: median(plain), measured: true, label: 'unrecorded', what: 'the same flood answered by test_net unrecorded, same namespace, same run' },
+      details,
     },
     {
       name: 'replay net',
-      what: `that recording replayed (no namespace), echoes per second, vs the recorded run (its ${Math.round(recordedMs)} ms, first instruction to end)`,
-      unit: 'echoes/s', tendril: (ECHOES * 1000) / replayMs, baseline: (ECHOES * 1000) / recordedMs, ratio: recordedMs / replayMs,
-      baselineIs: 'the recording run of the same flood (guest time)', details,
+      what: `that recording replayed (no namespace), echoes per second (its launch and file check subtracted)`,
+      unit: 'echoes/s', direction: 'higher', tendril: (ECHOES * 1000) / replayMs,
+      baseline: { value: (ECHOES * 1000) / recordedMs, measured: true, label: 'recording', what: `the recording run of the same flood, first instruction to end (${Math.round(recordedMs)} ms)` },
+      details,
     },
   ];
 }
 
-function yields(dir: string): BenchResult {
+function yields(dir: string, ctx: BenchContext): BenchResult {
   const file = join(dir, 'time.rec');
-  timed(['run', `--record=${file}`, '--mem=2', guest('test_time')], 'test_time recorded', (o) => /SUCCESS/.test(o));
+  // test_time sleeps five 1 s yields; --quick: test_rr_clock's 100 yields of 1 ms.
+  const args = ctx.pick([guest('test_time')], [guest('test_rr_clock'), '100', 'quiet']);
+  timed(['run', `--record=${file}`, '--mem=2', ...args], 'yields recorded', (o) => /SUCCESS/.test(o));
   const recordedMs = Number(openRecording(file).trailer.duration_ns) / 1e6;
-  const ms = median([0, 1, 2].map(() => timed(['replay', '--quiet', file], 'test_time replayed', () => true).ms));
+  const ms = median([0, 1, 2].map(() => timed(['replay', '--quiet', file], 'yields replayed', () => true).ms));
   return {
     name: 'replay yields',
-    what: 'test_time (five 1 s yields) replayed, wall time of `tendril replay` with its launch (lower is better)',
-    unit: 'ms', tendril: ms, baseline: recordedMs, ratio: ms / recordedMs,
-    baselineIs: 'the recorded run (first instruction to end)', details: { recordedMs, replayMs: ms },
+    what: `${ctx.quick ? 'test_rr_clock (100 yields of 1 ms)' : 'test_time (five 1 s yields)'} replayed: wall time of \`tendril replay\`, its launch included`,
+    unit: 'ms', direction: 'lower', tendril: ms,
+    baseline: { value: recordedMs, measured: true, label: 'recording', what: 'the recorded run, first instruction to end' },
+    details: { recordedMs, replayMs: ms },
   };
 }
 
-function intercept(): BenchResult[] {
+function intercept(ctx: BenchContext): BenchResult[] {
   mkdirSync(TMP, { recursive: true });
   if (!existsSync(INTERCEPT) || statSync(INTERCEPT).mtimeMs < statSync(INTERCEPT_SRC).mtimeMs) {
     const r = spawnSync('gcc', ['-O2', '-Wall', '-o', INTERCEPT, INTERCEPT_SRC], { encoding: 'utf8' });
     if (r.error || r.status !== 0) throw new Error(`gcc ${INTERCEPT_SRC}: ${r.error?.message ?? r.stderr}`);
   }
   const ns = (mode: string) => {
-    const r = spawnSync(INTERCEPT, [mode, '20000'], { encoding: 'utf8', timeout: 60_000 });
+    const r = spawnSync(INTERCEPT, [mode, String(ctx.pick(20_000, 2_000))], { encoding: 'utf8', timeout: 60_000 });
     const m = new RegExp(`^${mode} (\\d+)$`, 'm').exec(r.stdout);
     if (!m) throw new Error(`intercept ${mode}: ${r.stdout}${r.stderr}`);
     return Number(m[1]);
@@ -216,30 +227,40 @@ function intercept(): BenchResult[] {
   return modes.map(([mode, what]) => {
     const v = median([0, 1, 2].map(() => ns(mode)));
     return {
-      name: `intercept ${mode}`, what: `one call: ${what} (lower is better)`, unit: 'ns', tendril: v, baseline: plain, ratio: v / plain,
-      baselineIs: 'the same getppid() made plainly, same run, one CPU', details: { ns: v, plainNs: plain },
+      name: `intercept ${mode}`, what: `one call: ${what}`, unit: 'ns', direction: 'lower', tendril: v,
+      baseline: { value: plain, measured: true, label: 'plain call', what: 'the same getppid() made plainly, same run, one CPU' },
+      details: { ns: v, plainNs: plain },
     };
   });
 }
 
-export async function run(): Promise<BenchResult[]> {
+export async function run(ctx: BenchContext): Promise<BenchResult[]> {
   const dir = scratchDir();
   try {
     const out: BenchResult[] = [];
-    out.push(...intercept());
-    out.push(...await block(dir, new Budget('record block', 90_000)));
-    out.push(yields(dir));
-    out.push(...await net(dir, new Budget('record net', 200_000)));
+    out.push(...intercept(ctx));
+    out.push(...await block(dir, ctx));
+    out.push(yields(dir, ctx));
+    out.push(...await net(dir, ctx));
     return out;
   } finally {
     rmSync(dir, { recursive: true, force: true });
   }
 }
 
-export const bench: Bench = { name: 'record', run };
+export const bench: Bench = {
+  name: 'record',
+  title: 'Record and replay: what recording costs, what a replay costs, what intercepting a call costs',
+  budgetMs: { full: 240_000, quick: 60_000 },
+  run: async (ctx) => ({
+    rows: await run(ctx),
+    plots: [{ kind: 'bars', file: 'record-intercept', title: 'One system call, intercepted each way (ns, lower is better)',
+      rows: ['intercept ptrace1', 'intercept ptrace2', 'intercept unotify', 'intercept unotify-sync', 'intercept sigsys', 'intercept rdtsc'] }],
+  }),
+};
 
 if (process.argv[1] && import.meta.url === pathToFileURL(process.argv[1]).href) {
-  const results = await run();
-  for (const r of results) console.log(`${r.name}: ${r.what}: ${r.tendril.toFixed(1)} ${r.unit} vs ${r.baseline.toFixed(1)} (ratio ${r.ratio.toFixed(3)})`);
-  console.log(JSON.stringify(results.map((r) => ({ name: r.name, details: r.details })), null, 2));
+  const { rows } = await bench.run(makeContext(bench, process.argv.includes('--quick')));
+  for (const r of rows as FigureRow[]) console.log(`${r.name}: ${r.what}: ${r.tendril.toFixed(1)} ${r.unit} vs ${r.baseline.value.toFixed(1)}`);
+  console.log(JSON.stringify(rows.map((r) => ({ name: r.name, details: r.details })), null, 2));
 }

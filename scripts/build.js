@@ -1,13 +1,20 @@
 #!/usr/bin/env node
-// Builds everything `npm install` promises: the TypeScript (to dist/), the
-// native stub and guest bindings (native/build/), and the example guest.
-// With --guests it also builds the test guests (tests/guests/build/), which
-// `npm test` needs. Guests are rebuilt only when a source is newer.
+// Builds everything `npm install` promises in a checkout: the TypeScript (to
+// dist/), the native parts (native/build/, see build-native.js), and the
+// example guest. With --guests it also builds the test guests
+// (tests/guests/build/), which `npm test` needs. Guests are rebuilt only when
+// a source is newer.
+//
+// With --dist (the package's prepack) it builds only what the tarball ships
+// prebuilt: dist/ from a clean slate, so that no output of a deleted source
+// is packed. The native parts are built where the package is installed.
 
 import { spawnSync } from 'node:child_process';
-import { existsSync, mkdirSync, readdirSync, statSync } from 'node:fs';
+import { existsSync, mkdirSync, readdirSync, rmSync, statSync } from 'node:fs';
 import { dirname, join, resolve } from 'node:path';
 import { fileURLToPath } from 'node:url';
+import { buildNative } from './build-native.js';
+import { bundle } from './bundle.js';
 
 const root = resolve(dirname(fileURLToPath(import.meta.url)), '..');
 
@@ -25,8 +32,17 @@ function run(cmd, args, opts = {}) {
 
 const mtime = (p) => (existsSync(p) ? statSync(p).mtimeMs : 0);
 
+// npm runs prepare after prepack when packing: prepack has built dist/, and
+// nothing else of this checkout's build goes into the tarball.
+const packing = ['pack', 'publish'].includes(process.env.npm_command ?? '');
+if (process.env.npm_lifecycle_event === 'prepare' && packing) process.exit(0);
+
+const dist = process.argv.includes('--dist');
+if (dist) rmSync(join(root, 'dist'), { recursive: true, force: true });
 run(process.execPath, [join(root, 'node_modules/typescript/bin/tsc'), '-p', root]);
-run('make', ['-s', '-C', 'native']);
+await bundle(root);
+if (dist) process.exit(0);
+buildNative();
 
 const { buildGuest, loadManifestFile, BINDINGS_OBJ } = await import('../dist/supervisor/verbs/cc.js');
 
@@ -47,11 +63,12 @@ guest(join(root, 'examples/hello/hello.c'), join(root, 'examples/hello/hello.spt
 
 /**
  * The tests drive real host tools: ping floods in network namespaces (ip,
- * ping) and gdb on cores. On a fresh Debian machine they may be missing;
- * as root we install them, otherwise we say what to install.
+ * ping), gdb on cores, and rsvg-convert for the benchmark plots' PNGs. On a
+ * fresh Debian machine they may be missing; as root we install them,
+ * otherwise we say what to install.
  */
 function ensureHostTools() {
-  const need = { ping: 'iputils-ping', gdb: 'gdb', ip: 'iproute2', containerd: 'containerd' };
+  const need = { ping: 'iputils-ping', gdb: 'gdb', ip: 'iproute2', containerd: 'containerd', 'rsvg-convert': 'librsvg2-bin' };
   const has = (cmd) => spawnSync('sh', ['-c', `command -v ${cmd}`], { stdio: 'ignore' }).status === 0;
   const missing = Object.entries(need).filter(([cmd]) => !has(cmd)).map(([, pkg]) => pkg);
   if (missing.length === 0) return;

@@ -9,8 +9,8 @@ import { fileURLToPath } from 'node:url';
 
 /** Repository root (tests run from dist/tests). */
 export const ROOT = resolve(dirname(fileURLToPath(import.meta.url)), '../..');
-export const TENDRIL = join(ROOT, 'bin/tendril.js');
-export const TENDRIL_SPT = join(ROOT, 'bin/tendril-spt.js');
+export const TENDRIL = join(ROOT, 'bin/tendril.cjs');
+export const TENDRIL_SPT = join(ROOT, 'bin/tendril-spt.cjs');
 export const GUESTS = join(ROOT, 'tests/guests/build');
 
 export function guest(name: string): string {
@@ -146,13 +146,13 @@ export class Pool {
   }
 }
 
-/** Polls `probe` until it returns a value (not undefined/false); throws after `timeoutMs`. */
-export async function waitFor<T>(what: string, probe: () => T | undefined | false, timeoutMs = 10_000): Promise<T> {
+/** Polls `probe` (which may be async) until it gives a value (not undefined/false); throws after `timeoutMs`. */
+export async function waitFor<T>(what: string, probe: () => T | undefined | false | Promise<T | undefined | false>, timeoutMs = 10_000): Promise<T> {
   const until = Date.now() + timeoutMs;
   for (;;) {
     let v: T | undefined | false;
     try {
-      v = probe();
+      v = await probe();
     } catch {
       v = undefined; // a /proc file not there yet, or gone
     }
