@@ -13,6 +13,8 @@ import { REC, REC_CPUID, REC_EV, RecCpu, RecEvent, RecFileHeader } from '../load
 import { openRecording, recordingEvents, reseal } from '../loader/recording.js';
 import { guest, HOST, oneLine, Pool, runCmdAsync, TENDRIL, tendrilAsync, waitFor, withTempDir, type AsyncRunResult } from './helpers.js';
 import { guestWithFlood, withNetns } from './netns.js';
+import { startServer, type Json } from './serve-helpers.js';
+import { api, download } from '../supervisor/serve/client.js';
 
 const SIGSYS = 159;
 const SIGSEGV = 139;
@@ -398,5 +400,64 @@ test('--supervise --record: the reason line, and a recording that replays the sa
     const replay = await tendrilRun(['replay', file]);
     sameAsRecorded(t, live, replay);
     t.regex(replay.stderr, /guest memory fault at 0x400000000/);
+  });
+});
+
+// ---------------------------------------------------------------------------
+// tendril serve: "record": true, GET /instances/:id/recording
+
+test('serve: a launch with "record": true leaves a recording that replays to the instance\'s output and status; unrecorded and running instances have none to give', async (t) => {
+  const srv = await startServer(['--pool=1']);
+  t.teardown(() => srv.stop());
+  await withTempDir(async (dir) => {
+    const done = await srv.launch('test_rr_clock', { args: ['5'], record: true });
+    t.is(done.httpStatus, 200, JSON.stringify(done));
+    t.is(done.status, 0);
+    t.is(done.recording, `/instances/${done.id}/recording`);
+    const file = join(dir, 'srv.rec');
+    t.is((await download(srv.sock, done.recording, file)).status, 200);
+    const replay = await tendrilRun(['replay', file]);
+    t.is(replay.status, 0, replay.stderr);
+    t.is(replay.stdout, done.output, 'the replay prints what the instance printed');
+
+    const plain = await srv.launch('test_hello');
+    const none = await api(srv.sock, 'GET', `/instances/${plain.id}/recording`);
+    t.is(none.status, 404);
+    t.regex((none.body as Json).error, /was not recorded/);
+
+    const monitorless = await api(srv.sock, 'POST', '/instances', { image: await srv.register('test_hello'), record: true, monitor: false });
+    t.is(monitorless.status, 400);
+    t.regex((monitorless.body as Json).error, /"record": true needs the monitor/);
+
+    // A guest that spins: its recording is not there while it runs, and is once it has been killed.
+    const spin = (await api(srv.sock, 'POST', '/instances', { image: await srv.register('test_rr_clock'), memMiB: 2, args: ['1', 'quiet', 'spin'], record: true })).body as Json;
+    const early = await api(srv.sock, 'GET', `/instances/${spin.id}/recording`);
+    t.is(early.status, 409);
+    t.regex((early.body as Json).error, /its recording is complete once the guest has ended/);
+    await waitFor('the guest to spin', async () => /spinning/.test(((await api(srv.sock, 'GET', `/instances/${spin.id}`)).body as Json).output), 30_000);
+    await api(srv.sock, 'POST', `/instances/${spin.id}/kill`, { signal: 'SIGTERM' });
+    await waitFor('the guest to end', async () => ((await api(srv.sock, 'GET', `/instances/${spin.id}`)).body as Json).state === 'exited', 30_000);
+    const killed = join(dir, 'spin.rec');
+    t.is((await download(srv.sock, `/instances/${spin.id}/recording`, killed)).status, 200);
+    const r = await tendrilRun(['replay', killed]);
+    t.is(r.status, SIGTERM, r.stderr);
+    t.regex(r.stdout, /spinning/);
+
+    // Forgetting the instance deletes its recording.
+    t.is((await api(srv.sock, 'DELETE', `/instances/${done.id}`)).status, 204);
+    t.is((await api(srv.sock, 'GET', `/instances/${done.id}/recording`)).status, 404);
+  });
+});
+
+test('tendril launch --record=FILE: the server records, the client writes FILE, which replays like a local recording', async (t) => {
+  const srv = await startServer(['--pool=1']);
+  t.teardown(() => srv.stop());
+  await withTempDir(async (dir) => {
+    const file = join(dir, 'launch.rec');
+    const live = await tendrilRun(['launch', `--server=${srv.sock}`, `--record=${file}`, '--mem=2', guest('test_rr_clock'), '3', 'quiet', 'crash']);
+    t.is(live.status, SIGSEGV, live.stderr);
+    const replay = await tendrilRun(['replay', file]);
+    sameAsRecorded(t, live, replay);
+    t.regex(replay.stderr, new RegExp(`guest memory fault at ${/writing to (0x[0-9a-f]+)/.exec(live.stdout)?.[1]}`));
   });
 });

@@ -7,6 +7,8 @@
 //                               has ended, with its output
 //   GET    /instances           list;  GET /instances/:id  state, pid, status, reason, timings, output
 //   GET    /instances/:id/console   the console, streamed until the guest ends
+//   GET    /instances/:id/recording  the recording of an instance launched with "record": true,
+//                               once its guest has ended (tendril replay FILE re-runs it)
 //   POST   /instances/:id/kill  {"signal": "SIGTERM"} (default SIGKILL), to the guest itself
 //   DELETE /instances/:id       forget a finished instance
 //   GET    /metrics             Prometheus text;  GET /health
@@ -16,11 +18,12 @@
 // {"error", "hint"?, "kind"} with a status by kind (errors.ts).
 
 import { timingSafeEqual } from 'node:crypto';
+import { createReadStream, existsSync } from 'node:fs';
 import Fastify, { type FastifyInstance, type FastifyReply, type FastifyRequest } from 'fastify';
 import { DEVICE_NAME_RE } from '../../loader/manifest.js';
 import { MAX_MEM_MIB } from '../../loader/abi.js';
 import { macProblem, nearest } from '../options.js';
-import { BusyError, errorBody, httpStatus, RequestError, TooLargeError } from './errors.js';
+import { BusyError, ConflictError, errorBody, httpStatus, NotFoundError, RequestError, TooLargeError } from './errors.js';
 import type { Instance, InstanceManager, LaunchRequest } from './instances.js';
 import type { Metrics } from './metrics.js';
 import { describeImage, type ImageRegistry } from './registry.js';
@@ -39,6 +42,7 @@ export function describeInstance(i: Instance, withOutput = false): Record<string
   }
   if (i.error) out.error = errorBody(i.error);
   if (i.killedBy) out.killedBy = i.killedBy;
+  if (i.recording) out.recording = `/instances/${i.id}/recording`;
   if (withOutput) {
     out.output = Buffer.concat(i.output).toString('utf8');
     out.outputTruncated = i.outputTruncated;
@@ -74,6 +78,7 @@ const launchSchema = {
     timeoutMs: { type: 'integer', minimum: 1 },
     monitor: { type: 'boolean' },
     xExecHeap: { type: 'boolean' },
+    record: { type: 'boolean' },
     wait: { type: 'boolean' },
   },
 } as const;
@@ -237,6 +242,16 @@ export function buildApi(ctx: ApiContext, opts: ApiOptions): FastifyInstance {
       onDrain: (cb) => res.once('drain', cb),
     });
     res.on('close', detach);
+  });
+  app.get('/instances/:id/recording', { schema: { params: idParams } }, async (req, reply) => {
+    const inst = instances.get((req.params as { id: string }).id);
+    if (!inst.recording) throw new NotFoundError(`instance ${inst.id} was not recorded`, 'launch it with "record": true');
+    if (inst.state === 'starting' || inst.state === 'running') {
+      throw new ConflictError(`instance ${inst.id} is ${inst.state}: its recording is complete once the guest has ended`, `wait for it: GET /instances/${inst.id}`);
+    }
+    if (inst.state === 'failed' || !existsSync(inst.recording)) throw new NotFoundError(`instance ${inst.id} never ran its guest: it has no recording`);
+    return reply.type('application/octet-stream').header('content-disposition', `attachment; filename="${inst.id}.rec"`)
+      .send(createReadStream(inst.recording));
   });
   app.post('/instances/:id/kill', { schema: { params: idParams, body: killSchema } }, async (req) => {
     const body = req.body as { signal?: string } | null;

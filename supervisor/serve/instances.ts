@@ -23,6 +23,7 @@ import { BusyError, ConflictError, NotFoundError, RequestError } from './errors.
 import type { Metrics } from './metrics.js';
 import type { ImageEntry, ImageRegistry } from './registry.js';
 import { POOL_REPORT_FD, PoolDownError, type LaunchHandlers, type StubPool, type Zygote } from './zygote.js';
+import type { RecordingStore } from './recordings.js';
 import { CapacityError } from '../../loader/errors.js';
 
 export interface DeviceSpec { net?: string; mac?: string; block?: string; readOnly?: boolean; sectorSize?: number }
@@ -41,6 +42,8 @@ export interface LaunchRequest {
   monitor?: boolean;
   /** The heap and stack executable, as --x-exec-heap. */
   xExecHeap?: boolean;
+  /** Record the execution (docs/record-replay.md); GET /instances/:id/recording when it has ended. */
+  record?: boolean;
 }
 
 export type InstanceState = 'starting' | 'running' | 'exited' | 'failed';
@@ -63,6 +66,8 @@ export interface Instance {
   outputBytes: number;
   outputTruncated: boolean;
   killedBy?: string;
+  /** The recording's file, when recorded ("record": true). */
+  recording?: string;
   consumers: Set<Consumer>;
   /** Resolves when the guest exists; rejects with the reason if it never will. */
   started: Promise<Instance>;
@@ -103,6 +108,8 @@ let idCounter = 0;
 const nextId = () => `${ID_PREFIX}${(++idCounter).toString(16).padStart(8, '0')}`;
 
 function toRunOptions(req: LaunchRequest): RunOptions {
+  // A recording monitor that is not root reads the guest's memory only if the guest stays dumpable.
+  const dumpable = req.record === true && process.geteuid?.() !== 0;
   const devices: DeviceRequest[] = [];
   for (const [name, d] of Object.entries(req.devices ?? {})) {
     const label = `devices.${name}`;
@@ -114,7 +121,7 @@ function toRunOptions(req: LaunchRequest): RunOptions {
   }
   return {
     memMiB: req.memMiB ?? 512, xExecHeap: req.xExecHeap === true, guest: req.image, guestArgs: req.args ?? [], devices,
-    dumpable: false, gdb: false, supervise: true, api: true,
+    dumpable, gdb: false, supervise: true, api: true,
   };
 }
 
@@ -134,7 +141,7 @@ export class InstanceManager {
   private plans = new Map<string, Buffer>();
 
   constructor(private readonly registry: ImageRegistry, private readonly pool: StubPool,
-    private readonly metrics: Metrics, readonly limits: InstanceLimits) {
+    private readonly metrics: Metrics, readonly limits: InstanceLimits, private readonly recordings?: RecordingStore) {
     metrics.gauge('tendril_instances_running', 'Guests running now.', () => this.running());
     metrics.gauge('tendril_launches_pending', 'Launches waiting for their guest to start.', () => this.pending);
   }
@@ -170,14 +177,17 @@ export class InstanceManager {
     const entry = this.registry.get(req.image);
     const zygote = this.pool.get();
     const monitor = req.monitor !== false;
-    const { plan, fds, release } = this.plan(entry, req, monitor);
+    if (req.record && !monitor) throw new RequestError('"record": true needs the monitor ("monitor": false): the monitor is what records');
+    if (req.record && !this.recordings) throw new RequestError('this server does not record', 'start it with recordings enabled');
+    const id = nextId();
+    const { plan, fds, release } = this.plan(entry, req, monitor, req.record ? id : undefined);
     entry.launches++;
 
     let resolveStarted!: (i: Instance) => void;
     let rejectStarted!: (e: Error) => void;
     let resolveEnded!: (i: Instance) => void;
     const inst: Instance = {
-      id: nextId(), image: entry.id, args: req.args ?? [], memMiB: req.memMiB ?? 512,
+      id, image: entry.id, ...(req.record ? { recording: this.recordings!.path(id) } : {}), args: req.args ?? [], memMiB: req.memMiB ?? 512,
       state: 'starting', createdAt: new Date().toISOString(), timings: {}, timeoutMs: req.timeoutMs,
       output: [], outputBytes: 0, outputTruncated: false, consumers: new Set(),
       started: new Promise<Instance>((res, rej) => { resolveStarted = res; rejectStarted = rej; }),
@@ -270,7 +280,8 @@ export class InstanceManager {
    * builds nothing. With devices, they are attached now (the fds are ours
    * until the launch is sent).
    */
-  private plan(entry: ImageEntry, req: LaunchRequest, monitor: boolean): { plan: Buffer; fds: number[]; release: () => void } {
+  private plan(entry: ImageEntry, req: LaunchRequest, monitor: boolean, recordAs?: string): { plan: Buffer; fds: number[]; release: () => void } {
+    if (recordAs !== undefined) return this.recordedPlan(entry, req, recordAs);
     const nodevices = !req.devices || Object.keys(req.devices).length === 0;
     const key = nodevices ? `${entry.id}\0${req.memMiB ?? 512}\0${monitor ? 1 : 0}${req.xExecHeap ? 1 : 0}\0${(req.args ?? []).join('\0')}` : undefined;
     const cached = key === undefined ? undefined : this.plans.get(key);
@@ -290,6 +301,36 @@ export class InstanceManager {
       return { plan, fds: [mem.fd, ...prepared.devices.map((d) => d.hostfd)], release: () => releaseLaunch(prepared) };
     } catch (e) {
       releaseLaunch(prepared);
+      throw e;
+    }
+  }
+
+  /**
+   * A recorded launch: never cached (each has its own recording, started
+   * here with the guest's initial state); the filter in its traced form, the
+   * recording's fd sent with the plan after the devices'.
+   */
+  private recordedPlan(entry: ImageEntry, req: LaunchRequest, id: string): { plan: Buffer; fds: number[]; release: () => void } {
+    const opts = toRunOptions(req);
+    const prepared = prepareLaunch(opts, entry.image);
+    let recFd: number | undefined;
+    try {
+      const mem = this.registry.memory(entry, prepared.segments);
+      const c = compileLaunch(prepared, mem.image, 'traced');
+      const trace = this.recordings!.setup(id, prepared, opts);
+      recFd = trace.fd;
+      trace.onCompiled(c);
+      const n = prepared.devices.length;
+      const plan = encodePlan(c.plan, c.filter.bpf, {
+        deviceSrc: prepared.devices.map((_, i) => receivedFd(1 + i)), imageSrc: receivedFd(0),
+        flags: PlanFlags.MONITOR | PlanFlags.SEND_PIDFD | trace.flags, reportFd: POOL_REPORT_FD, sections: [trace.section(receivedFd(1 + n))],
+      });
+      const fd = recFd;
+      return { plan, fds: [mem.fd, ...prepared.devices.map((d) => d.hostfd), fd], release: () => { releaseLaunch(prepared); os.close(fd); } };
+    } catch (e) {
+      releaseLaunch(prepared);
+      if (recFd !== undefined) os.close(recFd);
+      this.recordings!.remove(id);
       throw e;
     }
   }
@@ -353,6 +394,7 @@ export class InstanceManager {
     const i = this.instances.get(id);
     if (!i) return;
     this.instances.delete(id);
+    if (i.recording) this.recordings?.remove(id);
     this.historyBytes -= i.outputBytes;
   }
 

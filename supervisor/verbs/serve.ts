@@ -15,6 +15,7 @@ import { configureLog, LEVELS, log, type LogFormat, type LogLevel } from '../log
 import { nearest } from '../options.js';
 import { buildApi } from '../serve/api.js';
 import { InstanceManager } from '../serve/instances.js';
+import { RecordingStore } from '../serve/recordings.js';
 import { Metrics } from '../serve/metrics.js';
 import { ImageRegistry } from '../serve/registry.js';
 import { StubPool } from '../serve/zygote.js';
@@ -37,11 +38,13 @@ Serve the tendril HTTP API (see README "tendril serve").
   --max-image=BYTES     largest image accepted (default 268435456)
   --max-registry=BYTES  all registered images together (default 1073741824)
   --max-timeout=MS      largest timeoutMs a launch may ask for (default 3600000)
+  --recordings=DIR      where recordings of "record": true launches go (default: a private
+                        temporary directory, removed with the server); each is deleted with its instance
   --log-level=LEVEL     ${LEVELS.join(', ')} (default info)
   --log-format=FORMAT   pretty or json (default: pretty on a terminal)
   --help                this help`;
 
-const STRINGS = ['socket', 'listen', 'token-file', 'log-level', 'log-format'];
+const STRINGS = ['socket', 'listen', 'token-file', 'log-level', 'log-format', 'recordings'];
 const NUMBERS = ['pool', 'max-instances', 'max-pending', 'output-limit', 'history', 'history-bytes', 'max-image', 'max-registry', 'max-timeout'];
 
 function intOption(name: string, v: unknown, min: number, max: number, dflt: number): number {
@@ -135,12 +138,14 @@ export async function serveVerb(argv: string[]): Promise<number> {
   };
   await claimSocket(socket);
 
+  const recordings = new RecordingStore(a.recordings === undefined ? undefined : String(a.recordings));
   const pool = new StubPool(poolSize);
   const apps: FastifyInstance[] = [];
   let instances: InstanceManager | undefined;
   const cleanup = async () => {
     await instances?.shutdown().catch(() => undefined);
     pool.close();
+    recordings.close();
     for (const app of apps) await app.close().catch(() => undefined);
     if (existsSync(socket) && lstatSync(socket).isSocket()) unlinkSync(socket);
   };
@@ -150,7 +155,7 @@ export async function serveVerb(argv: string[]): Promise<number> {
     const maxPending = intOption('max-pending', a['max-pending'], 1, 1 << 20, Math.min(256, maxRunning));
     const metrics = new Metrics();
     const registry = new ImageRegistry({ maxImageBytes: limits.maxImageBytes, maxTotalBytes: limits.maxTotalBytes });
-    instances = new InstanceManager(registry, pool, metrics, { ...limits, maxRunning, maxPending });
+    instances = new InstanceManager(registry, pool, metrics, { ...limits, maxRunning, maxPending }, recordings);
     const ctx = { registry, instances, metrics, pool };
     // TCP first: once the socket file exists, every listener is up.
     if (tcp) {
