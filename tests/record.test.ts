@@ -11,7 +11,7 @@ import { existsSync, readFileSync, rmSync, truncateSync, writeFileSync } from 'n
 import { join } from 'node:path';
 import { REC, REC_CPUID, REC_EV, RecCpu, RecEvent, RecFileHeader } from '../loader/formats.js';
 import { openRecording, recordingEvents, reseal } from '../loader/recording.js';
-import { guest, HOST, oneLine, Pool, runCmdAsync, TENDRIL, tendrilAsync, waitFor, withTempDir, type AsyncRunResult } from './helpers.js';
+import { childrenOf, guest, HOST, oneLine, Pool, runCmdAsync, TENDRIL, tendrilAsync, waitFor, withTempDir, type AsyncRunResult } from './helpers.js';
 import { guestWithFlood, withNetns } from './netns.js';
 import { startServer, type Json } from './serve-helpers.js';
 import { api, download } from '../supervisor/serve/client.js';
@@ -327,6 +327,30 @@ test('a guest killed by SIGTERM while it runs replays to the same death after th
     t.is(replay.status, SIGTERM, replay.stderr);
     t.is(replay.stdout, stdout);
     t.regex(replay.stderr, /replayed to its recorded end: guest was killed by SIGTERM/);
+  });
+});
+
+test('a guest killed by SIGKILL (sent to the guest itself, not to its recorder) replays to the same death', async (t) => {
+  await withTempDir(async (dir) => {
+    const file = join(dir, 'kill.rec');
+    const child = spawn(process.execPath, [TENDRIL, 'run', `--record=${file}`, '--mem=2', guest('test_rr_clock'), '100000000'], { stdio: ['ignore', 'pipe', 'pipe'] });
+    let stdout = '';
+    child.stdout.on('data', (d: Buffer) => { stdout += d; });
+    const exited = new Promise<number>((r) => child.on('exit', (code, sig) => r(code ?? 128 + (sig === 'SIGKILL' ? 9 : 0))));
+    try {
+      await waitFor('the guest to get through a few rounds', () => /^round 5: /m.test(stdout), 60_000);
+      // The recorder is the process we started (exec); the guest is its one child.
+      const guestPid = childrenOf(child.pid!)[0];
+      t.truthy(guestPid);
+      process.kill(guestPid, 'SIGKILL');
+    } finally {
+      setTimeout(() => child.kill('SIGKILL'), 60_000).unref();
+    }
+    t.is(await exited, 137);
+    t.is((await info(file)).outcome.signal, 'SIGKILL');
+    const replay = await tendrilRun(['replay', file]);
+    t.is(replay.status, 137, replay.stderr);
+    t.is(replay.stdout, stdout);
   });
 });
 

@@ -451,7 +451,9 @@ __attribute__((noreturn)) static void record_loop(long child, int ready_fd)
         int sig = (status >> 8) & 0xff;
         int event = (status >> 16) & 0xffff;
         if (event == PTRACE_EVENT_SECCOMP) {
-            t_getregs(child, &r);
+            /* Killed (SIGKILL) between its stop and now: it is on its way out; its end says the rest. */
+            if (t_getregs(child, &r) < 0)
+                continue;
             u64 a[6];
             long res;
             regs_args(&r, a);
@@ -557,6 +559,12 @@ __attribute__((noreturn)) static void record_loop(long child, int ready_fd)
     if (have_end_regs) {
         trailer.flags |= REC_ENDF_REGS;
         copy_bytes(trailer.regs, &end_regs, sizeof end_regs);
+        /* Killed from outside inside one of its answered calls (orig_rax says which; a forbidden call is the filter's own kill). */
+        if (trailer.end == REC_END_SIGNALED && trailer.status != 31 && end_regs.orig_rax != 231 &&
+            (end_regs.orig_rax == NR_read || end_regs.orig_rax == NR_write || end_regs.orig_rax == NR_pread64 ||
+             end_regs.orig_rax == NR_pwrite64 || end_regs.orig_rax == NR_clock_gettime || end_regs.orig_rax == NR_epoll_pwait ||
+             end_regs.orig_rax == NR_timerfd_settime || end_regs.orig_rax == NR_arch_prctl))
+            trailer.flags |= REC_ENDF_IN_SYSCALL;
     }
     trailer.duration_ns = started && t_end > t_start ? t_end - t_start : 0;
     out_flush();

@@ -277,6 +277,26 @@ static void stop_here(struct uregs *r, int at_syscall, const struct cur *c)
     replay_finish(REPLAY_OUT_STOPPED, 0, ev_index + 1, 0);
 }
 
+/*
+ * The recording has no more events, and the guest ended by a signal from
+ * outside (a SIGKILL leaves no signal event, and its stop at exit may not
+ * come): it ends here, at its next call or trap, by that signal. Exactly
+ * where it was killed if that was inside this very call; otherwise noted.
+ */
+static int ended_from_outside(const struct uregs *r, u64 nr)
+{
+    if (rtrailer.end != REC_END_SIGNALED || rtrailer.status == 31 || fault_signal(rtrailer.status))
+        return 0;
+    struct uregs end;
+    copy_bytes(&end, rtrailer.regs, sizeof end);
+    int exact = (rtrailer.flags & REC_ENDF_IN_SYSCALL) && (rtrailer.flags & REC_ENDF_REGS) && end.rip == r->rip && end.orig_rax == nr;
+    if (!exact)
+        notes |= REPLAY_NOTE_SIGNAL_MOMENT;
+    sys_tgkill(replay_child, rtrailer.status);
+    sys_ptrace(PTRACE_CONT, replay_child, 0, 0);
+    return 1;
+}
+
 static int at_until(void)
 {
     return plan_rep.until && ev_index + 1 >= plan_rep.until;
@@ -392,15 +412,19 @@ static void rp_syscall(void)
     struct uregs r;
     struct cur c;
     u64 a[6];
-    t_getregs(replay_child, &r);
+    if (t_getregs(replay_child, &r) < 0)
+        return; /* killed from outside between its stop and now: its end comes next */
     regs_args(&r, a);
     u64 nr = r.orig_rax;
     u32 nargs = syscall_nargs(nr);
     note_guest_call(REC_EV_SYSCALL, nr, a, nargs);
     if (bp_armed)
         disarm_breakpoint();
-    if (!peek_next(&c))
+    if (!peek_next(&c)) {
+        if (ended_from_outside(&r, nr))
+            return;
         diverge(REPLAY_WHY_NO_MORE, 0);
+    }
     if (at_until()) {
         stop_here(&r, 1, &c);
         sys_ptrace(PTRACE_CONT, replay_child, 0, 0);
@@ -492,8 +516,11 @@ static void rp_trap(struct uregs *r, int kind, u32 len)
     note_guest_call((u64)kind, 0, a, 3);
     if (bp_armed)
         disarm_breakpoint();
-    if (!peek_next(&c))
+    if (!peek_next(&c)) {
+        if (ended_from_outside(r, ~0ul))
+            return;
         diverge(REPLAY_WHY_NO_MORE, 0);
+    }
     if (at_until()) {
         stop_here(r, 0, &c);
         sys_ptrace(PTRACE_CONT, replay_child, 0, 0);
@@ -749,7 +776,7 @@ __attribute__((noreturn)) static void replay_loop(long child, int ready_fd)
         int exited = (status & 0x7f) == 0;
         int same = exited ? rtrailer.end == REC_END_EXITED && rtrailer.status == ((status >> 8) & 0xff)
                           : rtrailer.end == REC_END_SIGNALED && rtrailer.status == (status & 0x7f);
-        if (same && !exited && have_end_regs && (rtrailer.flags & REC_ENDF_REGS)) {
+        if (same && !exited && have_end_regs && (rtrailer.flags & REC_ENDF_REGS) && !(notes & REPLAY_NOTE_SIGNAL_MOMENT)) {
             struct uregs rec_end;
             copy_bytes(&rec_end, rtrailer.regs, sizeof rec_end);
             same = rec_end.rip == end_regs.rip;

@@ -129,8 +129,9 @@ export async function replayVerb(argv: string[]): Promise<number> {
   switch (status?.outcome) {
     case REPLAY_OUT.FAITHFUL:
       if (status.detail & REPLAY_NOTE.SIGNAL_MOMENT) {
-        process.stderr.write(`tendril: note: the guest's ${signalName(end.signal ?? 0)} came from outside while it ran its own code; it was sent at the ` +
-          'recorded instruction but not at the recorded moment (registers), which this host cannot count its way to: the state it died in may differ\n');
+        process.stderr.write(`tendril: note: the guest's ${signalName(end.signal ?? 0)} came from outside while it ran its own code; the replay sent it ` +
+          'at the recorded instruction (or, when no instruction was recorded, at the call after the last event) but not at the recorded moment, which ' +
+          'this host cannot count its way to: the state it died in may differ\n');
       }
       if (end.signal !== undefined) process.stderr.write(`tendril: replayed to its recorded end: ${end.reason ?? `killed by ${signalName(end.signal)}`}\n`);
       return mirrorExit(end);
