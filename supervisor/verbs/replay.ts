@@ -4,7 +4,7 @@
 import { mkdtempSync, rmSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { basename, join, resolve } from 'node:path';
-import { REC, REC_PLAN_FLAG, REPLAY_NOTE, REPLAY_OUT } from '../../loader/formats.js';
+import { REC, REC_END, REC_PLAN_FLAG, REPLAY_NOTE, REPLAY_OUT } from '../../loader/formats.js';
 import { openRecording, RecordingError, signalName } from '../../loader/recording.js';
 import { UsageError } from '../errors.js';
 import { prepareCoreDumps } from '../launch.js';
@@ -84,6 +84,9 @@ export async function replayVerb(argv: string[]): Promise<number> {
     const { infoText, recordingInfo } = await import('../record/info.js');
     process.stdout.write(a.json ? `${JSON.stringify(recordingInfo(rec), null, 2)}\n` : `${infoText(rec)}\n`);
     return 0;
+  }
+  if (rec.trailer.end === REC_END.NOT_STARTED) {
+    throw new RecordingError(`${rec.file} recorded a launch whose guest never started (the stub refused it): there is nothing to replay`);
   }
   const { startReplay } = await import('../record/replay.js');
   const { cpuMismatchLine, divergenceLine, recordedEvent } = await import('../record/verdict.js');
