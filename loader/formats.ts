@@ -370,8 +370,6 @@ export const REC_EVF = constants('REC_EVF', 'Recording event flags (rec_event.fl
   SYNC: 1 << 1,
   /** SIGNAL: its default action ends the process. */
   FATAL: 1 << 2,
-  /** SYSCALL: data holds only what could be read of the guest's buffer (the call faulted). */
-  PARTIAL: 1 << 3,
   /** SYSCALL: the guest died in this call; result is meaningless. */
   KILLED: 1 << 4,
 });
