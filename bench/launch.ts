@@ -89,7 +89,7 @@ async function poolLoop(n: number): Promise<number[]> {
       started: () => undefined, output: () => undefined,
       exit: (ws) => (ws === 0 ? resolve(msSince(t)) : reject(new Error(`wait status ${ws}`))),
       failed: (why) => reject(new Error(why)),
-    });
+    }, true);
   });
   try {
     for (let i = 0; i < Math.min(200, n); i++) await one();
