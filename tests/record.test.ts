@@ -244,6 +244,34 @@ test('--gdb --until=N: the guest stops just before event N, where gdb finds it (
   });
 });
 
+(plainCorePattern ? test : test.skip)('--until=N without --gdb stops before event N and says so; with --dumpcore it leaves a core of the guest just before it', async (t) => {
+  await withTempDir(async (dir) => {
+    const file = join(dir, 'clock.rec');
+    const live = await tendrilRun(['run', `--record=${file}`, '--mem=2', guest('test_rr_clock'), '3']);
+    t.is(live.status, 0, live.stderr);
+    const events = recordingEvents(openRecording(file));
+    const target = events.filter((e) => e.kind === REC_EV.SYSCALL && e.nr === 1).at(-2)!; // a console write near the end
+    const r = await tendrilRun(['replay', `--until=${target.index}`, file]);
+    t.is(r.status, 0, r.stderr);
+    t.true(oneLine(r.stderr), r.stderr);
+    t.regex(r.stderr, new RegExp(`^tendril: replay stopped before event ${target.index}: the guest is about to make write\\(1, "`));
+    const before = events.filter((e) => e.kind === REC_EV.SYSCALL && e.nr === 1 && e.args[0] === 1n && e.index < target.index).map((e) => e.data().toString('latin1')).join('');
+    t.is(r.stdout, before, 'the console up to that event, and no further');
+
+    const cores = join(dir, 'cores');
+    await runCmdAsync('mkdir', ['-p', cores]);
+    const c = await tendrilRun(['replay', '--quiet', `--until=${target.index}`, `--dumpcore=${cores}`, file]);
+    t.is(c.status, 0, c.stderr);
+    t.regex(c.stderr, /its core is in /);
+    const core = join(cores, corePattern.replace(/%p/g, '*'));
+    t.true(existsSync(core));
+    const g = await gdb(['-ex', 'x/i $pc', '-ex', 'p/x $rax', '-ex', 'p/x $rdx', join(cores, 'test_rr_clock.spt'), core]);
+    t.regex(g.stdout, /=> 0x[0-9a-f]+ <[^>]+>:\s+syscall/, g.stdout + g.stderr);
+    t.regex(g.stdout, new RegExp(`^\\$1 = 0x1$`, 'm'), 'rax: write');
+    t.regex(g.stdout, new RegExp(`^\\$2 = 0x${target.args[2].toString(16)}$`, 'm'), 'rdx: its recorded length');
+  });
+});
+
 // ---------------------------------------------------------------------------
 // Divergence, and files that are not usable recordings
 
