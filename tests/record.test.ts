@@ -7,7 +7,7 @@
 
 import test, { type ExecutionContext } from 'ava';
 import { spawn } from 'node:child_process';
-import { existsSync, readFileSync, rmSync, truncateSync, writeFileSync } from 'node:fs';
+import { closeSync, constants as fsc, existsSync, openSync, readFileSync, readSync, rmSync, truncateSync, writeFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { REC, REC_CPUID, REC_EV, RecCpu, RecEvent, RecFileHeader } from '../loader/formats.js';
 import { openRecording, recordingEvents, reseal } from '../loader/recording.js';
@@ -379,6 +379,53 @@ test('a guest killed by SIGKILL (sent to the guest itself, not to its recorder) 
     const replay = await tendrilRun(['replay', file]);
     t.is(replay.status, 137, replay.stderr);
     t.is(replay.stdout, stdout);
+  });
+});
+
+test('a guest whose console nobody reads (a full pipe) still dies by SIGTERM while recorded, as it does live', async (t) => {
+  await withTempDir(async (dir) => {
+    const file = join(dir, 'full.rec');
+    // The console is a FIFO this test holds open and reads only at the end: it fills after 64 KiB.
+    const fifo = join(dir, 'console');
+    await runCmdAsync('mkfifo', [fifo]);
+    const fd = openSync(fifo, fsc.O_RDONLY | fsc.O_NONBLOCK);
+    const console = openSync(fifo, fsc.O_WRONLY); // blocking, as a shell's pipe is
+    try {
+      const child = spawn(process.execPath, [TENDRIL, 'run', `--record=${file}`, '--mem=2', guest('test_rr_clock'), '100000000'], { stdio: ['ignore', console, 'pipe'] });
+      closeSync(console);
+      const exited = new Promise<number>((r) => child.on('exit', (code, sig) => r(code ?? 128 + (sig === 'SIGTERM' ? 15 : 0))));
+      try {
+        // The recorder waits for room on the console on the guest's behalf, the guest stopped meanwhile: ppoll (271)
+        // of one fd (its waits on the guest's epoll set poll two, with the guest's pidfd).
+        await waitFor('the recorder to wait for room on the console', () => {
+          const f = readFileSync(`/proc/${child.pid}/syscall`, 'utf8').split(' ');
+          return f[0] === '271' && f[2] === '0x1';
+        }, 60_000);
+        child.kill('SIGTERM');
+        t.is(await exited, SIGTERM);
+      } finally {
+        child.kill('SIGKILL');
+      }
+      const chunks: Buffer[] = [];
+      for (;;) {
+        const b = Buffer.alloc(65536);
+        let n = 0;
+        try {
+          n = readSync(fd, b);
+        } catch {
+          break; // EAGAIN: all read
+        }
+        if (n <= 0) break;
+        chunks.push(b.subarray(0, n));
+      }
+      const out = Buffer.concat(chunks).toString('latin1');
+      t.true(out.length >= 4096, `the console filled up (${out.length} bytes)`);
+      const replay = await tendrilRun(['replay', file]);
+      t.is(replay.status, SIGTERM, replay.stderr);
+      t.is(replay.stdout, out, 'the replay prints what the guest got written before it died');
+    } finally {
+      closeSync(fd);
+    }
   });
 });
 

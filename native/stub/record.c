@@ -139,8 +139,14 @@ static void rec_cpu_record(int faulted)
     trailer.events--; /* the CPU record describes the stream; it is not an event */
 }
 
-/* Whether the guest has a signal waiting, or is gone: the monitor must stop waiting for it. */
-static int guest_wants_attention(long pid)
+#define GUEST_GONE (~0ul)
+
+/*
+ * The signals waiting for the guest (SigPnd | ShdPnd of /proc/PID/status, bit
+ * n-1 for signal n), or GUEST_GONE: the monitor, waiting on the guest's
+ * behalf, must stop when the guest's own wait would have.
+ */
+static u64 guest_pending(long pid)
 {
     char path[32] = "/proc/";
     u32 n = 6;
@@ -159,12 +165,13 @@ static int guest_wants_attention(long pid)
     static char buf[4096];
     long fd = sys_open(path, 0);
     if (fd < 0)
-        return 1;
+        return GUEST_GONE;
     long len = sys_read((int)fd, buf, sizeof buf - 1);
     sys_close((int)fd);
     if (len <= 0)
-        return 1;
+        return GUEST_GONE;
     buf[len] = 0;
+    u64 pending = 0;
     for (long i = 0; i < len; i++) {
         if (i > 0 && buf[i - 1] != '\n')
             continue;
@@ -180,15 +187,73 @@ static int guest_wants_attention(long pid)
                 v++;
             if (k == 2) {
                 if (buf[v] == 'Z' || buf[v] == 'X')
-                    return 1;
+                    return GUEST_GONE;
                 continue;
             }
-            for (; buf[v] && buf[v] != '\n'; v++)
-                if (buf[v] != '0')
-                    return 1;
+            u64 mask = 0;
+            for (; (buf[v] >= '0' && buf[v] <= '9') || (buf[v] >= 'a' && buf[v] <= 'f'); v++)
+                mask = (mask << 4) | (u64)(buf[v] <= '9' ? buf[v] - '0' : buf[v] - 'a' + 10);
+            pending |= mask;
         }
     }
+    return pending;
+}
+
+static int guest_wants_attention(long pid)
+{
+    return guest_pending(pid) != 0;
+}
+
+/* Signals whose default action ends the process (all a guest can have: it installs no handler). */
+static int fatal_by_default(int sig);
+
+static int fatal_pending(long pid)
+{
+    u64 p = guest_pending(pid);
+    if (p == GUEST_GONE)
+        return 1;
+    for (int sig = 1; sig <= 64; sig++)
+        if ((p >> (sig - 1) & 1) && fatal_by_default(sig))
+            return 1;
     return 0;
+}
+
+#define F_GETFL 3
+#define O_NONBLOCK 04000
+#define POLLOUT 4
+
+/*
+ * write(fd) for the guest. On a blocking fd (a console pipe that may be
+ * full) the monitor must not block where the guest could have been killed:
+ * it writes in pieces that fit (a pipe takes PIPE_BUF bytes whole once it
+ * polls writable), and gives up — with what it wrote, or -EINTR — when a
+ * fatal signal is waiting for the guest, as the guest's own write would
+ * have been cut short by it.
+ */
+static long write_for_guest(long pid, int fd, const u8 *d, u64 n)
+{
+    long fl = sys_fcntl(fd, F_GETFL, 0);
+    if (fl < 0 || (fl & O_NONBLOCK) || n == 0)
+        return syscall6(NR_write, fd, (long)d, (long)n, 0, 0, 0);
+    u64 done = 0;
+    while (done < n) {
+        struct { int fd; short events, revents; } p = { fd, POLLOUT, 0 };
+        long ts[2] = { 0, SIGNAL_CHECK_NS };
+        long q = syscall6(NR_ppoll, (long)&p, 1, (long)ts, 0, 8, 0);
+        if (q == 0 || q == -EINTR) {
+            if (fatal_pending(pid))
+                return done ? (long)done : -EINTR;
+            continue;
+        }
+        u64 chunk = n - done > 4096 ? 4096 : n - done;
+        long w = syscall6(NR_write, fd, (long)(d + done), (long)chunk, 0, 0, 0);
+        if (w == -EINTR)
+            continue;
+        if (w < 0)
+            return done ? (long)done : w;
+        done += (u64)w;
+    }
+    return (long)done;
 }
 
 /*
@@ -277,7 +342,7 @@ static int rec_emulate(long pid, u64 nr, const u64 *a, long *res)
         u8 *d = ev_begin(REC_EV_SYSCALL, nr, n3, a, 0, a[2]);
         if (vm_read(pid, a[1], d, a[2]) != (long)a[2])
             return 0; /* a buffer the guest cannot fully read: the kernel decides what that does */
-        long r = nr == NR_write ? syscall6(NR_write, (long)a[0], (long)d, (long)a[2], 0, 0, 0)
+        long r = nr == NR_write ? write_for_guest(pid, (int)a[0], d, a[2])
                                 : syscall6(NR_pwrite64, (long)a[0], (long)d, (long)a[2], (long)a[3], 0, 0);
         if (r == -EPIPE)
             sys_tgkill(pid, SIGPIPE); /* the writer gets SIGPIPE: the guest was the writer */

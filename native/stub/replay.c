@@ -388,10 +388,12 @@ static long compare_guest(u64 addr, u64 off, u64 len, int *unreadable)
     return -1;
 }
 
+/* The console output of a recorded write: what that write wrote (its result), not all it was asked to. */
 static void reproduce_console(const struct cur *c)
 {
-    for (u64 done = 0; done < c->h.data_len;) {
-        u64 n = c->h.data_len - done > WIN_SIZE / 2 ? WIN_SIZE / 2 : c->h.data_len - done;
+    u64 len = c->h.result > 0 ? ((u64)c->h.result < c->h.data_len ? (u64)c->h.result : c->h.data_len) : 0;
+    for (u64 done = 0; done < len;) {
+        u64 n = len - done > WIN_SIZE / 2 ? WIN_SIZE / 2 : len - done;
         const u8 *p = stream_at(c->data + done, n);
         if (!p)
             return;
