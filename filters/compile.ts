@@ -11,19 +11,28 @@ export interface CompiledFilter {
 
 export interface CompileOptions {
   /**
-   * Allowed calls that stop for the tracer before they run (SECCOMP_RET_TRACE)
-   * instead of just running: snapshot creation watches the guest's yields so.
-   * The rules, and so what is allowed, stay exactly the same.
+   * Allowed calls that stop for the guest's ptrace monitor before they run
+   * (SECCOMP_RET_TRACE) instead of just running: snapshot creation watches
+   * the yields (['epoll_pwait', 'timerfd_settime']); record and replay
+   * ('all', docs/record-replay.md) answer every call but exit_group, whose
+   * end the monitor sees anyway. The rules, and so what is allowed and what
+   * is killed, stay exactly the same.
    */
-  trace?: SyscallName[];
+  trace?: SyscallName[] | 'all';
+}
+
+/** The compile options of record and replay. */
+export const TRACE_ALL: CompileOptions = { trace: 'all' };
+
+function traces(opts: CompileOptions, name: SyscallName): boolean {
+  return opts.trace === 'all' ? name !== 'exit_group' : (opts.trace ?? []).includes(name);
 }
 
 function build(policy: Policy, opts: CompileOptions = {}): SeccompContext {
   const ctx = new SeccompContext();
-  const traced = new Set(opts.trace ?? []);
   try {
     for (const r of policy.rules) {
-      ctx.allow(SYS[r.syscall], r.when, `${r.syscall} for ${r.origin}`, traced.has(r.syscall) ? SCMP_ACT_TRACE(SYS[r.syscall]) : SCMP_ACT_ALLOW);
+      ctx.allow(SYS[r.syscall], r.when, `${r.syscall} for ${r.origin}`, traces(opts, r.syscall) ? SCMP_ACT_TRACE(SYS[r.syscall]) : SCMP_ACT_ALLOW);
     }
   } catch (e) {
     ctx.release();

@@ -152,6 +152,10 @@ export const PLAN_FLAG = constants('PLAN_F', 'Launch plan flags (plan_header.fla
   SEND_PIDFD: 1 << 5,
   /** Snapshot creation (monitor mode): the monitor stops the guest at the point PLAN_SECTION.SNAPSHOT names and dumps it (native/stub/snapshot_dump.c). */
   SNAPSHOT: 1 << 8,
+  /** Record: the monitor answers the guest's calls for real and writes them to a recording (PLAN_SECTION_REC_RECORD). */
+  RECORD: 1 << 12,
+  /** Replay: the monitor answers the guest's calls from a recording (PLAN_SECTION_REC_REPLAY); no device is attached. */
+  REPLAY: 1 << 13,
 });
 
 /**
@@ -466,12 +470,272 @@ export const ZygoteHello = defineStruct('zygote_hello', 'The zygote is up: its l
   nofile: 'u32',
 } as const);
 
+// ---------------------------------------------------------------------------
+// Record and replay (docs/record-replay.md). A recording is one file:
+//   rec_file_header, then meta_len bytes of JSON (what was run, for people and
+//   for `replay --info`), image_len bytes (the guest ELF), lowmem_len bytes
+//   (boot info + manifest copy + command line, exactly as the guest got them),
+//   padding to 8 — written by the supervisor (supervisor/record/);
+//   then the event stream — rec_event records written by the stub's monitor
+//   (native/stub/record.c), the first one a REC_EV_CPU record;
+//   then one rec_trailer, written by the monitor when the guest has ended.
+// The replayer (native/stub/replay.c) reads the stream back and answers the
+// guest's calls from it.
+
+export const REC = constants('REC', 'Recordings: identity, limits and the replay exit status.', {
+  MAGIC: 0x5244_4e54, // "TNDR"
+  TRAILER_MAGIC: 0x4544_4e54, // "TNDE"
+  VERSION: 1,
+  /** Largest data an input event (read, pread64, clock, epoll) may carry: what the replayer writes into guest memory in one call. */
+  MAX_INPUT: 1 << 17,
+  /** epoll_pwait answered by the monitor itself up to this many events; larger maxevents go to the kernel. */
+  MAX_EPOLL_EVENTS: 128,
+  /** Largest write the recorder performs for the guest from its own buffer; a larger one is made by the guest itself. */
+  MAX_EMULATED_WRITE: 1 << 20,
+  /** Bytes of each side's data a divergence report quotes. */
+  QUOTE: 48,
+  /** Exit status of `tendril replay` when the guest departed from its recording (docs/abi.md §13). */
+  DIVERGED_STATUS: 125,
+});
+
+export const REC_EV = constants('REC_EV', 'Recording event kinds (rec_event.kind).', {
+  /** First record of every stream, not counted as an event: the CPU the guest ran on (rec_cpu in data). */
+  CPU: 1,
+  /** A system call: nr, its arguments, the result; data = what it read (read, pread64, clock_gettime, epoll_pwait) or wrote. */
+  SYSCALL: 2,
+  /** rdtsc/rdtscp trapped and answered: result = the counter; args = rip, instruction length, TSC_AUX (rdtscp). */
+  RDTSC: 3,
+  RDTSCP: 4,
+  /** cpuid faulted and answered: args = rip, eax, ecx in; data = eax, ebx, ecx, edx out (4 × u32). */
+  CPUID: 5,
+  /** A signal delivered to the guest: nr = signal; args = si_code, si_addr, rip; data = user_regs_struct at delivery. */
+  SIGNAL: 6,
+});
+
+export const REC_EVF = constants('REC_EVF', 'Recording event flags (rec_event.flags).', {
+  /** The guest made the call itself (the monitor only watched its entry and exit). */
+  NATIVE: 1 << 0,
+  /** SIGNAL: raised by the guest's own instruction (a fault); replay expects it, never sends it. */
+  SYNC: 1 << 1,
+  /** SIGNAL: its default action ends the process. */
+  FATAL: 1 << 2,
+  /** SYSCALL: the guest died in this call; result is meaningless. */
+  KILLED: 1 << 4,
+});
+
+export const RecEvent = defineStruct('rec_event', 'One recorded event; nargs × u64 arguments follow, then data_len bytes padded to 8.', {
+  kind: 'u16',
+  nargs: 'u16',
+  /** The syscall number, the signal, or 0. */
+  nr: 'u32',
+  data_len: 'u32',
+  flags: 'u32',
+  result: 'i64',
+} as const);
+
+export const REC_CPUID = constants('REC_CPUID', 'How cpuid was handled while recording (rec_cpu.mode).', {
+  /** The CPU cannot fault cpuid: the guest ran it natively, so only an identical CPU replays the recording. */
+  NATIVE: 1,
+  /** cpuid faulted (ARCH_SET_CPUID) and every answer is in the recording (rdrand, rdseed, rdpid and TSX hidden). */
+  FAULTED: 2,
+});
+
+export const RecCpu = defineStruct('rec_cpu', 'The CPU a recording was made on: identity and feature words, as cpuid and xgetbv report them.', {
+  mode: 'u32',
+  /** cpuid leaf 0: the highest basic leaf. */
+  max_leaf: 'u32',
+  vendor: ['u8', 12],
+  /** Leaf 1 eax: family, model, stepping. */
+  signature: 'u32',
+  leaf1_ecx: 'u32',
+  leaf1_edx: 'u32',
+  leaf7_ebx: 'u32',
+  leaf7_ecx: 'u32',
+  leaf7_edx: 'u32',
+  ext1_ecx: 'u32',
+  ext1_edx: 'u32',
+  reserved: 'u32',
+  /** XCR0: the register state the OS enables (what xsave saves). */
+  xcr0: 'u64',
+  brand: ['u8', 48],
+} as const);
+
+export const REC_END = constants('REC_END', 'How a recorded guest ended (rec_trailer.end).', {
+  EXITED: 1,
+  SIGNALED: 2,
+  /** The stub failed before the guest's first instruction. */
+  NOT_STARTED: 3,
+});
+
+export const REC_ENDF = constants('REC_ENDF', 'rec_trailer.flags.', {
+  CORE: 1 << 0,
+  /** fault_* describe the fault that killed the guest. */
+  FAULT: 1 << 1,
+  /** regs holds the registers at the end. */
+  REGS: 1 << 2,
+  /** The guest died inside its last system call (regs.orig_rax says which). */
+  IN_SYSCALL: 1 << 3,
+});
+
+export const RecTrailer = defineStruct('rec_trailer', 'The end of a recording, written by the monitor once the guest has ended.', {
+  magic: 'u32',
+  version: 'u32',
+  /** Events in the stream (the CPU record is not one). */
+  events: 'u64',
+  syscalls: 'u64',
+  /** rdtsc and rdtscp. */
+  tsc_reads: 'u64',
+  cpuids: 'u64',
+  signals: 'u64',
+  /** Bytes of the event stream (from rec_file_header.header_len to this trailer). */
+  stream_len: 'u64',
+  /** CRC-32 (IEEE, as zlib) of the event stream. */
+  stream_crc: 'u32',
+  end: 'u32',
+  /** Exit code, or the signal. */
+  status: 'i32',
+  flags: 'u32',
+  fault_addr: 'u64',
+  fault_code: 'i32',
+  fault_signal: 'i32',
+  /** Wall time from the first instruction to the end, ns. */
+  duration_ns: 'u64',
+  /** struct user_regs_struct at the end (27 × u64). */
+  regs: ['u8', 216],
+} as const);
+
+export const RecFileHeader = defineStruct('rec_file_header', 'The start of a recording file (written and read by the supervisor).', {
+  magic: 'u32',
+  version: 'u32',
+  /** Bytes before the event stream: this header, meta, image, low memory, padding. */
+  header_len: 'u32',
+  /** CRC-32 of the first header_len bytes, computed with this field zero. */
+  header_crc: 'u32',
+  meta_len: 'u32',
+  image_len: 'u32',
+  lowmem_len: 'u32',
+  /** Plan flags of the guest half (X_EXEC_HEAP). */
+  plan_flags: 'u32',
+  mem_size: 'u64',
+  /** The guest's registers at its first instruction (abi.md §3): every other register is zero. */
+  entry_rip: 'u64',
+  entry_rsp: 'u64',
+  entry_rdi: 'u64',
+} as const);
+
+/** Plan section types of the record/replay range (PLAN_SECTION.RECORD_FIRST…). */
+export const PLAN_SECTION_REC = constants('PLAN_SECTION_REC', 'Record/replay plan section types.', {
+  RECORD: PLAN_SECTION.RECORD_FIRST,
+  REPLAY: PLAN_SECTION.RECORD_FIRST + 1,
+});
+
+export const REC_PLAN_FLAG = constants('REC_PLAN_F', 'plan_record.flags and plan_replay.flags.', {
+  /** Ask for cpuid faulting (record: if the CPU can; replay: required, the recording was made with it). */
+  FAULT_CPUID: 1 << 0,
+  /** Replay: do not reproduce the console output on stdout. */
+  QUIET: 1 << 1,
+  /** Replay: at event `until`, leave the guest stopped and detached for a debugger. */
+  GDB: 1 << 2,
+  /** Replay: at event `until`, leave a core of the guest as it is (the process is dumpable, RLIMIT_CORE is set). */
+  CORE_AT_UNTIL: 1 << 3,
+});
+
+export const PlanRecord = defineStruct('plan_record', 'PLAN_SECTION_REC_RECORD: record this run.', {
+  /** The recording, open for writing and positioned at the start of the event stream (an fd of the stub, or received). */
+  file_src: 'i32',
+  flags: 'u32',
+} as const);
+
+export const PlanReplay = defineStruct('plan_replay', 'PLAN_SECTION_REC_REPLAY: replay a recording instead of running with devices.', {
+  /** The recording, open for reading (read with pread: the offset is not used). */
+  file_src: 'i32',
+  flags: 'u32',
+  stream_offset: 'u64',
+  stream_len: 'u64',
+  /** 1-based event to stop before; 0: none. */
+  until: 'u64',
+} as const);
+
+export const REPLAY_OUT = constants('REPLAY_OUT', 'replay_status.outcome.', {
+  /** Every event matched; the guest ended as recorded. */
+  FAITHFUL: 1,
+  DIVERGED: 2,
+  /** --until reached: the guest is stopped before that event (detached for a debugger with GDB). */
+  STOPPED: 3,
+  /** This CPU is not the one the recording needs. */
+  CPU_MISMATCH: 4,
+  /** The event stream does not parse (it changed since it was checked). */
+  BAD_RECORDING: 5,
+  /** A signal from outside (not in the recording) ended the replay. */
+  INTERRUPTED: 6,
+});
+
+export const REPLAY_WHY = constants('REPLAY_WHY', 'replay_status.why: what differs.', {
+  KIND: 1,
+  SYSCALL: 2,
+  ARG: 3,
+  DATA: 4,
+  END: 5,
+  NO_MORE: 6,
+  MEMORY: 7,
+  SIGNAL: 8,
+  CPUID_NEEDED: 9,
+});
+
+export const REPLAY_NOTE = constants('REPLAY_NOTE', 'replay_status.detail of a FAITHFUL verdict: what was only approximately reproduced.', {
+  /**
+   * A signal from outside that arrived while the guest ran its own code was sent at the recorded
+   * instruction, but the moment with the recorded registers was not found within BP_BUDGET hits of
+   * it (no branch counter: docs/record-replay.md, "What is not captured").
+   */
+  SIGNAL_MOMENT: 1 << 0,
+  BP_BUDGET: 20000,
+});
+
+export const ReplayStatus = defineStruct('replay_status', "The replayer's verdict (monitor → supervisor, before the monitor_report).", {
+  magic: 'u32',
+  outcome: 'u32',
+  /** 1-based event index the verdict is about. */
+  event: 'u64',
+  why: 'u32',
+  /** ARG: which argument; DATA: the first differing byte. */
+  detail: 'u32',
+  /** What the guest did: a rec_event header, args and a quote of its data. */
+  guest_kind: 'u16',
+  guest_nargs: 'u16',
+  guest_nr: 'u32',
+  guest_data_len: 'u32',
+  guest_flags: 'u32',
+  guest_result: 'i64',
+  guest_args: ['u8', 48],
+  guest_quote: ['u8', 48],
+  /** What the recording has at that event. */
+  rec_kind: 'u16',
+  rec_nargs: 'u16',
+  rec_nr: 'u32',
+  rec_data_len: 'u32',
+  rec_flags: 'u32',
+  rec_result: 'i64',
+  rec_args: ['u8', 48],
+  rec_quote: ['u8', 48],
+  /** CPU_MISMATCH: this CPU (the recording's is in its stream). */
+  cpu: ['u8', 128],
+  guest_pid: 'i32',
+  /** Where in the data both quotes start (near the first difference for DATA). */
+  quote_offset: 'u32',
+} as const);
+
+export const REPLAY_MAGIC = constants('REPLAY', 'Replayer messages.', { STATUS_MAGIC: 0x3150_4c52 }); // "RLP1"
+
 /** Everything the generator emits, in order. */
 export const C_EXPORTS: { constants: ConstGroup[]; structs: StructDef[] } = {
   constants: [GUEST_FD.group, PLAN.group, PLAN_FLAG.group, PLAN_SECTION.group, REPORT.group, REPORT_FLAG.group, SNAPSHOT.group,
-    SNAPSHOT_CPU_FLAG.group, SNAPSHOT_STEP.group, ZYGOTE.group, ZYGOTE_MSG.group, ZYGOTE_LAUNCH_FLAG.group],
+    SNAPSHOT_CPU_FLAG.group, SNAPSHOT_STEP.group, ZYGOTE.group, ZYGOTE_MSG.group, ZYGOTE_LAUNCH_FLAG.group,
+    REC.group, REC_EV.group, REC_EVF.group, REC_CPUID.group, REC_END.group, REC_ENDF.group, PLAN_SECTION_REC.group, REC_PLAN_FLAG.group,
+    REPLAY_OUT.group, REPLAY_WHY.group, REPLAY_NOTE.group, REPLAY_MAGIC.group],
   structs: [PlanHeader, PlanRegion, PlanFdMove, PlanPoll, PlanSection, MonitorHello, MonitorReport, SnapshotRequest, SnapshotDump, SnapshotRun,
-    SnapshotCpu, RestoreHeader, ZygoteFrame, ZygoteLaunch, ZygoteStarted, ZygoteExit, ZygoteHello],
+    SnapshotCpu, RestoreHeader, ZygoteFrame, ZygoteLaunch, ZygoteStarted, ZygoteExit, ZygoteHello,
+    RecEvent, RecCpu, RecTrailer, RecFileHeader, PlanRecord, PlanReplay, ReplayStatus],
 };
 
 /** Small values stay plain ints (no signedness warnings when compared with an fd); large ones are unsigned. */

@@ -10,6 +10,7 @@ export type Verb = (argv: string[], prog: string) => Promise<number> | number;
 
 const VERBS: Record<string, { load: () => Promise<Verb>; summary: string }> = {
   run: { load: async () => (await import('./verbs/run.js')).runVerb, summary: 'run a guest (solo5-spt compatible options)' },
+  replay: { load: async () => (await import('./verbs/replay.js')).replayVerb, summary: 're-run a recorded execution (run --record=FILE) exactly, anywhere, under gdb' },
   cc: { load: async () => (await import('./verbs/cc.js')).ccVerb, summary: 'build a guest from C sources' },
   filter: { load: async () => (await import('./verbs/filter.js')).filterVerb, summary: 'show the syscall filter a guest would run under' },
   inspect: { load: async () => (await import('./verbs/inspect.js')).inspectVerb, summary: 'describe a guest image and why it would be rejected' },

@@ -18,8 +18,10 @@ import { join, resolve } from 'node:path';
 import { GUEST_FD } from '../loader/formats.js';
 import type { LoadSegment } from '../loader/elf.js';
 import { checkMemory, loadGuestImage, type GuestImage } from '../loader/image.js';
-import { deviceFd, encodeCmdline, encodePlan, makeGuestPlan, memoryImage, PlanFlags, type GuestPlan, type MemoryImage } from '../loader/plan.js';
-import { compilePolicyCached, type CompiledFilter, type CompileOptions } from '../filters/compile.js';
+import {
+  deviceFd, encodeCmdline, encodePlan, makeGuestPlan, memoryImage, PlanFlags, type GuestPlan, type MemoryImage, type PlanSectionData,
+} from '../loader/plan.js';
+import { compilePolicyCached, TRACE_ALL, type CompiledFilter, type CompileOptions } from '../filters/compile.js';
 import { corePolicy, type Policy } from '../filters/policy.js';
 import { attachDevices, matchRequests, releaseDevices, type AttachedDevice } from './devices/index.js';
 import { LaunchError } from './errors.js';
@@ -44,6 +46,21 @@ export interface CompiledLaunch {
   filter: CompiledFilter;
   plan: GuestPlan;
   memory: MemoryImage;
+}
+
+/**
+ * What recording adds to a hand-over (supervisor/record/): the filter in
+ * its traced form, plan flags, the recording's fd and the section that
+ * names it, and a look at the compiled launch (the recording starts with
+ * the guest's initial state) before the stub starts.
+ */
+export interface TraceSetup {
+  flags: number;
+  /** The recording, in this process. */
+  fd: number;
+  /** The plan section, given the fd number the stub will find the recording at. */
+  section: (stubFd: number) => PlanSectionData;
+  onCompiled: (c: CompiledLaunch) => void;
 }
 
 function sysFail(what: string): LaunchError {
@@ -198,18 +215,33 @@ export function writePlanFd(bytes: Buffer): number {
  * stdio included, so each fd the stub must find has the flag cleared.
  * Returns only by throwing.
  */
-export function execStub(p: PreparedLaunch, argv0: string, opts: { startFd?: number } = {}): never {
-  const c = compileLaunch(p);
-  return execPlan(c.plan, c.filter.bpf, p.devices.map((d) => d.hostfd), memoryFileFd(c.memory), argv0, opts);
+export function execStub(p: PreparedLaunch, argv0: string, opts: { startFd?: number; trace?: TraceSetup } = {}): never {
+  const t = opts.trace;
+  const c = compileLaunch(p, undefined, t ? TRACE_ALL : {});
+  t?.onCompiled(c);
+  return execPlan(c.plan, c.filter.bpf, p.devices.map((d) => d.hostfd), memoryFileFd(c.memory), argv0, {
+    startFd: opts.startFd,
+    ...(t ? { flags: t.flags, sections: [t.section(t.fd)], extraFds: [t.fd] } : {}),
+  });
+}
+
+/** How execPlan's caller extends the plan: record/replay add a flag, a section and the recording's fd. */
+interface ExecOptions {
+  startFd?: number;
+  flags?: number;
+  sections?: PlanSectionData[];
+  /** More fds the stub must inherit, at the same numbers. */
+  extraFds?: number[];
 }
 
 /** execStub for a guest plan made elsewhere (a restore): devices and memory file at this process's fd numbers. */
-export function execPlan(plan: GuestPlan, bpf: Buffer, deviceFds: number[], memFd: number, argv0: string, opts: { startFd?: number } = {}): never {
+export function execPlan(plan: GuestPlan, bpf: Buffer, deviceFds: number[], memFd: number, argv0: string, opts: ExecOptions = {}): never {
   const planFd = writePlanFd(encodePlan(plan, bpf, {
     deviceSrc: deviceFds, imageSrc: memFd,
-    flags: opts.startFd !== undefined ? PlanFlags.WAIT_START : 0, startFd: opts.startFd,
+    flags: (opts.startFd !== undefined ? PlanFlags.WAIT_START : 0) | (opts.flags ?? 0), startFd: opts.startFd,
+    ...(opts.sections ? { sections: opts.sections } : {}),
   }));
-  const inherit = [0, 1, 2, ...deviceFds, memFd, planFd, ...(opts.startFd !== undefined ? [opts.startFd] : [])];
+  const inherit = [0, 1, 2, ...deviceFds, memFd, planFd, ...(opts.startFd !== undefined ? [opts.startFd] : []), ...(opts.extraFds ?? [])];
   for (const fd of inherit) {
     if (os.fcntl(fd, os.F_SETFD, 0) < 0) throw sysFail(`fcntl(${fd}, F_SETFD)`);
   }

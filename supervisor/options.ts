@@ -58,6 +58,8 @@ export interface RunOptions {
   waitFifo?: string;
   /** --restore=DIR: continue from a snapshot (supervisor/snapshot/restore.ts); no GUEST operand then. */
   restore?: string;
+  /** --record=FILE: run for real and record the execution for `tendril replay` (docs/record-replay.md). */
+  record?: string;
   /** The request came from the API: messages name JSON fields ("memMiB", "devices.NAME"), not options. */
   api?: boolean;
 }
@@ -118,7 +120,7 @@ function splitDeviceOption(word: string): [string, string, string] | undefined {
 /** Every option of `run`, as written in the usage: flags, `--opt=VALUE`, and device options `--kind:NAME=VALUE`. */
 const FLAGS = ['--x-exec-heap', '--dumpable', '--gdb', '--supervise', '--help', '--version'];
 const VALUED: Record<string, string> = {
-  '--mem': 'MB', '--log-level': 'LEVEL', '--log-format': 'FORMAT', '--wait-fifo': 'PATH', '--dumpcore': 'DIR', '--restore': 'DIR',
+  '--mem': 'MB', '--log-level': 'LEVEL', '--log-format': 'FORMAT', '--wait-fifo': 'PATH', '--dumpcore': 'DIR', '--restore': 'DIR', '--record': 'FILE',
 };
 const DEVICE: Record<string, string> = {
   net: 'IFACE', 'net-mac': 'HWADDR', block: 'PATH', 'block-ro': 'PATH', 'block-sector-size': 'N',
@@ -240,6 +242,12 @@ export function parseRunArgs(argv: string[], dialect: Dialect = 'tendril'): Pars
       opts.dumpable = true;
       continue;
     }
+    if (word.startsWith('--record=')) {
+      const file = word.slice('--record='.length);
+      if (!file) throw invalid(word, 'missing file to record into');
+      opts.record = file;
+      continue;
+    }
     if (word.startsWith('--mem=')) {
       opts.memMiB = parseMem(word, word.slice(6));
       memGiven = true;
@@ -294,6 +302,10 @@ export function parseRunArgs(argv: string[], dialect: Dialect = 'tendril'): Pars
     // What the snapshot fixed cannot be given again.
     if (memGiven) throw invalid('--mem', 'the guest memory size is fixed by the snapshot', 'leave it out with --restore');
     if (opts.xExecHeap) throw invalid('--x-exec-heap', 'fixed by the snapshot (it was made with or without it)', 'leave it out with --restore');
+    if (opts.record !== undefined) {
+      // A recording replays from the image's first instruction, which a restored guest never ran.
+      throw invalid('--record', 'cannot be combined with --restore (a recording starts at the guest\'s boot)', 'record a fresh run: tendril run --record=FILE GUEST');
+    }
     if (i < argv.length) {
       throw new UsageError(`--restore takes no GUEST or guest arguments ('${argv[i]}'): the guest and its command line are fixed by the snapshot`,
         'tendril run --restore=DIR [device options]', true);
@@ -318,6 +330,9 @@ export function parseRunArgs(argv: string[], dialect: Dialect = 'tendril'): Pars
   }
   if (opts.gdb && opts.supervise) throw invalid('--gdb', 'cannot be combined with --supervise (the guest can have only one tracer)');
   if (opts.waitFifo && opts.supervise) throw invalid('--wait-fifo', 'cannot be combined with --supervise');
+  if (opts.gdb && opts.record) {
+    throw invalid('--gdb', 'cannot be combined with --record (the recorder is the guest\'s tracer)', 'record first, then debug the replay: tendril replay --gdb FILE');
+  }
   opts.devices = [...nets.values(), ...blocks.values()];
   return { kind: 'run', options: opts };
 }
@@ -341,6 +356,8 @@ Options:
   --dumpable                    leave the guest process dumpable (core dumps, ptrace by non-root)
   --dumpcore=DIR                if the guest dies by a signal, write DIR/core (open it with gdb GUEST DIR/core)
   --gdb                         stop before the guest's first instruction and wait for gdb to attach
+  --record=FILE                 run for real and record the execution into FILE, to re-run it exactly
+                                with \`tendril replay FILE' (anywhere: the file carries the image)
   --supervise                   run the guest as a child: log its exit and say why it died (a forbidden
                                 system call by name, a fault by address); same exit status
   --wait-fifo=PATH              load the guest, then wait until a byte is written to the FIFO PATH

@@ -8,7 +8,8 @@ import { spawn, type ChildProcess } from 'node:child_process';
 import { closeSync } from 'node:fs';
 import type { Readable } from 'node:stream';
 import { PlanFlags, encodePlan, type GuestPlan, type PlanSectionData } from '../loader/plan.js';
-import { compileLaunch, memoryFileFd, releaseLaunch, writePlanFd, type PreparedLaunch } from './launch.js';
+import { TRACE_ALL } from '../filters/compile.js';
+import { compileLaunch, memoryFileFd, releaseLaunch, writePlanFd, type PreparedLaunch, type TraceSetup } from './launch.js';
 import { STUB_PATH } from './paths.js';
 import { guestEnd, parseMonitorMessages, type GuestEnd } from './report.js';
 import * as os from './os.js';
@@ -27,11 +28,16 @@ export interface Spawned {
  * where the guest wants them. Our own copies are closed once the child has
  * its own.
  */
-export function spawnSupervised(p: PreparedLaunch, argv0: string): Spawned {
-  const c = compileLaunch(p);
+export function spawnSupervised(p: PreparedLaunch, argv0: string, trace?: TraceSetup): Spawned {
+  const c = compileLaunch(p, undefined, trace ? TRACE_ALL : {});
+  trace?.onCompiled(c);
   try {
-    return spawnPlan({ plan: c.plan, bpf: c.filter.bpf, deviceFds: p.devices.map((d) => d.hostfd), memFd: memoryFileFd(c.memory), argv0 });
+    return spawnPlan({
+      plan: c.plan, bpf: c.filter.bpf, deviceFds: p.devices.map((d) => d.hostfd), memFd: memoryFileFd(c.memory), argv0,
+      ...(trace ? { flags: trace.flags, extraFds: [trace.fd], sections: (at: number[]) => [trace.section(at[0])] } : {}),
+    });
   } finally {
+    if (trace) closeSync(trace.fd);
     releaseLaunch(p);
   }
 }

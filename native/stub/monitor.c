@@ -249,13 +249,23 @@ static void monitor_fork(void)
     /* The monitor keeps stdio, the report fd and its pipes; the devices,
      * the plan and the memory file are the guest's. It dies with whoever
      * started the stub, and the guest with it (EXITKILL). */
-    int keep[] = { 0, 1, 2, report_fd, ready[0], sync[1], snap_mem_fd, snap_state_fd };
-    close_all_but(keep, sizeof keep / sizeof keep[0]);
+    /* Recording, it also keeps the guest's epoll set, timer and devices, to make the guest's calls on them. */
+    int keep[9 + PLAN_MAX_MOVES] = { 0, 1, 2, report_fd, ready[0], sync[1], snap_mem_fd, snap_state_fd, rec_fd };
+    u32 nkeep = 9;
+    if (trace_mode == PLAN_F_RECORD) {
+        keep[nkeep++] = GUEST_FD_EPOLL;
+        keep[nkeep++] = GUEST_FD_TIMER;
+        for (u32 i = 0; i < hdr.nmoves; i++)
+            keep[nkeep++] = moves[i].dst;
+    }
+    close_all_but(keep, nkeep);
     plan_fd = image_fd = start_fd = -1;
     if (sys_prctl(PR_SET_PDEATHSIG, SIGKILL, 0, 0, 0) < 0 || sys_getppid() != parent)
         sys_exit_group(1);
     guest_pid = child;
-    r = sys_ptrace(PTRACE_SEIZE, child, 0, PTRACE_O_TRACEEXIT | PTRACE_O_EXITKILL | snapshot_ptrace_options());
+    /* Record/replay also stop the guest at every call its filter traces (0x80: TRACESECCOMP) and tell a
+     * syscall stop by SIGTRAP|0x80 (1: TRACESYSGOOD). */
+    r = sys_ptrace(PTRACE_SEIZE, child, 0, PTRACE_O_TRACEEXIT | PTRACE_O_EXITKILL | snapshot_ptrace_options() | (trace_mode ? 0x80 | 1 : 0));
     if (r < 0) {
         sys_kill(child, SIGKILL);
         die_errno("ptrace(PTRACE_SEIZE)", "attaching the monitor to the guest", r);
@@ -266,7 +276,13 @@ static void monitor_fork(void)
     send_report(&hello, sizeof hello, (int)pidfd);
     if (pidfd >= 0)
         sys_close((int)pidfd);
+    if (trace_mode == PLAN_F_REPLAY)
+        replay_prepare(child);
     sys_write(sync[1], "S", 1);
     sys_close(sync[1]);
+    if (trace_mode == PLAN_F_RECORD)
+        record_loop(child, ready[0]);
+    if (trace_mode == PLAN_F_REPLAY)
+        replay_loop(child, ready[0]);
     monitor_loop(child, ready[0]);
 }

@@ -130,7 +130,7 @@ static u64 monotonic_ns(void)
     return (u64)ts[0] * 1000000000ul + (u64)ts[1];
 }
 
-static long peek(long pid, u64 addr, u64 *out)
+static long peek_guest_word(long pid, u64 addr, u64 *out)
 {
     return sys_ptrace(PTRACE_PEEKDATA, pid, (void *)addr, (long)out);
 }
@@ -425,7 +425,7 @@ static int snapshot_stop(long pid)
         /* timerfd_settime(fd, flags, new_value, old): it_value is at +16 (tv_sec) and +24 (tv_nsec). */
         u64 sec = 0, nsec = 0;
         snap_pending = 0;
-        if (peek(pid, regs[12] + 16, &sec) < 0 || peek(pid, regs[12] + 24, &nsec) < 0)
+        if (peek_guest_word(pid, regs[12] + 16, &sec) < 0 || peek_guest_word(pid, regs[12] + 24, &nsec) < 0)
             return 0;
         u64 value = sec > 18000000000ul ? ~0ul : sec * 1000000000ul + nsec;
         if (regs[13] & TFD_TIMER_ABSTIME) {

@@ -64,16 +64,29 @@ static int start_fd = -1;
 /* Monitor mode: written to just before the jump, so the monitor can tell a
  * guest's exit from a stub error. */
 static int guest_ready_fd = -1;
+/* Record and replay (trace.c, record.c, replay.c): the mode (0, PLAN_F_RECORD or
+ * PLAN_F_REPLAY), its section, and the recording's fd (the monitor's alone). */
+static int trace_mode;
+static u32 trace_flags;
+static int rec_fd = -1;
+static int record_section_known(u32 type);
+static void record_check_plan(void);
+static void record_resolve_fd(void);
+static char record_guest_setup(void);
+static void pin_to_this_cpu(void);
+static void replay_prepare(long child);
+__attribute__((noreturn)) static void record_loop(long child, int ready_fd);
+__attribute__((noreturn)) static void replay_loop(long child, int ready_fd);
 
 __attribute__((noreturn)) static void malformed(const char *detail)
 {
     die("launch plan is malformed", detail);
 }
 
-/* The plan section types this build implements. */
+/* The plan section types this build implements (each capability adds its own). */
 static int section_known(u32 type)
 {
-    return type == PLAN_SECTION_RESTORE || type == PLAN_SECTION_SNAPSHOT;
+    return type == PLAN_SECTION_RESTORE || type == PLAN_SECTION_SNAPSHOT || record_section_known(type);
 }
 
 /* Snapshots: creation (snapshot_dump.c, run by the monitor) and restore (restore.c). */
@@ -141,7 +154,8 @@ static void check_header(void)
 {
     if (hdr.magic != PLAN_MAGIC || hdr.version != PLAN_VERSION)
         die("launch plan has the wrong magic or version", "the stub and the supervisor come from different builds; rebuild tendril");
-    if (hdr.flags & ~(u32)(PLAN_F_X_EXEC_HEAP | PLAN_F_DUMPABLE | PLAN_F_STOP_AT_ENTRY | PLAN_F_MONITOR | PLAN_F_WAIT_START | PLAN_F_SEND_PIDFD | PLAN_F_SNAPSHOT))
+    if (hdr.flags & ~(u32)(PLAN_F_X_EXEC_HEAP | PLAN_F_DUMPABLE | PLAN_F_STOP_AT_ENTRY | PLAN_F_MONITOR | PLAN_F_WAIT_START |
+                           PLAN_F_SEND_PIDFD | PLAN_F_SNAPSHOT | PLAN_F_RECORD | PLAN_F_REPLAY))
         malformed("unknown flags");
     if (hdr.nregions > PLAN_MAX_REGIONS || hdr.nmoves > PLAN_MAX_MOVES || hdr.npoll > PLAN_MAX_POLL)
         malformed("region, fd or poll count out of range");
@@ -160,10 +174,14 @@ static void check_header(void)
         malformed("entry point outside guest memory");
     if ((hdr.flags & PLAN_F_WAIT_START) ? hdr.start_fd < 0 : hdr.start_fd != -1)
         malformed("start fd and wait-for-start disagree");
-    if ((hdr.flags & PLAN_F_MONITOR) ? hdr.report_fd < 0 : hdr.report_fd != -1)
+    /* A recording run may have nobody to report to (exec mode); a monitored run or a replay has. */
+    if ((hdr.flags & (PLAN_F_MONITOR | PLAN_F_REPLAY)) ? hdr.report_fd < 0
+        : (hdr.flags & PLAN_F_RECORD) ? hdr.report_fd < -1 : hdr.report_fd != -1)
         malformed("report fd and monitor mode disagree");
-    if ((hdr.flags & PLAN_F_SEND_PIDFD) && !(hdr.flags & PLAN_F_MONITOR))
+    if ((hdr.flags & PLAN_F_SEND_PIDFD) && !(hdr.flags & (PLAN_F_MONITOR | PLAN_F_RECORD | PLAN_F_REPLAY)))
         malformed("pidfd without a monitor");
+    if ((hdr.flags & (PLAN_F_RECORD | PLAN_F_REPLAY)) && (hdr.flags & PLAN_F_STOP_AT_ENTRY))
+        malformed("--gdb with record/replay: the guest has only one tracer");
 }
 
 static void check_tables(void)
@@ -283,18 +301,20 @@ static void place_fds(void)
     if (hdr.nregions)
         image_fd = resolve(hdr.image_src, "the guest memory file");
     snapshot_resolve_fds();
+    record_resolve_fd();
     for (u32 i = 0; i < nreceived; i++)
         if (received[i] >= 0)
             malformed("an fd came with it that it does not use");
-    if (hdr.flags & PLAN_F_MONITOR)
+    if (hdr.report_fd >= 0)
         report_fd = resolve(hdr.report_fd, "the monitor report fd");
     if (hdr.flags & PLAN_F_WAIT_START)
         start_fd = resolve(hdr.start_fd, "the start fd");
     if (plan_fd == image_fd || plan_fd == report_fd || plan_fd == start_fd ||
-        (report_fd >= 0 && (report_fd == start_fd || report_fd == image_fd)) || (start_fd >= 0 && start_fd == image_fd))
+        (report_fd >= 0 && (report_fd == start_fd || report_fd == image_fd)) || (start_fd >= 0 && start_fd == image_fd) ||
+        (rec_fd >= 0 && (rec_fd == plan_fd || rec_fd == image_fd || rec_fd == report_fd || rec_fd == start_fd)))
         malformed("one fd given two roles");
     for (u32 i = 0; i < hdr.nmoves; i++)
-        if (src[i] == plan_fd || src[i] == image_fd || src[i] == report_fd || src[i] == start_fd)
+        if (src[i] == plan_fd || src[i] == image_fd || src[i] == report_fd || src[i] == start_fd || (rec_fd >= 0 && src[i] == rec_fd))
             malformed("a guest fd is also one of the stub's");
     snapshot_lift_fds(src, hdr.nmoves, top);
 
@@ -302,6 +322,7 @@ static void place_fds(void)
     image_fd = lift(image_fd, top);
     report_fd = lift(report_fd, top);
     start_fd = lift(start_fd, top);
+    rec_fd = lift(rec_fd, top);
     for (u32 i = 0; i < hdr.nmoves; i++)
         src[i] = lift(src[i], top);
     /* Whatever else sits on the guest's numbers is not the guest's. */
@@ -655,6 +676,9 @@ __attribute__((noreturn)) static void enter_guest(u64 entry, u64 stack, struct s
 #include "snapshot_dump.c"
 #include "monitor.c"
 #include "restore.c"
+#include "trace.c"
+#include "record.c"
+#include "replay.c"
 
 __attribute__((noreturn, used)) void stub_main(long *sp)
 {
@@ -681,12 +705,19 @@ __attribute__((noreturn, used)) void stub_main(long *sp)
     read_sections();
     snapshot_check_request();
     restore_check();
+    record_check_plan();
+    /* The record/replay loop owns the ptrace stops the snapshot monitor would need, and a
+     * recording replays from the entry point, which a restored guest never ran. */
+    if ((restoring || snapshotting()) && (hdr.flags & (PLAN_F_RECORD | PLAN_F_REPLAY)))
+        malformed("record/replay with a snapshot or a restore");
     check_tables();
     place_fds();
     make_poll_set();
 
     /* Fork the monitor before guest memory exists, so it stays tiny. */
-    if (hdr.flags & PLAN_F_MONITOR)
+    if (trace_mode)
+        pin_to_this_cpu();
+    if (hdr.flags & (PLAN_F_MONITOR | PLAN_F_RECORD | PLAN_F_REPLAY))
         monitor_fork();
 
     map_memory();
@@ -717,8 +748,9 @@ __attribute__((noreturn, used)) void stub_main(long *sp)
     set_limits();
     if (restoring)
         restore_prepare();
+    char ready = record_guest_setup();
     if (guest_ready_fd >= 0) {
-        sys_write(guest_ready_fd, "G", 1);
+        sys_write(guest_ready_fd, &ready, 1);
         sys_close(guest_ready_fd);
     }
 

@@ -2,7 +2,7 @@
 //
 //   POST   /images              {"path": ABSOLUTE-FILE} or the image bytes (application/octet-stream)
 //   GET    /images              list;  GET /images/:id;  DELETE /images/:id
-//   POST   /instances           {"image", "args", "memMiB", "devices", "timeoutMs", "monitor", "xExecHeap", "wait"}:
+//   POST   /instances           {"image", "args", "memMiB", "devices", "timeoutMs", "monitor", "xExecHeap", "record", "wait"}:
 //                               201 once the guest runs (with its pid); with "wait": true, 200 when it
 //                               has ended, with its output; {"snapshot": ID, "devices", …} instead of
 //                               "image" restores a snapshot
@@ -11,6 +11,8 @@
 //   GET    /snapshots           list;  GET /snapshots/:id;  DELETE /snapshots/:id
 //   GET    /instances           list;  GET /instances/:id  state, pid, status, reason, timings, output
 //   GET    /instances/:id/console   the console, streamed until the guest ends
+//   GET    /instances/:id/recording  the recording of an instance launched with "record": true,
+//                               once its guest has ended (tendril replay FILE re-runs it)
 //   POST   /instances/:id/kill  {"signal": "SIGTERM"} (default SIGKILL), to the guest itself
 //   DELETE /instances/:id       forget a finished instance
 //   GET    /metrics             Prometheus text;  GET /health
@@ -20,11 +22,12 @@
 // {"error", "hint"?, "kind"} with a status by kind (errors.ts).
 
 import { timingSafeEqual } from 'node:crypto';
+import { createReadStream, existsSync } from 'node:fs';
 import Fastify, { type FastifyInstance, type FastifyReply, type FastifyRequest } from 'fastify';
 import { DEVICE_NAME_RE } from '../../loader/manifest.js';
 import { MAX_MEM_MIB } from '../../loader/abi.js';
 import { macProblem, nearest } from '../options.js';
-import { BusyError, errorBody, httpStatus, RequestError, TooLargeError } from './errors.js';
+import { BusyError, ConflictError, errorBody, httpStatus, NotFoundError, RequestError, TooLargeError } from './errors.js';
 import type { Instance, InstanceManager, LaunchRequest } from './instances.js';
 import type { Metrics } from './metrics.js';
 import { describeImage, type ImageRegistry } from './registry.js';
@@ -44,6 +47,7 @@ export function describeInstance(i: Instance, withOutput = false): Record<string
   }
   if (i.error) out.error = errorBody(i.error);
   if (i.killedBy) out.killedBy = i.killedBy;
+  if (i.recording) out.recording = `/instances/${i.id}/recording`;
   if (withOutput) {
     out.output = Buffer.concat(i.output).toString('utf8');
     out.outputTruncated = i.outputTruncated;
@@ -81,6 +85,7 @@ const launchSchema = {
     timeoutMs: { type: 'integer', minimum: 1 },
     monitor: { type: 'boolean' },
     xExecHeap: { type: 'boolean' },
+    record: { type: 'boolean' },
     wait: { type: 'boolean' },
   },
 } as const;
@@ -244,6 +249,10 @@ export function buildApi(ctx: ApiContext, opts: ApiOptions): FastifyInstance {
     if (body.image !== undefined && body.snapshot !== undefined) {
       throw new RequestError('"image" and "snapshot" exclude each other', 'a restore runs the image the snapshot was made from');
     }
+    if (body.snapshot !== undefined && body.record) {
+      // A recording replays from the image's first instruction; a restored guest never ran those.
+      throw new RequestError('"record" cannot be used with "snapshot"', 'record a fresh launch of the image instead');
+    }
     checkDevices(body);
     const inst = await instances.launch(body, body.wait === true);
     if (!body.wait) return reply.code(201).send(describeInstance(inst));
@@ -265,6 +274,16 @@ export function buildApi(ctx: ApiContext, opts: ApiOptions): FastifyInstance {
       onDrain: (cb) => res.once('drain', cb),
     });
     res.on('close', detach);
+  });
+  app.get('/instances/:id/recording', { schema: { params: idParams } }, async (req, reply) => {
+    const inst = instances.get((req.params as { id: string }).id);
+    if (!inst.recording) throw new NotFoundError(`instance ${inst.id} was not recorded`, 'launch it with "record": true');
+    if (inst.state === 'starting' || inst.state === 'running') {
+      throw new ConflictError(`instance ${inst.id} is ${inst.state}: its recording is complete once the guest has ended`, `wait for it: GET /instances/${inst.id}`);
+    }
+    if (inst.state === 'failed' || !existsSync(inst.recording)) throw new NotFoundError(`instance ${inst.id} never ran its guest: it has no recording`);
+    return reply.type('application/octet-stream').header('content-disposition', `attachment; filename="${inst.id}.rec"`)
+      .send(createReadStream(inst.recording));
   });
   app.post('/instances/:id/kill', { schema: { params: idParams, body: killSchema } }, async (req) => {
     const body = req.body as { signal?: string } | null;

@@ -13,6 +13,7 @@
 import { randomBytes } from 'node:crypto';
 import { PlanFlags, encodePlan, receivedFd } from '../../loader/plan.js';
 import { TendrilError } from '../errors.js';
+import { TRACE_ALL } from '../../filters/compile.js';
 import { compileLaunch, prepareLaunch, releaseLaunch } from '../launch.js';
 import { log } from '../log.js';
 import type { DeviceRequest, RunOptions } from '../options.js';
@@ -23,6 +24,7 @@ import { BusyError, ConflictError, NotFoundError, RequestError } from './errors.
 import type { Metrics } from './metrics.js';
 import type { ImageEntry, ImageRegistry } from './registry.js';
 import { POOL_REPORT_FD, PoolDownError, type LaunchHandlers, type StubPool, type Zygote } from './zygote.js';
+import type { RecordingStore } from './recordings.js';
 import { CapacityError } from '../../loader/errors.js';
 import { releaseDevices } from '../devices/index.js';
 import { attachForRestore, restorePlanOf } from '../snapshot/restore.js';
@@ -56,6 +58,8 @@ export interface LaunchRequest {
   monitor?: boolean;
   /** The heap and stack executable, as --x-exec-heap. */
   xExecHeap?: boolean;
+  /** Record the execution (docs/record-replay.md); GET /instances/:id/recording when it has ended. */
+  record?: boolean;
 }
 
 export type InstanceState = 'starting' | 'running' | 'exited' | 'failed';
@@ -80,6 +84,8 @@ export interface Instance {
   outputBytes: number;
   outputTruncated: boolean;
   killedBy?: string;
+  /** The recording's file, when recorded ("record": true). */
+  recording?: string;
   consumers: Set<Consumer>;
   /** Resolves when the guest exists; rejects with the reason if it never will. */
   started: Promise<Instance>;
@@ -123,6 +129,8 @@ const nextId = () => `${ID_PREFIX}${(++idCounter).toString(16).padStart(8, '0')}
 
 /** An API request's image, arguments and devices as `run` options (messages then name the JSON fields). */
 export function toRunOptions(req: Omit<LaunchRequest, 'image'> & { image?: string }): RunOptions {
+  // A recording monitor that is not root reads the guest's memory only if the guest stays dumpable.
+  const dumpable = req.record === true && process.geteuid?.() !== 0;
   const devices: DeviceRequest[] = [];
   for (const [name, d] of Object.entries(req.devices ?? {})) {
     const label = `devices.${name}`;
@@ -134,7 +142,7 @@ export function toRunOptions(req: Omit<LaunchRequest, 'image'> & { image?: strin
   }
   return {
     memMiB: req.memMiB ?? 512, xExecHeap: req.xExecHeap === true, guest: req.image ?? '', guestArgs: req.args ?? [], devices,
-    dumpable: false, gdb: false, supervise: true, api: true,
+    dumpable, gdb: false, supervise: true, api: true,
   };
 }
 
@@ -154,7 +162,8 @@ export class InstanceManager {
   private plans = new Map<string, Buffer>();
 
   constructor(private readonly registry: ImageRegistry, private readonly pool: StubPool,
-    private readonly metrics: Metrics, readonly limits: InstanceLimits, private readonly snapshots?: SnapshotStore) {
+    private readonly metrics: Metrics, readonly limits: InstanceLimits, private readonly snapshots?: SnapshotStore,
+    private readonly recordings?: RecordingStore) {
     metrics.gauge('tendril_instances_running', 'Guests running now.', () => this.running());
     metrics.gauge('tendril_launches_pending', 'Launches waiting for their guest to start.', () => this.pending);
   }
@@ -191,12 +200,17 @@ export class InstanceManager {
       throw new RequestError(`"timeoutMs" ${req.timeoutMs} is more than this server allows (${this.limits.maxTimeoutMs})`);
     }
     const monitor = req.monitor !== false;
-    const source = req.snapshot !== undefined ? this.restorePlan(req.snapshot, req, monitor) : this.imagePlan(req, monitor);
+    if (req.record && !monitor) throw new RequestError('"record": true needs the monitor ("monitor": false): the monitor is what records');
+    if (req.record && !this.recordings) throw new RequestError('this server does not record', 'start it with --recordings=DIR');
+    if (req.record && req.snapshot !== undefined) throw new RequestError('"record" cannot be used with "snapshot"', 'record a fresh launch of the image instead');
+    const id = nextId();
+    const source = req.snapshot !== undefined ? this.restorePlan(req.snapshot, req, monitor) : this.imagePlan(req, monitor, req.record ? id : undefined);
     let zygote: Zygote;
     try {
       zygote = this.pool.get();
     } catch (e) {
       source.release();
+      if (req.record) this.recordings!.remove(id);
       throw e;
     }
     const { plan, fds, release } = source;
@@ -205,7 +219,8 @@ export class InstanceManager {
     let rejectStarted!: (e: Error) => void;
     let resolveEnded!: (i: Instance) => void;
     const inst: Instance = {
-      id: nextId(), image: source.image, ...(req.snapshot !== undefined ? { snapshot: req.snapshot } : {}), args: source.args, memMiB: source.memMiB,
+      id, image: source.image, ...(req.snapshot !== undefined ? { snapshot: req.snapshot } : {}),
+      ...(req.record ? { recording: this.recordings!.path(id) } : {}), args: source.args, memMiB: source.memMiB,
       state: 'starting', createdAt: new Date().toISOString(), timings: {}, timeoutMs: req.timeoutMs,
       output: [], outputBytes: 0, outputTruncated: false, consumers: new Set(),
       started: new Promise<Instance>((res, rej) => { resolveStarted = res; rejectStarted = rej; }),
@@ -301,9 +316,9 @@ export class InstanceManager {
     return inst;
   }
 
-  private imagePlan(req: LaunchRequest, monitor: boolean): PlanSource {
+  private imagePlan(req: LaunchRequest, monitor: boolean, recordAs?: string): PlanSource {
     const entry = this.registry.get(req.image!);
-    const p = this.plan(entry, req, monitor);
+    const p = this.plan(entry, req, monitor, recordAs);
     entry.launches++;
     return { ...p, image: entry.id, args: req.args ?? [], memMiB: req.memMiB ?? 512 };
   }
@@ -360,7 +375,8 @@ export class InstanceManager {
    * builds nothing. With devices, they are attached now (the fds are ours
    * until the launch is sent).
    */
-  private plan(entry: ImageEntry, req: LaunchRequest, monitor: boolean): { plan: Buffer; fds: number[]; release: () => void } {
+  private plan(entry: ImageEntry, req: LaunchRequest, monitor: boolean, recordAs?: string): { plan: Buffer; fds: number[]; release: () => void } {
+    if (recordAs !== undefined) return this.recordedPlan(entry, req, recordAs);
     const nodevices = !req.devices || Object.keys(req.devices).length === 0;
     const key = nodevices ? `${entry.id}\0${req.memMiB ?? 512}\0${monitor ? 1 : 0}${req.xExecHeap ? 1 : 0}\0${(req.args ?? []).join('\0')}` : undefined;
     const cached = key === undefined ? undefined : this.plans.get(key);
@@ -380,6 +396,36 @@ export class InstanceManager {
       return { plan, fds: [mem.fd, ...prepared.devices.map((d) => d.hostfd)], release: () => releaseLaunch(prepared) };
     } catch (e) {
       releaseLaunch(prepared);
+      throw e;
+    }
+  }
+
+  /**
+   * A recorded launch: never cached (each has its own recording, started
+   * here with the guest's initial state); the filter in its traced form, the
+   * recording's fd sent with the plan after the devices'.
+   */
+  private recordedPlan(entry: ImageEntry, req: LaunchRequest, id: string): { plan: Buffer; fds: number[]; release: () => void } {
+    const opts = toRunOptions(req);
+    const prepared = prepareLaunch(opts, entry.image);
+    let recFd: number | undefined;
+    try {
+      const mem = this.registry.memory(entry, prepared.segments);
+      const c = compileLaunch(prepared, mem.image, TRACE_ALL);
+      const trace = this.recordings!.setup(id, prepared, opts);
+      recFd = trace.fd;
+      trace.onCompiled(c);
+      const n = prepared.devices.length;
+      const plan = encodePlan(c.plan, c.filter.bpf, {
+        deviceSrc: prepared.devices.map((_, i) => receivedFd(1 + i)), imageSrc: receivedFd(0),
+        flags: PlanFlags.MONITOR | PlanFlags.SEND_PIDFD | trace.flags, reportFd: POOL_REPORT_FD, sections: [trace.section(receivedFd(1 + n))],
+      });
+      const fd = recFd;
+      return { plan, fds: [mem.fd, ...prepared.devices.map((d) => d.hostfd), fd], release: () => { releaseLaunch(prepared); os.close(fd); } };
+    } catch (e) {
+      releaseLaunch(prepared);
+      if (recFd !== undefined) os.close(recFd);
+      this.recordings!.remove(id);
       throw e;
     }
   }
@@ -448,6 +494,7 @@ export class InstanceManager {
     const i = this.instances.get(id);
     if (!i) return;
     this.instances.delete(id);
+    if (i.recording) this.recordings?.remove(id);
     this.historyBytes -= i.outputBytes;
   }
 

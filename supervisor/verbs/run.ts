@@ -1,10 +1,10 @@
 // `tendril run` / `tendril-spt`: validate, attach, compile, then become the
 // guest (exec, the default) or start it as a supervised child (--supervise).
 
-import { basename } from 'node:path';
+import { basename, resolve } from 'node:path';
 import { deviceTypeName } from '../../loader/manifest.js';
 import { version, versionText } from '../cli.js';
-import { execPlan, execStub, openStartFifo, prepareCoreDumps, prepareLaunch, type PreparedLaunch } from '../launch.js';
+import { execPlan, execStub, openStartFifo, prepareCoreDumps, prepareLaunch, type PreparedLaunch, type TraceSetup } from '../launch.js';
 import type { Spawned } from '../supervise.js';
 import { STUB_PATH } from '../paths.js';
 import { configureLog, log } from '../log.js';
@@ -25,6 +25,13 @@ function logPrepared(p: PreparedLaunch, opts: RunOptions): void {
   }
 }
 
+/** --record: what the hand-over adds (loaded only when asked for). */
+async function recording(p: PreparedLaunch, opts: RunOptions): Promise<TraceSetup | undefined> {
+  if (!opts.record) return undefined;
+  const { recordingSetup } = await import('../record/record.js');
+  return recordingSetup(opts.record, p, opts);
+}
+
 export async function runVerb(argv: string[], prog: string): Promise<number> {
   // tendril-spt follows solo5-spt's conventions (help and version on stderr,
   // help exits 1, KERNEL); `tendril run` follows tendril's (stdout, exit 0).
@@ -43,6 +50,10 @@ export async function runVerb(argv: string[], prog: string): Promise<number> {
   const opts = parsed.options;
   configureLog({ level: opts.logLevel, format: opts.logFormat });
   if (opts.xExecHeap) process.stderr.write(`${prog}: WARNING: --x-exec-heap: guest heap and stack are executable\n`);
+  // A monitor that is not root reads and writes the guest's memory only if the guest stays dumpable.
+  if (opts.record && process.geteuid?.() !== 0) opts.dumpable = true;
+  // --dumpcore changes the working directory: the recording is where the user meant it.
+  if (opts.record) opts.record = resolve(opts.record);
   const target = opts.restore !== undefined ? await restoreTarget(opts) : freshTarget(opts);
   if (opts.dumpcore) {
     const core = prepareCoreDumps(opts.dumpcore);
@@ -57,13 +68,14 @@ export async function runVerb(argv: string[], prog: string): Promise<number> {
         `attach with: gdb ${target.image} -p ${process.pid}  (then 'continue')\n`);
     }
     const startFd = opts.waitFifo !== undefined ? openStartFifo(opts.waitFifo) : undefined;
-    log.info({ mode: 'exec', stub: STUB_PATH, ...(opts.waitFifo ? { waitFifo: opts.waitFifo } : {}) }, 'hand-over');
-    return target.exec(argv0, startFd);
+    const trace = target.prepared ? await recording(target.prepared, opts) : undefined;
+    log.info({ mode: 'exec', stub: STUB_PATH, ...(opts.waitFifo ? { waitFifo: opts.waitFifo } : {}), ...(opts.record ? { record: opts.record } : {}) }, 'hand-over');
+    return target.exec(argv0, startFd, trace);
   }
 
   // Loaded only here: the exec path (the cold path) does not need it.
   const { mirrorExit, signalName } = await import('../supervise.js');
-  const { child, done } = await target.spawn(argv0);
+  const { child, done } = await target.spawn(argv0, target.prepared ? await recording(target.prepared, opts) : undefined);
   log.info({ mode: 'spawn', guestPid: child.pid }, 'hand-over');
   // The guest shares our terminal: a Ctrl-C reaches it directly; we wait for its end.
   for (const sig of ['SIGINT', 'SIGTERM', 'SIGHUP'] as const) process.on(sig, () => child.kill(sig));
@@ -82,8 +94,10 @@ export async function runVerb(argv: string[], prog: string): Promise<number> {
 interface RunTarget {
   /** The guest image, for the process name and the gdb hint. */
   image: string;
-  exec(argv0: string, startFd: number | undefined): never;
-  spawn(argv0: string): Promise<Spawned>;
+  /** A fresh boot's prepared launch (what --record records); none for a restore, which cannot be recorded. */
+  prepared?: PreparedLaunch;
+  exec(argv0: string, startFd: number | undefined, trace?: TraceSetup): never;
+  spawn(argv0: string, trace?: TraceSetup): Promise<Spawned>;
 }
 
 function freshTarget(opts: RunOptions): RunTarget {
@@ -91,8 +105,9 @@ function freshTarget(opts: RunOptions): RunTarget {
   logPrepared(prepared, opts);
   return {
     image: opts.guest,
-    exec: (argv0, startFd) => execStub(prepared, argv0, { startFd }),
-    spawn: async (argv0) => (await import('../supervise.js')).spawnSupervised(prepared, argv0),
+    prepared,
+    exec: (argv0, startFd, trace) => execStub(prepared, argv0, { startFd, trace }),
+    spawn: async (argv0, trace) => (await import('../supervise.js')).spawnSupervised(prepared, argv0, trace),
   };
 }
 

@@ -15,6 +15,7 @@ import { configureLog, LEVELS, log, type LogFormat, type LogLevel } from '../log
 import { nearest } from '../options.js';
 import { buildApi } from '../serve/api.js';
 import { InstanceManager } from '../serve/instances.js';
+import { RecordingStore } from '../serve/recordings.js';
 import { Metrics } from '../serve/metrics.js';
 import { ImageRegistry } from '../serve/registry.js';
 import { SnapshotStore } from '../serve/snapshots.js';
@@ -40,11 +41,13 @@ Serve the tendril HTTP API (see README "tendril serve").
   --max-timeout=MS      largest timeoutMs a launch may ask for (default 3600000)
   --max-snapshots=N     snapshots kept (POST /snapshots; default 64), in a private directory under
                         TMPDIR removed when the server stops
+  --recordings=DIR      where recordings of "record": true launches go (default: a private
+                        temporary directory, removed with the server); each is deleted with its instance
   --log-level=LEVEL     ${LEVELS.join(', ')} (default info)
   --log-format=FORMAT   pretty or json (default: pretty on a terminal)
   --help                this help`;
 
-const STRINGS = ['socket', 'listen', 'token-file', 'log-level', 'log-format'];
+const STRINGS = ['socket', 'listen', 'token-file', 'log-level', 'log-format', 'recordings'];
 const NUMBERS = ['pool', 'max-instances', 'max-pending', 'output-limit', 'history', 'history-bytes', 'max-image', 'max-registry', 'max-timeout',
   'max-snapshots'];
 
@@ -140,6 +143,7 @@ export async function serveVerb(argv: string[]): Promise<number> {
   };
   await claimSocket(socket);
 
+  const recordings = new RecordingStore(a.recordings === undefined ? undefined : String(a.recordings));
   const pool = new StubPool(poolSize);
   const apps: FastifyInstance[] = [];
   let instances: InstanceManager | undefined;
@@ -148,6 +152,7 @@ export async function serveVerb(argv: string[]): Promise<number> {
     await instances?.shutdown().catch(() => undefined);
     snapshots?.close();
     pool.close();
+    recordings.close();
     for (const app of apps) await app.close().catch(() => undefined);
     if (existsSync(socket) && lstatSync(socket).isSocket()) unlinkSync(socket);
   };
@@ -162,7 +167,7 @@ export async function serveVerb(argv: string[]): Promise<number> {
     });
     const store = snapshots;
     metrics.gauge('tendril_snapshots', 'Snapshots kept.', () => store.count);
-    instances = new InstanceManager(registry, pool, metrics, { ...limits, maxRunning, maxPending }, snapshots);
+    instances = new InstanceManager(registry, pool, metrics, { ...limits, maxRunning, maxPending }, snapshots, recordings);
     const ctx = { registry, instances, metrics, pool, snapshots };
     // TCP first: once the socket file exists, every listener is up.
     if (tcp) {
