@@ -63,7 +63,7 @@ const IMAGES: [string, string, string[]][] = [
   ['test_hello', 'tendril-test/hello:1', []],
   ['test_exit', 'tendril-test/exit:1', []],
   ['test_seccomp', 'tendril-test/seccomp:1', []],
-  ['test_time', 'tendril-test/time:1', []],
+  ['test_forever', 'tendril-test/forever:1', []],
   ['test_blk', 'tendril-test/blk:1', ['--add', 'DISK']],
 ];
 const ref = (name: string) => `docker.io/${name}`;
@@ -220,14 +220,14 @@ ctest('terminal mode: the pty master goes to the shim over --console-socket', as
 
 ctest('a long-running guest: RUNNING in ctr task ls, killed, deleted; the shim\'s commands are logged', async (t) => {
   const id = 'longrun';
-  const run = await ctrRun(['-d'], ref('tendril-test/time:1'), id, '/test_time.spt');
+  const run = await ctrRun(['-d'], ref('tendril-test/forever:1'), id, '/test_forever.spt');
   t.is(run.status, 0, run.stderr);
   const taskLine = async () => (await ctr(['task', 'ls'])).stdout.split('\n').find((l) => l.startsWith(`${id} `)) ?? '';
   await waitFor('the task to run', async () => /\bRUNNING\b/.test(await taskLine()));
   const pid = Number((await taskLine()).split(/\s+/)[1]);
   t.true(pid > 1);
   // The task's pid is the guest itself: the stub's image, under its seccomp filter.
-  t.is(readFileSync(`/proc/${pid}/cmdline`, 'latin1').split('\0')[0], 'tendril: test_time.spt');
+  t.is(readFileSync(`/proc/${pid}/cmdline`, 'latin1').split('\0')[0], 'tendril: test_forever.spt');
   t.regex(readFileSync(`/proc/${pid}/status`, 'utf8'), /^Seccomp:\s+2$/m);
   const state = await runCmdAsync(TENDRIL_OCI, ['--root', join(env!.runcRoot, env!.namespace), 'state', id]);
   t.is(state.status, 0, state.stderr);

@@ -72,13 +72,13 @@ test('tendril filter: table, counts and PFC for a guest', (t) => {
 });
 
 test('tendril filter --bpf lists exactly the program a running guest has installed', async (t) => {
-  const listing = tendril(['filter', '--bpf', '--mem=2', guest('test_time')]);
+  const listing = tendril(['filter', '--bpf', '--mem=2', guest('test_forever')]);
   t.is(listing.status, 0, listing.stderr);
   const shown = [...listing.stdout.matchAll(/^\d{4}: ([0-9a-f]{4}) +(\d+) +(\d+) 0x([0-9a-f]{8})/gm)]
     .map((m) => `${m[1]} ${Number(m[2]).toString(16).padStart(2, '0')} ${Number(m[3]).toString(16).padStart(2, '0')} ${m[4]}`);
   t.is(shown.length, Number(/^(\d+) BPF instructions$/m.exec(listing.stdout)![1]));
 
-  const child = spawn(process.execPath, [TENDRIL, 'run', '--mem=2', guest('test_time')], { stdio: 'ignore' });
+  const child = spawn(process.execPath, [TENDRIL, 'run', '--mem=2', guest('test_forever')], { stdio: 'ignore' });
   try {
     await waitForGuest(child.pid!);
     const dump = runCmd(join(ROOT, 'tests/tools/build/seccomp-dump'), [String(child.pid)]);

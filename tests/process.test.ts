@@ -12,7 +12,7 @@ const NR_READ = 0;
 
 
 test('the guest replaces the tendril process: same pid, stub image, filter on, no Node', async (t) => {
-  const child = spawn(process.execPath, [TENDRIL, 'run', '--mem=2', guest('test_time')], { stdio: ['ignore', 'pipe', 'pipe'] });
+  const child = spawn(process.execPath, [TENDRIL, 'run', '--mem=2', guest('test_forever')], { stdio: ['ignore', 'pipe', 'pipe'] });
   const pid = child.pid!;
   const exited = new Promise<[number | null, NodeJS.Signals | null]>((r) => child.on('exit', (code, sig) => r([code, sig])));
   try {
@@ -21,7 +21,7 @@ test('the guest replaces the tendril process: same pid, stub image, filter on, n
     t.regex(status, /^NoNewPrivs:\s+1$/m);
     t.regex(status, /^Threads:\s+1$/m);
     const rss = Number(/^VmRSS:\s+(\d+) kB$/m.exec(status)![1]);
-    t.log(`VmRSS of a running guest (test_time, --mem=2): ${rss} kB`);
+    t.log(`VmRSS of a running guest (test_forever, --mem=2): ${rss} kB`);
     t.true(rss < 4096, `resident ${rss} kB`);
     const maps = readFileSync(`/proc/${pid}/maps`, 'utf8');
     t.notRegex(maps, /node|libc|koffi|libseccomp/, 'nothing of Node is left mapped');
