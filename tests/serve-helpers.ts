@@ -1,12 +1,16 @@
 // A `tendril serve` of a test's own: a private socket in a private temp dir,
-// started for real, stopped (and waited for) by pid in teardown.
+// started for real, stopped (and waited for) by pid in teardown. It starts
+// through tests/tools/with-pdeathsig, so a test run killed before its
+// teardowns takes its servers with it.
 
 import { spawn, type ChildProcess } from 'node:child_process';
 import { existsSync, mkdtempSync, readFileSync, readlinkSync, rmSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { api } from '../supervisor/serve/client.js';
-import { childrenOf, guest, STUB, TENDRIL, waitFor } from './helpers.js';
+import { childrenOf, guest, ROOT, STUB, TENDRIL, waitFor } from './helpers.js';
+
+const WITH_PDEATHSIG = join(ROOT, 'tests/tools/build/with-pdeathsig');
 
 export type Json = Record<string, any>; // eslint-disable-line @typescript-eslint/no-explicit-any
 
@@ -27,7 +31,7 @@ export interface TestServer {
 export async function startServer(args: string[] = [], opts: { wrap?: string[]; env?: NodeJS.ProcessEnv } = {}): Promise<TestServer> {
   const dir = mkdtempSync(join(tmpdir(), 'tendril-serve-'));
   const sock = join(dir, 'api.sock');
-  const cmd = [...(opts.wrap ?? []), process.execPath, TENDRIL, 'serve', `--socket=${sock}`, '--log-level=warn', ...args];
+  const cmd = [WITH_PDEATHSIG, ...(opts.wrap ?? []), process.execPath, TENDRIL, 'serve', `--socket=${sock}`, '--log-level=warn', ...args];
   const proc = spawn(cmd[0], cmd.slice(1), { stdio: ['ignore', 'ignore', 'pipe'], env: { ...process.env, ...opts.env } });
   let err = '';
   proc.stderr!.on('data', (d: Buffer) => { err += d; });
