@@ -8,7 +8,7 @@ import { blockPolicy, corePolicy, netPolicy } from '../filters/policy.js';
 import { spawn } from 'node:child_process';
 import { writeFileSync } from 'node:fs';
 import { join } from 'node:path';
-import { guest, ROOT, runCmd, TENDRIL, tendril, waitForGuest, withTempDir } from './helpers.js';
+import { guest, ROOT, runCmd, TENDRIL, tendril, waitForGuest, withTempDir, WITH_PDEATHSIG } from './helpers.js';
 
 const BPF_RET_K = 0x06;
 const SECCOMP_RET_ALLOW = 0x7fff0000;
@@ -78,7 +78,7 @@ test('tendril filter --bpf lists exactly the program a running guest has install
     .map((m) => `${m[1]} ${Number(m[2]).toString(16).padStart(2, '0')} ${Number(m[3]).toString(16).padStart(2, '0')} ${m[4]}`);
   t.is(shown.length, Number(/^(\d+) BPF instructions$/m.exec(listing.stdout)![1]));
 
-  const child = spawn(process.execPath, [TENDRIL, 'run', '--mem=2', guest('test_forever')], { stdio: 'ignore' });
+  const child = spawn(WITH_PDEATHSIG, [process.execPath, TENDRIL, 'run', '--mem=2', guest('test_forever')], { stdio: 'ignore' });
   try {
     await waitForGuest(child.pid!);
     const dump = runCmd(join(ROOT, 'tests/tools/build/seccomp-dump'), [String(child.pid)]);

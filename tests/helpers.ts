@@ -9,6 +9,8 @@ import { fileURLToPath } from 'node:url';
 
 /** Repository root (tests run from dist/tests). */
 export const ROOT = resolve(dirname(fileURLToPath(import.meta.url)), '../..');
+/** Put in front of a command that must not outlive the test run (tests/tools/with-pdeathsig.c). */
+export const WITH_PDEATHSIG = join(ROOT, 'tests/tools/build/with-pdeathsig');
 export const TENDRIL = join(ROOT, 'bin/tendril.cjs');
 export const TENDRIL_SPT = join(ROOT, 'bin/tendril-spt.cjs');
 export const GUESTS = join(ROOT, 'tests/guests/build');

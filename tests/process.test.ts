@@ -6,13 +6,13 @@ import test from 'ava';
 import { spawn } from 'node:child_process';
 import { readdirSync, readFileSync, readlinkSync } from 'node:fs';
 import { join } from 'node:path';
-import { guest, STUB, TENDRIL, waitForGuest, waitForStub, waitForSyscall } from './helpers.js';
+import { guest, STUB, TENDRIL, waitForGuest, waitForStub, waitForSyscall, WITH_PDEATHSIG } from './helpers.js';
 
 const NR_READ = 0;
 
 
 test('the guest replaces the tendril process: same pid, stub image, filter on, no Node', async (t) => {
-  const child = spawn(process.execPath, [TENDRIL, 'run', '--mem=2', guest('test_forever')], { stdio: ['ignore', 'pipe', 'pipe'] });
+  const child = spawn(WITH_PDEATHSIG, [process.execPath, TENDRIL, 'run', '--mem=2', guest('test_forever')], { stdio: ['ignore', 'pipe', 'pipe'] });
   const pid = child.pid!;
   const exited = new Promise<[number | null, NodeJS.Signals | null]>((r) => child.on('exit', (code, sig) => r([code, sig])));
   try {

@@ -8,9 +8,7 @@ import { existsSync, mkdtempSync, readFileSync, readlinkSync, rmSync } from 'nod
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { api } from '../supervisor/serve/client.js';
-import { childrenOf, guest, ROOT, STUB, TENDRIL, waitFor } from './helpers.js';
-
-const WITH_PDEATHSIG = join(ROOT, 'tests/tools/build/with-pdeathsig');
+import { childrenOf, guest, STUB, TENDRIL, waitFor, WITH_PDEATHSIG } from './helpers.js';
 
 export type Json = Record<string, any>; // eslint-disable-line @typescript-eslint/no-explicit-any
 
