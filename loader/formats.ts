@@ -150,6 +150,8 @@ export const PLAN_FLAG = constants('PLAN_F', 'Launch plan flags (plan_header.fla
   WAIT_START: 1 << 4,
   /** Monitor mode: send a pidfd of the guest with the monitor_hello (report_fd is a unix socket). */
   SEND_PIDFD: 1 << 5,
+  /** --isolate: the guest runs jailed as a child of the stub (native/stub/isolate.c); the plan carries ISOLATE sections. */
+  ISOLATE: 1 << 16,
 });
 
 /**
@@ -210,6 +212,51 @@ export const PlanPoll = defineStruct('plan_poll', "A member of the guest's epoll
 } as const);
 
 // ---------------------------------------------------------------------------
+// Isolation (--isolate, supervisor/isolate/): what the jailer in the stub
+// (native/stub/isolate.c) sets up for the guest before its filter. Sections
+// in PLAN_SECTION's isolation range:
+//   ISOLATE.SECTION_JAIL     one plan_isolate
+//   ISOLATE.SECTION_CGROUPS  the guest's cgroup directories (made and limited by
+//                            the supervisor), each a NUL-terminated absolute path:
+//                            the guest joins each, its parent removes each when it ends
+
+export const ISOLATE = constants('ISOLATE', 'Isolation: plan section types (in PLAN_SECTION_ISOLATE_FIRST..) and limits.', {
+  SECTION_JAIL: 32,
+  SECTION_CGROUPS: 33,
+  /** One directory per cgroup hierarchy (v2: one; v1: memory, pids, cpu). */
+  MAX_CGROUPS: 4,
+  /** Bytes of one cgroup directory path, NUL included. */
+  MAX_PATH: 1024,
+});
+
+export const ISOLATE_FLAG = constants('ISOLATE_F', 'The layers plan_isolate.flags asks for (each one the host can provide).', {
+  /** A pid namespace: a tiny init is pid 1, the guest pid 2. */
+  NEWPID: 1 << 0,
+  /** A mount namespace whose root is an empty, read-only tmpfs; the old root is unmounted. */
+  EMPTY_ROOT: 1 << 1,
+  NEWNET: 1 << 2,
+  NEWIPC: 1 << 3,
+  NEWUTS: 1 << 4,
+  /** A cgroup namespace rooted at the guest's own cgroup (after joining it). */
+  NEWCGROUP: 1 << 5,
+  /** uid/gid, no supplementary groups, every capability dropped (bounding set included), no processes (RLIMIT_NPROC 0). */
+  CREDS: 1 << 6,
+  /** A Landlock domain handling the landlock_* rights with no rule: every filesystem (and TCP, and scoped) access denied. */
+  LANDLOCK: 1 << 7,
+});
+
+export const PlanIsolate = defineStruct('plan_isolate', 'The jail of an isolated guest (section ISOLATE_SECTION_JAIL).', {
+  flags: 'u32',
+  uid: 'u32',
+  gid: 'u32',
+  reserved: 'u32',
+  /** struct landlock_ruleset_attr: the rights handled (and so denied) for this kernel's Landlock ABI. */
+  landlock_fs: 'u64',
+  landlock_net: 'u64',
+  landlock_scoped: 'u64',
+} as const);
+
+// ---------------------------------------------------------------------------
 // The monitor's report (stub in monitor mode → whoever started it), written
 // once when the guest has ended, to report_fd.
 
@@ -233,6 +280,8 @@ export const REPORT_FLAG = constants('REPORT_F', 'What a monitor report holds (m
   REGS: 1 << 3,
   /** fault_* hold the siginfo of the fault that killed it. */
   FAULT: 1 << 4,
+  /** Isolated: the OOM killer of the guest's own memory cgroup ended it (its limit, not the host's memory). */
+  OOM: 1 << 5,
 });
 
 export const MonitorReport = defineStruct('monitor_report', 'How a guest ended, as its monitor saw it.', {
@@ -309,8 +358,8 @@ export const ZygoteHello = defineStruct('zygote_hello', 'The zygote is up: its l
 
 /** Everything the generator emits, in order. */
 export const C_EXPORTS: { constants: ConstGroup[]; structs: StructDef[] } = {
-  constants: [GUEST_FD.group, PLAN.group, PLAN_FLAG.group, PLAN_SECTION.group, REPORT.group, REPORT_FLAG.group, ZYGOTE.group, ZYGOTE_MSG.group],
-  structs: [PlanHeader, PlanRegion, PlanFdMove, PlanPoll, PlanSection, MonitorHello, MonitorReport, ZygoteFrame, ZygoteStarted, ZygoteExit, ZygoteHello],
+  constants: [GUEST_FD.group, PLAN.group, PLAN_FLAG.group, PLAN_SECTION.group, ISOLATE.group, ISOLATE_FLAG.group, REPORT.group, REPORT_FLAG.group, ZYGOTE.group, ZYGOTE_MSG.group],
+  structs: [PlanHeader, PlanRegion, PlanFdMove, PlanPoll, PlanSection, PlanIsolate, MonitorHello, MonitorReport, ZygoteFrame, ZygoteStarted, ZygoteExit, ZygoteHello],
 };
 
 /** Small values stay plain ints (no signedness warnings when compared with an fd); large ones are unsigned. */

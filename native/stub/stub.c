@@ -68,11 +68,13 @@ __attribute__((noreturn)) static void malformed(const char *detail)
     die("launch plan is malformed", detail);
 }
 
-/* The plan section types this build implements (none yet: each capability adds its own). */
+/* --isolate (isolate.c): set once the plan's isolation sections are read. */
+static int isolated;
+
+/* The plan section types this build implements (each capability adds its own). */
 static int section_known(u32 type)
 {
-    (void)type;
-    return 0;
+    return type == ISOLATE_SECTION_JAIL || type == ISOLATE_SECTION_CGROUPS;
 }
 
 static void read_full(void *dst, u64 len, const char *what)
@@ -136,7 +138,7 @@ static void check_header(void)
 {
     if (hdr.magic != PLAN_MAGIC || hdr.version != PLAN_VERSION)
         die("launch plan has the wrong magic or version", "the stub and the supervisor come from different builds; rebuild tendril");
-    if (hdr.flags & ~(u32)(PLAN_F_X_EXEC_HEAP | PLAN_F_DUMPABLE | PLAN_F_STOP_AT_ENTRY | PLAN_F_MONITOR | PLAN_F_WAIT_START | PLAN_F_SEND_PIDFD))
+    if (hdr.flags & ~(u32)(PLAN_F_X_EXEC_HEAP | PLAN_F_DUMPABLE | PLAN_F_STOP_AT_ENTRY | PLAN_F_MONITOR | PLAN_F_WAIT_START | PLAN_F_SEND_PIDFD | PLAN_F_ISOLATE))
         malformed("unknown flags");
     if (hdr.nregions > PLAN_MAX_REGIONS || hdr.nmoves > PLAN_MAX_MOVES || hdr.npoll > PLAN_MAX_POLL)
         malformed("region, fd or poll count out of range");
@@ -610,7 +612,16 @@ __attribute__((noreturn)) static void enter_guest(u64 entry, u64 stack, struct s
     __builtin_unreachable();
 }
 
+/* Isolation hooks (isolate.c, included after monitor.c, which uses them). */
+static void isolate_fork_init(void);
+static int isolate_parent_alive(void);
+static u32 isolate_end(void);
+static void isolate_remove_cgroups(void);
+/* The process that forks the guest (monitor or waiter), for the guest's check that it is still there. */
+static long jail_parent = -1;
+
 #include "monitor.c"
+#include "isolate.c"
 
 __attribute__((noreturn, used)) void stub_main(long *sp)
 {
@@ -632,13 +643,19 @@ __attribute__((noreturn, used)) void stub_main(long *sp)
     read_full(moves, sizeof moves[0] * hdr.nmoves, "fd table");
     read_full(polls, sizeof polls[0] * hdr.npoll, "poll table");
     read_sections();
+    isolate_read();
     check_tables();
     place_fds();
     make_poll_set();
 
-    /* Fork the monitor before guest memory exists, so it stays tiny. */
+    /* Fork the monitor (or the isolated guest's waiter) before guest memory exists, so it stays tiny. */
     if (hdr.flags & PLAN_F_MONITOR)
         monitor_fork();
+    else if (isolated)
+        waiter_fork();
+    /* The jail, before guest memory exists, so its memory cgroup is charged for all of it. */
+    if (isolated)
+        isolate_guest();
 
     map_memory();
     read_full((void *)SPT_BOOT_INFO_BASE, hdr.lowmem_size, "low memory");
