@@ -27,6 +27,7 @@ import type { RunOptions } from './options.js';
 import { log } from './log.js';
 import { STUB_PATH } from './paths.js';
 import * as os from './os.js';
+import type { StartedJail } from './isolate/jail.js';
 
 /** Validated image + attached devices, in this process's fd numbers. */
 export interface PreparedLaunch {
@@ -180,17 +181,24 @@ export function writePlanFd(bytes: Buffer): number {
  * stdio included, so each fd the stub must find has the flag cleared.
  * Returns only by throwing.
  */
-export function execStub(p: PreparedLaunch, argv0: string, opts: { startFd?: number } = {}): never {
+export function execStub(p: PreparedLaunch, argv0: string, opts: { startFd?: number; jail?: () => StartedJail } = {}): never {
   const c = compileLaunch(p);
   const memFd = memoryFileFd(c.memory);
-  const planFd = writePlanFd(encodePlan(c.plan, c.filter.bpf, {
-    deviceSrc: p.devices.map((d) => d.hostfd), imageSrc: memFd,
-    flags: opts.startFd !== undefined ? PlanFlags.WAIT_START : 0, startFd: opts.startFd,
-  }));
-  const inherit = [0, 1, 2, ...p.devices.map((d) => d.hostfd), memFd, planFd, ...(opts.startFd !== undefined ? [opts.startFd] : [])];
-  for (const fd of inherit) {
-    if (os.fcntl(fd, os.F_SETFD, 0) < 0) throw sysFail(`fcntl(${fd}, F_SETFD)`);
+  // Last, so nothing above can leave its cgroups behind; the stub removes them when the guest ends.
+  const jail = opts.jail?.();
+  try {
+    const planFd = writePlanFd(encodePlan(c.plan, c.filter.bpf, {
+      deviceSrc: p.devices.map((d) => d.hostfd), imageSrc: memFd,
+      flags: (opts.startFd !== undefined ? PlanFlags.WAIT_START : 0) | (jail?.flags ?? 0), startFd: opts.startFd, sections: jail?.sections,
+    }));
+    const inherit = [0, 1, 2, ...p.devices.map((d) => d.hostfd), memFd, planFd, ...(opts.startFd !== undefined ? [opts.startFd] : [])];
+    for (const fd of inherit) {
+      if (os.fcntl(fd, os.F_SETFD, 0) < 0) throw sysFail(`fcntl(${fd}, F_SETFD)`);
+    }
+    os.execve(STUB_PATH, [argv0, String(planFd), null], [null]);
+    throw sysFail(`execve(${STUB_PATH})`);
+  } catch (e) {
+    jail?.cgroups.remove();
+    throw e;
   }
-  os.execve(STUB_PATH, [argv0, String(planFd), null], [null]);
-  throw sysFail(`execve(${STUB_PATH})`);
 }

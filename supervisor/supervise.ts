@@ -12,6 +12,7 @@ import { compileLaunch, memoryFileFd, releaseLaunch, writePlanFd, type PreparedL
 import { STUB_PATH } from './paths.js';
 import { guestEnd, parseMonitorMessages, type GuestEnd } from './report.js';
 import * as os from './os.js';
+import type { StartedJail } from './isolate/jail.js';
 
 export { explain, guestEnd, signalName, type GuestEnd, type GuestReport } from './report.js';
 
@@ -27,7 +28,7 @@ export interface Spawned {
  * where the guest wants them. Our own copies are closed once the child has
  * its own.
  */
-export function spawnSupervised(p: PreparedLaunch, argv0: string): Spawned {
+export function spawnSupervised(p: PreparedLaunch, argv0: string, makeJail?: () => StartedJail): Spawned {
   const c = compileLaunch(p);
   const n = p.devices.length;
   const memAt = 3 + n;
@@ -35,12 +36,16 @@ export function spawnSupervised(p: PreparedLaunch, argv0: string): Spawned {
   const reportAt = planAt + 1;
   const memFd = memoryFileFd(c.memory);
   let planFd: number;
+  let jail: StartedJail | undefined;
   try {
+    jail = makeJail?.();
     planFd = writePlanFd(encodePlan(c.plan, c.filter.bpf, {
-      deviceSrc: p.devices.map((_, i) => 3 + i), imageSrc: memAt, flags: PlanFlags.MONITOR, reportFd: reportAt,
+      deviceSrc: p.devices.map((_, i) => 3 + i), imageSrc: memAt, flags: PlanFlags.MONITOR | (jail?.flags ?? 0), reportFd: reportAt,
+      sections: jail?.sections,
     }));
   } catch (e) {
     closeSync(memFd);
+    jail?.cgroups.remove();
     throw e;
   }
   const started = process.hrtime.bigint();
@@ -56,7 +61,16 @@ export function spawnSupervised(p: PreparedLaunch, argv0: string): Spawned {
     closeSync(memFd);
     releaseLaunch(p);
   }
-  return { child, done: watchGuest(child, child.stdio[reportAt] as Readable, started) };
+  const done = watchGuest(child, child.stdio[reportAt] as Readable, started);
+  // The monitor removes the guest's cgroups; this covers a stub that died before it could.
+  const removeLeft = () => {
+    try {
+      jail!.cgroups.remove();
+    } catch {
+      // the monitor has said why on stderr
+    }
+  };
+  return { child, done: jail ? done.finally(removeLeft) : done };
 }
 
 /** Collects the monitor's messages and the child's end into a GuestEnd. */

@@ -8,6 +8,7 @@ import { execStub, openStartFifo, prepareCoreDumps, prepareLaunch, type Prepared
 import { STUB_PATH } from '../paths.js';
 import { configureLog, log } from '../log.js';
 import { parseRunArgs, runUsage, type RunOptions } from '../options.js';
+import { jailFor } from '../isolate/index.js';
 
 function logPrepared(p: PreparedLaunch, opts: RunOptions): void {
   if (!log.enabled('info')) return;
@@ -42,6 +43,8 @@ export async function runVerb(argv: string[], prog: string): Promise<number> {
   const opts = parsed.options;
   configureLog({ level: opts.logLevel, format: opts.logFormat });
   if (opts.xExecHeap) process.stderr.write(`${prog}: WARNING: --x-exec-heap: guest heap and stack are executable\n`);
+  // Before any device is opened: a strict jail this host cannot give refuses here.
+  const jail = opts.isolate ? jailFor(opts.isolate, opts.memMiB, prog) : undefined;
   const prepared = prepareLaunch(opts);
   logPrepared(prepared, opts);
   if (opts.dumpcore) {
@@ -58,12 +61,12 @@ export async function runVerb(argv: string[], prog: string): Promise<number> {
     }
     const startFd = opts.waitFifo !== undefined ? openStartFifo(opts.waitFifo) : undefined;
     log.info({ mode: 'exec', stub: STUB_PATH, ...(opts.waitFifo ? { waitFifo: opts.waitFifo } : {}) }, 'hand-over');
-    return execStub(prepared, argv0, { startFd });
+    return execStub(prepared, argv0, { startFd, jail });
   }
 
   // Loaded only here: the exec path (the cold path) does not need it.
   const { mirrorExit, signalName, spawnSupervised } = await import('../supervise.js');
-  const { child, done } = spawnSupervised(prepared, argv0);
+  const { child, done } = spawnSupervised(prepared, argv0, jail);
   log.info({ mode: 'spawn', guestPid: child.pid }, 'hand-over');
   // The guest shares our terminal: a Ctrl-C reaches it directly; we wait for its end.
   for (const sig of ['SIGINT', 'SIGTERM', 'SIGHUP'] as const) process.on(sig, () => child.kill(sig));
