@@ -8,11 +8,12 @@ import { cpus, release } from 'node:os';
 import { join } from 'node:path';
 import { ROOT } from '../tests/helpers.js';
 import { bench as block } from './block.js';
+import { bench as isolate } from './isolate.js';
 import { bench as launch } from './launch.js';
 import { bench as net } from './net.js';
 import { TABLE_HEADER, tableRow, type Bench, type BenchResult } from './common.js';
 
-const BENCHES: Bench[] = [launch, net, block];
+const BENCHES: Bench[] = [launch, net, block, isolate];
 
 const results: BenchResult[] = [];
 const failures: { name: string; error: string }[] = [];
