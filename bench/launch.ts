@@ -69,7 +69,8 @@ function execplan(args: string[]): number[] {
 
 async function startServer(sock: string, pool: number): Promise<ReturnType<typeof spawn>> {
   const server = spawn(process.execPath, [TENDRIL, 'serve', `--socket=${sock}`, `--pool=${pool}`, '--log-level=error'], { stdio: 'ignore' });
-  await waitFor('tendril serve to listen', () => existsSync(sock), 20_000);
+  // Ready when it answers (the socket file appears at bind, a moment before listen).
+  await waitFor('tendril serve to listen', async () => existsSync(sock) && (await api(sock, 'GET', '/health').catch(() => ({ status: 0 }))).status === 200, 20_000);
   return server;
 }
 

@@ -1,4 +1,5 @@
 #!/usr/bin/env node
-import { main } from '../dist/supervisor/cli.js';
+import { importBuilt } from './built.js';
 
+const { main } = await importBuilt('tendril', 'supervisor/cli.js');
 process.exitCode = await main(process.argv.slice(2));

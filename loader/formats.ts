@@ -310,24 +310,33 @@ export const ZYGOTE = constants('ZYGOTE', 'The zygote control protocol.', {
   /** fds of a pool stub, set up by the zygote: its plan socket and its monitor report socket. */
   STUB_PLAN_FD: 3,
   STUB_REPORT_FD: 4,
+  /** fds one LAUNCH may carry: the memory file and up to 63 devices, with room to spare. */
   MAX_FDS: 72,
-  /** Plans carry no image bytes (those are in the memory file), so a plan is small. */
-  MAX_PAYLOAD: 1 << 22,
+  /** Plans carry no image bytes (those are in the memory file), so a plan is small; larger frames are refused, not trusted. */
+  MAX_PAYLOAD: 2 << 20,
   MAX_POOL: 64,
+  /** Bytes of a stub's own error message (its stderr) kept for the EXIT frame. */
+  MAX_STUB_ERROR: 1024,
+  /** Console bytes per OUTPUT frame. */
+  OUTPUT_CHUNK: 65536,
 });
 
 export const ZYGOTE_MSG = constants('ZMSG', 'Zygote frame types.', {
-  /** → plan bytes, with the guest's fds (memory file, devices) attached as SCM_RIGHTS. */
+  /** → plan bytes; the guest's fds (memory file, devices) ride on the same sendmsg, zygote_frame.nfds of them. */
   LAUNCH: 1,
-  /** → u32 signal, for the instance's guest. */
+  /** → u32 signal, for the instance's guest (through its pidfd once known). */
   KILL: 2,
-  /** ← zygote_started. */
+  /** → stop reading the instance's console (its consumer is slow): the guest blocks on its next write. */
+  PAUSE: 3,
+  /** → read the instance's console again. */
+  RESUME: 4,
+  /** ← zygote_started: the guest exists. */
   STARTED: 10,
-  /** ← console bytes (the guest's stdout and stderr, in order). */
+  /** ← console bytes (the guest's stdout), in order, before its EXIT. */
   OUTPUT: 11,
-  /** ← zygote_exit, then a monitor_report if the instance had a monitor. */
+  /** ← zygote_exit, then stderr_len bytes of the stub's own error message, then the monitor's hello and report if it had a monitor. */
   EXIT: 12,
-  /** ← one line: why the launch could not be started. */
+  /** ← one line: why the launch could not be started (nothing ran). */
   FAILED: 13,
   /** ← once at start: zygote_hello. */
   HELLO: 14,
@@ -337,17 +346,18 @@ export const ZygoteFrame = defineStruct('zygote_frame', 'Every zygote frame star
   type: 'u32',
   id: 'u32',
   len: 'u32',
-  reserved: 'u32',
+  /** LAUNCH: how many fds came with this frame's sendmsg (SCM_RIGHTS). */
+  nfds: 'u32',
 } as const);
 
-export const ZygoteStarted = defineStruct('zygote_started', 'An instance is running: the guest pid.', {
+export const ZygoteStarted = defineStruct('zygote_started', 'An instance is running: the guest pid (the stub pid too, which is the monitor when there is one).', {
   guest_pid: 'i32',
   stub_pid: 'i32',
 } as const);
 
-export const ZygoteExit = defineStruct('zygote_exit', "An instance has ended: the stub's wait status.", {
+export const ZygoteExit = defineStruct('zygote_exit', "An instance has ended: the stub's wait status, and what follows.", {
   wait_status: 'i32',
-  reserved: 'u32',
+  stderr_len: 'u32',
 } as const);
 
 export const ZygoteHello = defineStruct('zygote_hello', 'The zygote is up: its limits.', {

@@ -1,13 +1,19 @@
 #!/usr/bin/env node
-// Builds everything `npm install` promises: the TypeScript (to dist/), the
-// native stub and guest bindings (native/build/), and the example guest.
-// With --guests it also builds the test guests (tests/guests/build/), which
-// `npm test` needs. Guests are rebuilt only when a source is newer.
+// Builds everything `npm install` promises in a checkout: the TypeScript (to
+// dist/), the native parts (native/build/, see build-native.js), and the
+// example guest. With --guests it also builds the test guests
+// (tests/guests/build/), which `npm test` needs. Guests are rebuilt only when
+// a source is newer.
+//
+// With --dist (the package's prepack) it builds only what the tarball ships
+// prebuilt: dist/ from a clean slate, so that no output of a deleted source
+// is packed. The native parts are built where the package is installed.
 
 import { spawnSync } from 'node:child_process';
-import { existsSync, mkdirSync, readdirSync, statSync } from 'node:fs';
+import { existsSync, mkdirSync, readdirSync, rmSync, statSync } from 'node:fs';
 import { dirname, join, resolve } from 'node:path';
 import { fileURLToPath } from 'node:url';
+import { buildNative } from './build-native.js';
 
 const root = resolve(dirname(fileURLToPath(import.meta.url)), '..');
 
@@ -25,8 +31,16 @@ function run(cmd, args, opts = {}) {
 
 const mtime = (p) => (existsSync(p) ? statSync(p).mtimeMs : 0);
 
+// npm runs prepare after prepack when packing: prepack has built dist/, and
+// nothing else of this checkout's build goes into the tarball.
+const packing = ['pack', 'publish'].includes(process.env.npm_command ?? '');
+if (process.env.npm_lifecycle_event === 'prepare' && packing) process.exit(0);
+
+const dist = process.argv.includes('--dist');
+if (dist) rmSync(join(root, 'dist'), { recursive: true, force: true });
 run(process.execPath, [join(root, 'node_modules/typescript/bin/tsc'), '-p', root]);
-run('make', ['-s', '-C', 'native']);
+if (dist) process.exit(0);
+buildNative();
 
 const { buildGuest, loadManifestFile, BINDINGS_OBJ } = await import('../dist/supervisor/verbs/cc.js');
 

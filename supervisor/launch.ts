@@ -13,7 +13,7 @@
 //   - pool (`serve`): a stub spawned ahead of demand receives the plan and
 //     the fds over a socket (serve/zygote.ts).
 
-import { constants as fsConstants, existsSync, fstatSync, openSync, readFileSync, statSync, writeSync } from 'node:fs';
+import { constants as fsConstants, fstatSync, openSync, readFileSync, statSync, writeSync } from 'node:fs';
 import { join, resolve } from 'node:path';
 import { GUEST_FD } from '../loader/formats.js';
 import type { LoadSegment } from '../loader/elf.js';
@@ -25,7 +25,7 @@ import { attachDevices, matchRequests, releaseDevices, type AttachedDevice } fro
 import { LaunchError } from './errors.js';
 import type { RunOptions } from './options.js';
 import { log } from './log.js';
-import { STUB_PATH } from './paths.js';
+import { nativeHint, nativeProblem, STUB_PATH } from './paths.js';
 import * as os from './os.js';
 import type { StartedJail } from './isolate/jail.js';
 
@@ -57,16 +57,24 @@ function launchFlags(opts: RunOptions): number {
 }
 
 export function prepareLaunch(opts: RunOptions, image: GuestImage = loadGuestImage(opts.guest)): PreparedLaunch {
-  const matched = matchRequests(image.manifest, opts.devices);
+  const matched = matchRequests(image.manifest, opts.devices, opts.api);
   const memSize = BigInt(opts.memMiB) << 20n;
-  const segments = checkMemory(image, memSize, '--mem', opts.memMiB);
+  const segments = checkMemory(image, memSize, opts.api ? 'memMiB' : '--mem', opts.memMiB);
   const cmdline = opts.guestArgs.join(' ');
   encodeCmdline(cmdline); // reject an over-long command line before any device is opened
-  if (!existsSync(STUB_PATH)) {
-    throw new LaunchError(`the native stub is missing (${STUB_PATH})`, 'build tendril first: npm install (or npm run build)');
-  }
+  checkStub();
   const devices = attachDevices(matched);
   return { image, memSize, segments, cmdline, flags: launchFlags(opts), devices };
+}
+
+let stubOk = false;
+
+/** The stub is there and whole (checked once per process: a server launches many guests). */
+function checkStub(): void {
+  if (stubOk) return;
+  const stubProblem = nativeProblem(STUB_PATH);
+  if (stubProblem) throw new LaunchError(`the native stub is ${stubProblem} (${STUB_PATH})`, nativeHint());
+  stubOk = true;
 }
 
 /** Closes everything prepareLaunch opened (after a hand-over to a child, or when abandoning). */
@@ -196,7 +204,7 @@ export function execStub(p: PreparedLaunch, argv0: string, opts: { startFd?: num
       if (os.fcntl(fd, os.F_SETFD, 0) < 0) throw sysFail(`fcntl(${fd}, F_SETFD)`);
     }
     os.execve(STUB_PATH, [argv0, String(planFd), null], [null]);
-    throw sysFail(`execve(${STUB_PATH})`);
+    throw new LaunchError(`execve(${STUB_PATH}) failed: ${os.strerror(os.errno())}`, nativeHint());
   } catch (e) {
     jail?.cgroups.remove();
     throw e;

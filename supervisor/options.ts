@@ -12,6 +12,8 @@ import type { IsolateOptions } from './isolate/jail.js';
 export interface NetRequest {
   kind: 'net';
   name: string;
+  /** How messages name the request when it did not come from the command line (the API: "devices.NAME"). */
+  label?: string;
   /** Interface name, or a pre-opened tap fd (`@FD`). */
   iface?: string;
   fd?: number;
@@ -21,6 +23,7 @@ export interface NetRequest {
 export interface BlockRequest {
   kind: 'block';
   name: string;
+  label?: string;
   path?: string;
   fd?: number;
   readOnly: boolean;
@@ -28,6 +31,13 @@ export interface BlockRequest {
 }
 
 export type DeviceRequest = NetRequest | BlockRequest;
+
+/** The request as the user wrote it, for messages: the option word, or the API field. */
+export function deviceLabel(req: DeviceRequest): string {
+  if (req.label) return req.label;
+  if (req.kind === 'net') return `--net:${req.name}=${req.fd !== undefined ? `@${req.fd}` : req.iface}`;
+  return `--block${req.readOnly ? '-ro' : ''}:${req.name}=${req.fd !== undefined ? `@${req.fd}` : req.path}`;
+}
 
 export interface RunOptions {
   memMiB: number;
@@ -49,6 +59,8 @@ export interface RunOptions {
   waitFifo?: string;
   /** --isolate[=strict] and its options: the guest runs jailed (supervisor/isolate/). */
   isolate?: IsolateOptions;
+  /** The request came from the API: messages name JSON fields ("memMiB", "devices.NAME"), not options. */
+  api?: boolean;
 }
 
 export type ParsedRun = { kind: 'help' } | { kind: 'version' } | { kind: 'run'; options: RunOptions };
@@ -144,6 +156,17 @@ function distance(a: string, b: string): number {
   return d[a.length][b.length];
 }
 
+/** The candidate a typo most likely meant, if one is close enough to be a typo of it. */
+export function nearest(word: string, candidates: readonly string[]): string | undefined {
+  let best: string | undefined;
+  let bestD = Infinity;
+  for (const c of candidates) {
+    const dd = distance(word, c);
+    if (dd < bestD) [best, bestD] = [c, dd];
+  }
+  return best && bestD <= Math.max(1, Math.floor(best.length / 4)) ? best : undefined;
+}
+
 /**
  * Why an option word is not one of ours, as helpfully as possible: a valued
  * option written without `=VALUE` (`--mem 64`), or the nearest real option
@@ -163,14 +186,8 @@ function unknownOption(word: string): UsageError {
   if (name === '--isolate') return invalid(word, '--isolate takes no value but =strict', 'write --isolate or --isolate=strict');
   if (FLAGS.includes(name) && value !== undefined) return invalid(word, `${name} takes no value`);
   const candidates = [...FLAGS, ...Object.keys(VALUED), ...Object.keys(DEVICE).map((k) => `--${k}:`)];
-  const stem = dev ? `--${dev[1]}:` : name;
-  let best: string | undefined;
-  let bestD = Infinity;
-  for (const c of candidates) {
-    const dd = distance(stem, c);
-    if (dd < bestD) [best, bestD] = [c, dd];
-  }
-  if (best && bestD <= Math.max(1, Math.floor(best.length / 4))) {
+  const best = nearest(dev ? `--${dev[1]}:` : name, candidates);
+  if (best) {
     const rest = dev ? `${dev[2]}${value ?? ''}` : (value ?? '');
     return invalid(word, 'unknown option', `did you mean ${best}${rest}?`);
   }

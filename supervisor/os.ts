@@ -26,6 +26,14 @@ export const F_SEAL_WRITE = 8;
 
 export const fcntl: (fd: number, cmd: number, arg: number) => number = libc.func('fcntl', 'int', ['int', 'int', 'int']);
 export const close: (fd: number) => number = libc.func('close', 'int', ['int']);
+export const F_DUPFD_CLOEXEC = 1030;
+
+/** A close-on-exec copy of fd (throws if the process is out of fds). */
+export function dupCloexec(fd: number): number {
+  const n = fcntl(fd, F_DUPFD_CLOEXEC, 0);
+  if (n < 0) throw new Error(`fcntl(F_DUPFD_CLOEXEC) of fd ${fd}: ${strerror(errno())}`);
+  return n;
+}
 export const execve: (path: string, argv: (string | null)[], envp: (string | null)[]) => number =
   libc.func('execve', 'int', ['str', koffi.pointer('str'), koffi.pointer('str')]);
 export const epollCreate1: (flags: number) => number = libc.func('epoll_create1', 'int', ['int']);

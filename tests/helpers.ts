@@ -148,13 +148,13 @@ export class Pool {
   }
 }
 
-/** Polls `probe` until it returns a value (not undefined/false); throws after `timeoutMs`. */
-export async function waitFor<T>(what: string, probe: () => T | undefined | false, timeoutMs = 10_000): Promise<T> {
+/** Polls `probe` (which may be async) until it gives a value (not undefined/false); throws after `timeoutMs`. */
+export async function waitFor<T>(what: string, probe: () => T | undefined | false | Promise<T | undefined | false>, timeoutMs = 10_000): Promise<T> {
   const until = Date.now() + timeoutMs;
   for (;;) {
     let v: T | undefined | false;
     try {
-      v = probe();
+      v = await probe();
     } catch {
       v = undefined; // a /proc file not there yet, or gone
     }

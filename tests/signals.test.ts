@@ -9,7 +9,9 @@ import test from 'ava';
 import { spawn } from 'node:child_process';
 import { closeSync, mkdirSync, openSync, readFileSync, writeFileSync } from 'node:fs';
 import { join } from 'node:path';
+import { api } from '../supervisor/serve/client.js';
 import { childrenOf, guest, ROOT, runCmdAsync, TENDRIL, TENDRIL_SPT, waitFor, waitForGuest, withTempDir } from './helpers.js';
+import { startServer } from './serve-helpers.js';
 
 const SIGDIRTY = join(ROOT, 'tests/tools/build/sigdirty');
 const TENDRIL_OCI = join(ROOT, 'bin/tendril-oci.js');
@@ -90,5 +92,20 @@ for (const mode of [[], ['--supervise']]) {
     const cmd = `${process.execPath} ${TENDRIL_SPT} ${mode.join(' ')} --mem=2 -- ${guest('test_time')} | head -c1 >/dev/null; echo "status=\${PIPESTATUS[0]}"`;
     const r = await runCmdAsync('bash', ['-c', cmd]);
     t.regex(r.stdout, /^status=141$/m, r.stdout + r.stderr);
+  });
+}
+
+for (const monitor of [true, false]) {
+  test(`serve (pool hand-over, monitor: ${monitor}): the guest has no signal ignored, blocked, caught or pending`, async (t) => {
+    // The server is started by the dirty launcher too, and its zygote ignores SIGPIPE itself.
+    const s = await startServer(['--pool=1'], { wrap: [SIGDIRTY] });
+    try {
+      const r = await api(s.sock, 'POST', '/instances', { image: await s.register('test_forever'), memMiB: 2, monitor });
+      const { pid } = r.body as Record<string, number>;
+      await waitForGuest(pid);
+      t.deepEqual(signalState(pid), CLEAN);
+    } finally {
+      await s.stop();
+    }
   });
 }

@@ -441,16 +441,25 @@ static void set_limits(void)
 }
 
 /*
+ * A hex mask from a /proc status file ("SigIgn:"), or all ones if it cannot
+ * be read (then every signal is reset, which is always right, only slower).
+ */
+static u64 proc_status_mask(const char *path, const char *key);
+
+/*
  * Every signal back to its default action, none blocked: the guest starts as
  * a process started by solo5-spt from a shell does, whatever its launcher
- * ignored or blocked (Node ignores SIGPIPE and SIGXFSZ; the zygote SIGPIPE).
- * So `tendril run GUEST | head -c1` ends the guest by SIGPIPE (141).
+ * ignored or blocked (Node ignores SIGPIPE and SIGXFSZ). So `tendril run
+ * GUEST | head -c1` ends the guest by SIGPIPE (141). After execve only
+ * ignored signals keep a disposition (caught ones are reset by the kernel),
+ * so only those need a call: usually none or two, not 62.
  */
 static void reset_signals(void)
 {
     static const struct k_sigaction dfl = { 0, 0, 0, 0 };
+    u64 ignored = proc_status_mask("/proc/self/status", "SigIgn:");
     for (int sig = 1; sig <= 64; sig++)
-        if (sig != SIGKILL && sig != SIGSTOP)
+        if (sig != SIGKILL && sig != SIGSTOP && (ignored >> (sig - 1)) & 1)
             sys_rt_sigaction(sig, &dfl, 0);
     static const u64 none = 0;
     long r = sys_rt_sigprocmask(SIG_SETMASK, &none, 0);
@@ -459,19 +468,20 @@ static void reset_signals(void)
 }
 
 /*
- * A number from a /proc status file ("TracerPid:", "VmHWM:"), or -1 if it
- * cannot be read. Used by --gdb's wait and by the monitor.
+ * The text after `key` on its line of a /proc status file ("TracerPid:",
+ * "VmHWM:", "SigIgn:"), or NULL if it cannot be read. Used by --gdb's wait,
+ * the signal reset and the monitor.
  */
-static long proc_status_value(const char *path, const char *key)
+static const char *proc_status_field(const char *path, const char *key)
 {
     static char buf[4096];
     long fd = sys_open(path, 0);
     if (fd < 0)
-        return -1;
+        return 0;
     long n = sys_read((int)fd, buf, sizeof buf - 1);
     sys_close((int)fd);
     if (n <= 0)
-        return -1;
+        return 0;
     buf[n] = 0;
     u64 klen = str_len(key);
     for (long i = 0; i + (long)klen < n; i++) {
@@ -482,14 +492,38 @@ static long proc_status_value(const char *path, const char *key)
             j++;
         if (j < klen)
             continue;
-        long v = 0;
         for (i += (long)klen; buf[i] == ' ' || buf[i] == '\t'; i++)
             ;
-        for (; buf[i] >= '0' && buf[i] <= '9'; i++)
-            v = v * 10 + (buf[i] - '0');
-        return v;
+        return buf + i;
     }
-    return -1;
+    return 0;
+}
+
+/* A decimal number from a /proc status file, or -1. */
+static long proc_status_value(const char *path, const char *key)
+{
+    const char *p = proc_status_field(path, key);
+    if (!p)
+        return -1;
+    long v = 0;
+    for (; *p >= '0' && *p <= '9'; p++)
+        v = v * 10 + (*p - '0');
+    return v;
+}
+
+static u64 proc_status_mask(const char *path, const char *key)
+{
+    const char *p = proc_status_field(path, key);
+    if (!p)
+        return ~0ul;
+    u64 v = 0;
+    for (;; p++) {
+        int d = *p >= '0' && *p <= '9' ? *p - '0' : *p >= 'a' && *p <= 'f' ? *p - 'a' + 10 : -1;
+        if (d < 0)
+            break;
+        v = (v << 4) | (u64)d;
+    }
+    return v;
 }
 
 static long tracer_pid(void)
@@ -680,9 +714,9 @@ __attribute__((noreturn, used)) void stub_main(long *sp)
         wait_for_tracer();
     if (start_fd >= 0)
         wait_for_start();
-    /* After the waits: the --gdb wait opens /proc files, which the fd limit would forbid. */
-    set_limits();
+    /* After the waits, and after the signal reset: both read /proc files, which the fd limit would forbid. */
     reset_signals();
+    set_limits();
     if (guest_ready_fd >= 0) {
         sys_write(guest_ready_fd, "G", 1);
         sys_close(guest_ready_fd);

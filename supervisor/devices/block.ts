@@ -7,7 +7,7 @@ import { closeSync, constants as fsc, fstatSync, openSync, type Stats } from 'no
 import type { ManifestDevice } from '../../loader/manifest.js';
 import { blockPolicy } from '../../filters/policy.js';
 import { DeviceError } from '../errors.js';
-import type { BlockRequest } from '../options.js';
+import { deviceLabel, type BlockRequest } from '../options.js';
 import * as os from '../os.js';
 import type { AttachedDevice } from './index.js';
 
@@ -15,7 +15,7 @@ const DEFAULT_SECTOR_SIZE = 512;
 const O_ACCMODE = 3;
 const O_RDONLY = 0;
 
-function openError(where: string, path: string, e: NodeJS.ErrnoException): DeviceError {
+function openError(where: string, path: string, e: NodeJS.ErrnoException, req: BlockRequest): DeviceError {
   const why: Record<string, string> = {
     ENOENT: 'No such file or directory',
     EACCES: 'Permission denied',
@@ -23,7 +23,8 @@ function openError(where: string, path: string, e: NodeJS.ErrnoException): Devic
     EROFS: 'Read-only file system',
     ETXTBSY: 'Text file busy',
   };
-  const hint = e.code === 'EACCES' || e.code === 'EROFS' ? `use --block-ro:NAME=${path} to attach it read-only` : undefined;
+  const hint = e.code !== 'EACCES' && e.code !== 'EROFS' ? undefined
+    : req.label ? `set ${req.label}.readOnly to true to attach it read-only` : `use --block-ro:${req.name}=${path} to attach it read-only`;
   return new DeviceError(`${where}: Could not open block device: ${path}: ${why[e.code ?? ''] ?? e.message}`, hint);
 }
 
@@ -53,7 +54,7 @@ function openBacking(req: BlockRequest, where: string): { fd: number; owned: boo
       try {
         return { fd: openSync(`/proc/self/fd/${fd}`, 'r'), owned: true };
       } catch (e) {
-        throw openError(where, `fd ${fd}`, e as NodeJS.ErrnoException);
+        throw openError(where, `fd ${fd}`, e as NodeJS.ErrnoException, req);
       }
     }
     if (!req.readOnly && mode === O_RDONLY) {
@@ -69,7 +70,7 @@ function openBacking(req: BlockRequest, where: string): { fd: number; owned: boo
     // mistake must not become ours.
     fd = openSync(path, (req.readOnly ? fsc.O_RDONLY : fsc.O_RDWR) | fsc.O_NONBLOCK | fsc.O_NOCTTY);
   } catch (e) {
-    throw openError(where, path, e as NodeJS.ErrnoException);
+    throw openError(where, path, e as NodeJS.ErrnoException, req);
   }
   try {
     checkKind(where, path, fstatSync(fd), fd);
@@ -90,7 +91,7 @@ function capacityOf(fd: number, where: string): bigint {
 }
 
 export function attachBlock(req: BlockRequest, dev: ManifestDevice): AttachedDevice {
-  const where = `--block${req.readOnly ? '-ro' : ''}:${req.name}=${req.fd !== undefined ? `@${req.fd}` : req.path}`;
+  const where = deviceLabel(req);
   const { fd, owned } = openBacking(req, where);
   try {
     const blockSize = req.sectorSize ?? DEFAULT_SECTOR_SIZE;

@@ -30,7 +30,7 @@ export interface AttachedDevice {
 const KIND_TYPE = { net: MftType.NET_BASIC, block: MftType.BLOCK_BASIC } as const;
 
 /** Every request names a declared device of its type; every declared device is requested (abi.md §14). */
-export function matchRequests(manifest: Manifest, requests: DeviceRequest[]): Map<DeviceRequest, ManifestDevice> {
+export function matchRequests(manifest: Manifest, requests: DeviceRequest[], api = false): Map<DeviceRequest, ManifestDevice> {
   const out = new Map<DeviceRequest, ManifestDevice>();
   for (const req of requests) {
     const dev = findDevice(manifest, req.name);
@@ -45,7 +45,8 @@ export function matchRequests(manifest: Manifest, requests: DeviceRequest[]): Ma
   const attached = new Set([...out.values()].map((d) => d.index));
   for (const dev of manifest.devices) {
     if (!attached.has(dev.index)) {
-      const opt = dev.type === MftType.NET_BASIC ? `--net:${dev.name}=TAP` : `--block:${dev.name}=PATH`;
+      const net = dev.type === MftType.NET_BASIC;
+      const opt = api ? `"${dev.name}": {"${net ? 'net' : 'block'}": ${net ? 'TAP' : 'PATH'}} to "devices"` : net ? `--net:${dev.name}=TAP` : `--block:${dev.name}=PATH`;
       throw new UsageError(`Device '${dev.name}' of type ${deviceTypeName(dev.type)} declared but not attached`,
         `all declared devices must be attached: add ${opt}`);
     }

@@ -6,7 +6,7 @@ import { closeSync, openSync, constants as fsc } from 'node:fs';
 import type { ManifestDevice } from '../../loader/manifest.js';
 import { netPolicy } from '../../filters/policy.js';
 import { DeviceError } from '../errors.js';
-import type { NetRequest } from '../options.js';
+import { deviceLabel, type NetRequest } from '../options.js';
 import * as os from '../os.js';
 import type { AttachedDevice } from './index.js';
 
@@ -200,7 +200,7 @@ export function formatMac(mac: Buffer): string {
 }
 
 export function attachNet(req: NetRequest, dev: ManifestDevice): AttachedDevice {
-  const where = `--net:${req.name}=${req.fd !== undefined ? `@${req.fd}` : req.iface}`;
+  const where = deviceLabel(req);
   let fd: number;
   let iface: string;
   let mtu: number;

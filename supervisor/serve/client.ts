@@ -1,4 +1,5 @@
-// A minimal client for the serve API over its unix socket.
+// A minimal client for the serve API: over its unix socket, or over
+// loopback TCP with the server's bearer token.
 
 import { Agent, request as httpRequest, type IncomingMessage } from 'node:http';
 import { LaunchError } from '../errors.js';
@@ -8,24 +9,45 @@ export interface ApiResponse {
   body: unknown;
 }
 
+/** Where the server is: a unix socket path, or http://HOST:PORT with a token. */
+export interface Server {
+  socketPath?: string;
+  host?: string;
+  port?: number;
+  token?: string;
+}
+
+/** `--server` as given: a path, or http://127.0.0.1:PORT. */
+export function parseServer(spec: string, token?: string): Server {
+  const m = /^http:\/\/(127\.0\.0\.1|localhost|\[::1\]):([0-9]{1,5})\/?$/.exec(spec);
+  if (m) return { host: m[1] === '[::1]' ? '::1' : m[1], port: Number(m[2]), token };
+  return { socketPath: spec };
+}
+
+const describe = (s: Server) => s.socketPath ?? `http://${s.host}:${s.port}`;
+
 /** Reuses connections: a warm client pays no connect per request. */
 const agent = new Agent({ keepAlive: true });
 
-function send(socketPath: string, method: string, path: string, body?: unknown): Promise<IncomingMessage> {
+function send(server: Server | string, method: string, path: string, body?: unknown, signal?: AbortSignal): Promise<IncomingMessage> {
+  const s = typeof server === 'string' ? { socketPath: server } : server;
   return new Promise((resolve, reject) => {
     const payload = body === undefined ? undefined : Buffer.from(JSON.stringify(body));
     const req = httpRequest({
-      socketPath, method, path, agent,
-      headers: payload ? { 'content-type': 'application/json', 'content-length': payload.length } : {},
+      socketPath: s.socketPath, host: s.host, port: s.port, method, path, agent, signal,
+      headers: {
+        ...(payload ? { 'content-type': 'application/json', 'content-length': payload.length } : {}),
+        ...(s.token ? { authorization: `Bearer ${s.token}` } : {}),
+      },
     }, resolve);
-    req.on('error', (e: NodeJS.ErrnoException) => reject(new LaunchError(`cannot reach the server at ${socketPath}: ${e.code ?? e.message}`,
-      'start it with `tendril serve --socket=PATH`')));
+    req.on('error', (e: NodeJS.ErrnoException) => reject(e.name === 'AbortError' ? e : new LaunchError(`cannot reach the server at ${describe(s)}: ${e.code ?? e.message}`,
+      s.socketPath ? 'start it with `tendril serve --socket=PATH`, or name it with --server=PATH' : 'check --server and that the server runs with --listen')));
     req.end(payload);
   });
 }
 
-export async function api(socketPath: string, method: string, path: string, body?: unknown): Promise<ApiResponse> {
-  const res = await send(socketPath, method, path, body);
+export async function api(server: Server | string, method: string, path: string, body?: unknown): Promise<ApiResponse> {
+  const res = await send(server, method, path, body);
   const chunks: Buffer[] = [];
   for await (const c of res) chunks.push(c as Buffer);
   const text = Buffer.concat(chunks).toString('utf8');
@@ -37,8 +59,8 @@ export async function api(socketPath: string, method: string, path: string, body
 }
 
 /** Streams a response body (the console) into `sink` until the server ends it. */
-export async function streamTo(socketPath: string, path: string, sink: (chunk: Buffer) => void): Promise<void> {
-  const res = await send(socketPath, 'GET', path);
+export async function streamTo(server: Server | string, path: string, sink: (chunk: Buffer) => void): Promise<void> {
+  const res = await send(server, 'GET', path);
   if (res.statusCode !== 200) throw new LaunchError(`GET ${path}: HTTP ${res.statusCode}`);
   for await (const c of res) sink(c as Buffer);
 }

@@ -1,193 +1,302 @@
 // Instances of registered images, launched on pooled stubs. The warm path:
-// request → (image parsed already) → devices + tender fds → filter (cached)
-// → plan → sendmsg to an idle stub → the stub becomes the guest. Each
-// instance's end comes from its monitor (native/stub/monitor.c).
+// request (validated by the API's schema) → admission → plan (cached per
+// image and settings when there are no devices; else devices attached and
+// the plan compiled) → one sendmsg to the zygote → an idle stub becomes the
+// guest. Each instance's end comes from its monitor (native/stub/monitor.c)
+// or, without one, from the stub's wait status.
+//
+// Bounded everywhere: instances running and launches pending (429/503 past
+// the limits), console bytes kept per instance, finished instances kept by
+// count and by bytes. A slow console reader pauses that guest's console
+// (the guest blocks on its next write) instead of growing a buffer.
 
 import { randomBytes } from 'node:crypto';
 import { PlanFlags, encodePlan, receivedFd } from '../../loader/plan.js';
-import { DEFAULT_MEM_MIB } from '../../loader/abi.js';
-import { DEVICE_NAME_RE } from '../../loader/manifest.js';
 import { TendrilError } from '../errors.js';
 import { compileLaunch, prepareLaunch, releaseLaunch } from '../launch.js';
 import { log } from '../log.js';
-import { parseMac, parseMem, type DeviceRequest, type RunOptions } from '../options.js';
+import type { DeviceRequest, RunOptions } from '../options.js';
+import { parseMac } from '../options.js';
 import * as os from '../os.js';
 import { guestEnd, parseMonitorMessages, signalName, type GuestEnd } from '../report.js';
-import { POOL_REPORT_FD, type LaunchHandlers, type Zygote } from './zygote.js';
+import { BusyError, ConflictError, NotFoundError, RequestError } from './errors.js';
 import type { Metrics } from './metrics.js';
-import { NotFoundError, type ImageRegistry } from './registry.js';
+import type { ImageEntry, ImageRegistry } from './registry.js';
+import { POOL_REPORT_FD, PoolDownError, type LaunchHandlers, type StubPool, type Zygote } from './zygote.js';
+import { CapacityError } from '../../loader/errors.js';
+
+export interface DeviceSpec { net?: string; mac?: string; block?: string; readOnly?: boolean; sectorSize?: number }
 
 export interface LaunchRequest {
   image: string;
   args?: string[];
   memMiB?: number;
-  /** { NAME: { net: IFACE, mac? } | { block: PATH, readOnly?, sectorSize? } } */
-  devices?: Record<string, { net?: string; mac?: string; block?: string; readOnly?: boolean; sectorSize?: number }>;
+  devices?: Record<string, DeviceSpec>;
   /** Kill the guest after this long (wall clock). */
   timeoutMs?: number;
   /**
    * Run the guest under its ptrace monitor (default true): the exit then
    * carries the reason (forbidden syscall, fault address) and peak memory.
-   * false saves ~0.3 ms per launch for callers who only need the status.
    */
   monitor?: boolean;
+  /** The heap and stack executable, as --x-exec-heap. */
+  xExecHeap?: boolean;
 }
+
+export type InstanceState = 'starting' | 'running' | 'exited' | 'failed';
 
 export interface Instance {
   id: string;
   image: string;
   args: string[];
   memMiB: number;
+  /** The guest's pid (signals sent through the API reach it). */
   pid?: number;
-  state: 'running' | 'exited';
+  state: InstanceState;
   createdAt: string;
-  timings: { launchMs: number; runMs?: number };
+  timings: { launchMs?: number; runMs?: number };
+  timeoutMs?: number;
   end?: GuestEnd;
+  /** For a launch that never ran its guest: why. */
+  error?: TendrilError;
   output: Buffer[];
   outputBytes: number;
   outputTruncated: boolean;
   killedBy?: string;
-  listeners: Set<(chunk: Buffer | null) => void>;
+  consumers: Set<Consumer>;
+  /** Resolves when the guest exists; rejects with the reason if it never will. */
+  started: Promise<Instance>;
   ended: Promise<Instance>;
-  /** The zygote's handle for it while it runs. */
-  launchId?: number;
+}
+
+/** A console reader: write returns false when it wants no more for now; drain says when it does again. */
+export interface Consumer {
+  write(chunk: Buffer): boolean;
+  end(): void;
+  onDrain(cb: () => void): void;
 }
 
 export interface InstanceLimits {
+  maxRunning: number;
+  maxPending: number;
   /** Console bytes kept per instance; later output is dropped (and counted). */
   outputLimit: number;
-  /** Finished instances remembered for GET /instances/:id. */
-  historyLimit: number;
+  /** Finished instances remembered for GET /instances/:id: at most this many … */
+  historyCount: number;
+  /** … holding at most this many console bytes together. */
+  historyBytes: number;
   maxTimeoutMs: number;
 }
 
-/** A request the server refuses (400). */
-export class RequestError extends TendrilError {}
+interface Live {
+  inst: Instance;
+  zygote: Zygote;
+  launchId: number;
+  /** Consumers that asked for a pause: while any is full, the console is not read. */
+  full: Set<Consumer>;
+}
+
+const PLAN_CACHE_LIMIT = 256;
+/** Instance ids: unique for this server (a random prefix, then a counter), without a crypto call per launch. */
+const ID_PREFIX = randomBytes(4).toString('hex');
+let idCounter = 0;
+const nextId = () => `${ID_PREFIX}${(++idCounter).toString(16).padStart(8, '0')}`;
 
 function toRunOptions(req: LaunchRequest): RunOptions {
-  const args = req.args ?? [];
-  if (!Array.isArray(args) || !args.every((a) => typeof a === 'string')) throw new RequestError('"args" must be an array of strings');
-  const memMiB = req.memMiB === undefined ? DEFAULT_MEM_MIB : parseMem('memMiB', String(req.memMiB));
   const devices: DeviceRequest[] = [];
   for (const [name, d] of Object.entries(req.devices ?? {})) {
-    if (!DEVICE_NAME_RE.test(name)) throw new RequestError(`device name '${name}' must be 1 to 67 letters or digits`);
-    if (typeof d !== 'object' || d === null) throw new RequestError(`devices.${name} must be an object`);
-    if (typeof d.net === 'string' && d.block === undefined) {
-      devices.push({ kind: 'net', name, iface: d.net, mac: d.mac === undefined ? undefined : parseMac(`devices.${name}.mac`, d.mac) });
-    } else if (typeof d.block === 'string' && d.net === undefined) {
-      if (d.sectorSize !== undefined && (!Number.isInteger(d.sectorSize) || d.sectorSize < 512 || d.sectorSize > 32768 || (d.sectorSize & (d.sectorSize - 1)))) {
-        throw new RequestError(`devices.${name}.sectorSize must be a power of two from 512 to 32768`);
-      }
-      devices.push({ kind: 'block', name, path: d.block, readOnly: d.readOnly === true, sectorSize: d.sectorSize });
+    const label = `devices.${name}`;
+    if (d.net !== undefined) {
+      devices.push({ kind: 'net', name, label, iface: d.net, mac: d.mac === undefined ? undefined : parseMac(`${label}.mac`, d.mac) });
     } else {
-      throw new RequestError(`devices.${name} needs exactly one of "net": IFACE or "block": PATH`);
+      devices.push({ kind: 'block', name, label, path: d.block, readOnly: d.readOnly === true, sectorSize: d.sectorSize });
     }
   }
-  return { memMiB, xExecHeap: false, guest: req.image, guestArgs: args, devices, dumpable: false, gdb: false, supervise: true };
+  return {
+    memMiB: req.memMiB ?? 512, xExecHeap: req.xExecHeap === true, guest: req.image, guestArgs: req.args ?? [], devices,
+    dumpable: false, gdb: false, supervise: true, api: true,
+  };
+}
+
+/** What the stub said when it refused its plan, as an error of the right kind. */
+function stubFailure(text: string): TendrilError {
+  const line = text.split('\n').filter(Boolean).pop()?.replace(/^tendril: /, '') ?? 'the stub ended before the guest started';
+  if (/ENOMEM|Cannot allocate memory|open-file limit/.test(line)) return new CapacityError(`the guest could not be started: ${line}`, 'retry later, or ask for less memory');
+  return new TendrilError(`the stub refused the launch: ${line}`, 'this is a bug in tendril; please report it', 'internal');
 }
 
 export class InstanceManager {
   private instances = new Map<string, Instance>();
+  private live = new Map<string, Live>();
   private finished: string[] = [];
+  private historyBytes = 0;
+  private pending = 0;
+  private plans = new Map<string, Buffer>();
 
-  constructor(private readonly registry: ImageRegistry, private readonly zygote: Zygote,
-    private readonly metrics: Metrics, private readonly limits: InstanceLimits) {
+  constructor(private readonly registry: ImageRegistry, private readonly pool: StubPool,
+    private readonly metrics: Metrics, readonly limits: InstanceLimits) {
     metrics.gauge('tendril_instances_running', 'Guests running now.', () => this.running());
+    metrics.gauge('tendril_launches_pending', 'Launches waiting for their guest to start.', () => this.pending);
   }
 
   running(): number {
-    let n = 0;
-    for (const i of this.instances.values()) if (i.state === 'running') n++;
-    return n;
+    return this.live.size;
   }
 
-  launch(req: LaunchRequest): Instance {
+  /** Starts a launch; resolves with the instance once its guest exists. */
+  async launch(req: LaunchRequest): Promise<Instance> {
     const t0 = process.hrtime.bigint();
+    let inst: Instance;
     try {
-      return this.launchOrThrow(req, t0);
+      inst = this.begin(req, t0);
     } catch (e) {
-      this.metrics.launchErrors.inc({ reason: e instanceof TendrilError ? e.name : 'internal' });
+      this.metrics.launchErrors.inc({ reason: e instanceof TendrilError ? e.kind : 'internal' });
       throw e;
     }
+    return inst.started;
   }
 
-  private launchOrThrow(req: LaunchRequest, t0: bigint): Instance {
-    if (typeof req?.image !== 'string') throw new RequestError('"image" (an image id from POST /images) is required');
-    const timeoutMs = req.timeoutMs;
-    if (timeoutMs !== undefined && (!Number.isFinite(timeoutMs) || timeoutMs <= 0 || timeoutMs > this.limits.maxTimeoutMs)) {
-      throw new RequestError(`"timeoutMs" must be between 1 and ${this.limits.maxTimeoutMs}`);
+  private begin(req: LaunchRequest, t0: bigint): Instance {
+    if (this.live.size >= this.limits.maxRunning) {
+      throw new BusyError(`${this.live.size} instances are running, the most this server runs at once (${this.limits.maxRunning})`,
+        'retry when some have ended, or start the server with a larger --max-instances');
     }
-    if (req.monitor !== undefined && typeof req.monitor !== 'boolean') throw new RequestError('"monitor" must be true or false');
+    if (this.pending >= this.limits.maxPending) {
+      throw new BusyError(`${this.pending} launches are already starting, the most this server queues (${this.limits.maxPending})`, 'retry in a moment');
+    }
+    if (req.timeoutMs !== undefined && req.timeoutMs > this.limits.maxTimeoutMs) {
+      throw new RequestError(`"timeoutMs" ${req.timeoutMs} is more than this server allows (${this.limits.maxTimeoutMs})`);
+    }
     const entry = this.registry.get(req.image);
-    const opts = toRunOptions(req);
-    const prepared = prepareLaunch(opts, entry.image);
-    let plan: Buffer;
-    let fds: number[];
-    try {
-      const mem = this.registry.memory(entry, prepared.segments);
-      const c = compileLaunch(prepared, mem.image);
-      plan = encodePlan(c.plan, c.filter.bpf, {
-        deviceSrc: prepared.devices.map((_, i) => receivedFd(1 + i)), imageSrc: receivedFd(0),
-        flags: req.monitor === false ? 0 : PlanFlags.MONITOR, reportFd: POOL_REPORT_FD,
-      });
-      fds = [mem.fd, ...prepared.devices.map((d) => d.hostfd)];
-    } catch (e) {
-      releaseLaunch(prepared);
-      throw e;
-    }
+    const zygote = this.pool.get();
+    const monitor = req.monitor !== false;
+    const { plan, fds, release } = this.plan(entry, req, monitor);
     entry.launches++;
-    let launched = t0;
+
+    let resolveStarted!: (i: Instance) => void;
+    let rejectStarted!: (e: Error) => void;
     let resolveEnded!: (i: Instance) => void;
     const inst: Instance = {
-      id: randomBytes(8).toString('hex'), image: entry.id, args: opts.guestArgs, memMiB: opts.memMiB,
-      state: 'running', createdAt: new Date().toISOString(), timings: { launchMs: 0 },
-      output: [], outputBytes: 0, outputTruncated: false, listeners: new Set(),
+      id: nextId(), image: entry.id, args: req.args ?? [], memMiB: req.memMiB ?? 512,
+      state: 'starting', createdAt: new Date().toISOString(), timings: {}, timeoutMs: req.timeoutMs,
+      output: [], outputBytes: 0, outputTruncated: false, consumers: new Set(),
+      started: new Promise<Instance>((res, rej) => { resolveStarted = res; rejectStarted = rej; }),
       ended: new Promise<Instance>((r) => { resolveEnded = r; }),
     };
-    const timer = timeoutMs ? setTimeout(() => this.kill(inst.id, 'SIGKILL', 'timeout'), timeoutMs) : undefined;
-    const finish = (end: GuestEnd) => {
+    inst.started.catch(() => undefined);
+    let launched = t0;
+    let timer: NodeJS.Timeout | undefined;
+    this.pending++;
+    let pendingDone = false;
+    const unpend = () => {
+      if (!pendingDone) this.pending--;
+      pendingDone = true;
+    };
+    const done = (end: GuestEnd | undefined, error: TendrilError | undefined) => {
       if (timer) clearTimeout(timer);
-      inst.end = end;
-      inst.state = 'exited';
-      inst.timings.runMs = end.durationMs;
-      inst.launchId = undefined;
-      for (const l of inst.listeners) l(null);
-      inst.listeners.clear();
-      this.metrics.exits.inc({ status: String(end.status) });
-      this.metrics.runTime.observe(end.durationMs / 1000);
-      log.info({ instance: inst.id, status: end.status, ...(end.signal ? { signal: signalName(end.signal) } : {}), runMs: end.durationMs, reason: end.reason }, 'guest exited');
-      this.retire(inst.id);
+      unpend();
+      this.live.delete(inst.id);
+      if (error) {
+        inst.state = 'failed';
+        inst.error = error;
+        this.metrics.launchErrors.inc({ reason: error.kind });
+        rejectStarted(error);
+        log.warn({ instance: inst.id, error: error.message }, 'launch failed');
+      } else {
+        inst.state = 'exited';
+        inst.end = end!;
+        if (inst.killedBy === 'timeout' && end!.signal === 9) {
+          end!.reason = `guest was killed (SIGKILL) when its time limit ran out (timeoutMs ${inst.timeoutMs})`;
+        }
+        inst.timings.runMs = end!.durationMs;
+        this.metrics.exits.inc({ status: String(end!.status) });
+        this.metrics.runTime.observe(end!.durationMs / 1000);
+        log.info({ instance: inst.id, status: end!.status, ...(end!.signal ? { signal: signalName(end!.signal) } : {}), runMs: end!.durationMs, reason: end!.reason }, 'guest exited');
+        resolveStarted(inst); // an instance that ended before anyone asked has started too
+      }
+      for (const c of inst.consumers) c.end();
+      inst.consumers.clear();
+      this.retire(inst);
       resolveEnded(inst);
     };
     const handlers: LaunchHandlers = {
-      started: (pid) => { inst.pid = pid; },
-      output: (chunk) => this.output(inst, chunk),
-      exit: (waitStatus, report) => {
-        const sig = (waitStatus & 0x7f) !== 0 ? waitStatus & 0x7f : undefined;
-        finish(guestEnd(parseMonitorMessages(report).report, sig === undefined ? (waitStatus >> 8) & 0xff : null, sig, launched));
-      },
-      failed: (reason) => {
-        this.metrics.launchErrors.inc({ reason: 'stub' });
-        finish({ status: 1, reason: `launch failed: ${reason}`, durationMs: 0 });
-      },
-    };
-    try {
-      inst.launchId = this.zygote.launch(plan, fds, handlers, () => {
-        // The fds are in the kernel's hands now: ours can go.
-        releaseLaunch(prepared);
+      started: (guestPid) => {
+        inst.pid = guestPid;
+        inst.state = 'running';
+        unpend();
         launched = process.hrtime.bigint();
         inst.timings.launchMs = Number(launched - t0) / 1e6;
         this.metrics.launchLatency.observe(inst.timings.launchMs / 1000);
-      });
+        if (req.timeoutMs) timer = setTimeout(() => this.kill(inst.id, 'SIGKILL', 'timeout'), req.timeoutMs);
+        resolveStarted(inst);
+      },
+      output: (chunk) => this.output(inst, chunk),
+      exit: (waitStatus, stubError, monitorBytes) => {
+        const { report } = parseMonitorMessages(monitorBytes);
+        // The stub refused before the guest ran: not the guest's status.
+        if (monitor ? !report?.started : stubError !== '') {
+          done(undefined, stubFailure(stubError || `the stub ended (wait status 0x${waitStatus.toString(16)}) before the guest started`));
+          return;
+        }
+        const sig = (waitStatus & 0x7f) !== 0 ? waitStatus & 0x7f : undefined;
+        done(guestEnd(report, sig === undefined ? (waitStatus >> 8) & 0xff : null, sig, launched), undefined);
+      },
+      failed: (reason, kind) => {
+        // Not the guest's doing: no guest status. A guest running when its
+        // zygote died was killed with it; the launch failed as a whole.
+        const what = inst.state === 'running' ? 'the guest was killed' : 'the guest could not be started';
+        done(undefined, kind === 'capacity' ? new CapacityError(`${what}: ${reason}`, 'retry later')
+          : kind === 'environment' ? new PoolDownError(`${what}: ${reason}`, 'retry in a moment')
+            : new TendrilError(`${what}: ${reason}`, 'this is a bug in tendril; please report it', 'internal'));
+      },
+    };
+    try {
+      const launchId = zygote.launch(plan, fds, handlers);
+      this.live.set(inst.id, { inst, zygote, launchId, full: new Set() });
     } catch (e) {
-      if (timer) clearTimeout(timer);
-      releaseLaunch(prepared);
+      unpend();
       throw e;
+    } finally {
+      release(); // the fds are in the kernel's hands (or the launch failed): ours can go
     }
     this.metrics.launches.inc();
     this.instances.set(inst.id, inst);
-    log.info({ instance: inst.id, image: entry.id.slice(0, 12) }, 'guest launched');
     return inst;
+  }
+
+  /**
+   * The plan and the fds that go with it. Without devices, everything a plan
+   * depends on is in the request, so the bytes are cached: a repeated launch
+   * builds nothing. With devices, they are attached now (the fds are ours
+   * until the launch is sent).
+   */
+  private plan(entry: ImageEntry, req: LaunchRequest, monitor: boolean): { plan: Buffer; fds: number[]; release: () => void } {
+    const nodevices = !req.devices || Object.keys(req.devices).length === 0;
+    const key = nodevices ? `${entry.id}\0${req.memMiB ?? 512}\0${monitor ? 1 : 0}${req.xExecHeap ? 1 : 0}\0${(req.args ?? []).join('\0')}` : undefined;
+    const cached = key === undefined ? undefined : this.plans.get(key);
+    if (cached && entry.memory) return { plan: cached, fds: [entry.memory.fd], release: () => undefined };
+    const prepared = prepareLaunch(toRunOptions(req), entry.image);
+    try {
+      const mem = this.registry.memory(entry, prepared.segments);
+      const c = compileLaunch(prepared, mem.image);
+      const plan = encodePlan(c.plan, c.filter.bpf, {
+        deviceSrc: prepared.devices.map((_, i) => receivedFd(1 + i)), imageSrc: receivedFd(0),
+        flags: monitor ? PlanFlags.MONITOR | PlanFlags.SEND_PIDFD : 0, reportFd: POOL_REPORT_FD,
+      });
+      if (key !== undefined) {
+        if (this.plans.size >= PLAN_CACHE_LIMIT) this.plans.delete(this.plans.keys().next().value!);
+        this.plans.set(key, plan);
+      }
+      return { plan, fds: [mem.fd, ...prepared.devices.map((d) => d.hostfd)], release: () => releaseLaunch(prepared) };
+    } catch (e) {
+      releaseLaunch(prepared);
+      throw e;
+    }
+  }
+
+  /** Forgets an image's cached plans (its entry is gone). */
+  forgetImage(id: string): void {
+    for (const k of [...this.plans.keys()]) if (k.startsWith(`${id}\0`)) this.plans.delete(k);
   }
 
   private output(inst: Instance, chunk: Buffer): void {
@@ -200,18 +309,56 @@ export class InstanceManager {
       inst.outputBytes += keep.length;
       if (keep.length < chunk.length) inst.outputTruncated = true;
     }
-    for (const l of inst.listeners) l(chunk);
+    const l = this.live.get(inst.id);
+    for (const c of inst.consumers) {
+      if (!c.write(chunk) && l && !l.full.has(c)) {
+        // This reader is behind: stop reading the guest's console until it drains.
+        if (l.full.size === 0) l.zygote.pause(l.launchId);
+        l.full.add(c);
+        c.onDrain(() => this.drained(inst.id, c));
+      }
+    }
   }
 
-  /** Bounded memory: only the newest finished instances are remembered. */
-  private retire(id: string): void {
-    this.finished.push(id);
-    while (this.finished.length > this.limits.historyLimit) this.instances.delete(this.finished.shift()!);
+  private drained(id: string, c: Consumer): void {
+    const l = this.live.get(id);
+    if (!l || !l.full.delete(c)) return;
+    if (l.full.size === 0) l.zygote.resume(l.launchId);
+  }
+
+  /** Streams the console from the start: what is kept, then what comes, until the guest ends. */
+  attach(inst: Instance, c: Consumer): () => void {
+    for (const chunk of inst.output) c.write(chunk);
+    if (inst.state === 'exited' || inst.state === 'failed') {
+      c.end();
+      return () => undefined;
+    }
+    inst.consumers.add(c);
+    return () => {
+      inst.consumers.delete(c);
+      this.drained(inst.id, c);
+    };
+  }
+
+  /** Bounded memory: only the newest finished instances are remembered, by count and by bytes. */
+  private retire(inst: Instance): void {
+    this.finished.push(inst.id);
+    this.historyBytes += inst.outputBytes;
+    while (this.finished.length > this.limits.historyCount || (this.historyBytes > this.limits.historyBytes && this.finished.length > 1)) {
+      this.forget(this.finished.shift()!);
+    }
+  }
+
+  private forget(id: string): void {
+    const i = this.instances.get(id);
+    if (!i) return;
+    this.instances.delete(id);
+    this.historyBytes -= i.outputBytes;
   }
 
   get(id: string): Instance {
     const i = this.instances.get(id);
-    if (!i) throw new NotFoundError(`no instance ${id}`);
+    if (!i) throw new NotFoundError(`no instance ${id}`, 'it may have ended long ago and been dropped from the history');
     return i;
   }
 
@@ -219,22 +366,31 @@ export class InstanceManager {
     return [...this.instances.values()];
   }
 
-  kill(id: string, signal: NodeJS.Signals = 'SIGKILL', why = 'request'): Instance {
+  /** Removes a finished instance's record. */
+  remove(id: string): void {
+    const i = this.get(id);
+    if (this.live.has(id)) throw new ConflictError(`instance ${id} is ${i.state}`, `stop it first: POST /instances/${id}/kill`);
+    const at = this.finished.indexOf(id);
+    if (at >= 0) this.finished.splice(at, 1);
+    this.forget(id);
+  }
+
+  kill(id: string, signal: string = 'SIGKILL', why = 'request'): Instance {
     const inst = this.get(id);
     const signum = os.signalNumber(signal);
-    if (signum === 0) throw new RequestError(`unknown signal ${signal}`);
-    if (inst.state === 'running' && inst.launchId !== undefined) {
-      inst.killedBy = why;
-      // The stub process is the guest's monitor: it dies by the signal and
-      // PTRACE_O_EXITKILL takes the guest with it.
-      this.zygote.kill(inst.launchId, signum);
-    }
+    if (signum === 0) throw new RequestError(`"signal": unknown signal ${JSON.stringify(signal)}`, 'use a name such as SIGTERM or SIGKILL');
+    const l = this.live.get(id);
+    if (!l) throw new ConflictError(`instance ${id} is ${inst.state}: there is no guest to signal`);
+    inst.killedBy = why;
+    // Sent to the guest itself (through its pidfd), not to its monitor.
+    l.zygote.kill(l.launchId, signum);
     return inst;
   }
 
   async shutdown(): Promise<void> {
-    const running = this.list().filter((i) => i.state === 'running');
-    for (const i of running) this.kill(i.id, 'SIGKILL', 'shutdown');
-    await Promise.all(running.map((i) => i.ended));
+    const live = [...this.live.values()];
+    for (const l of live) this.kill(l.inst.id, 'SIGKILL', 'shutdown');
+    await Promise.all(live.map((l) => l.inst.ended));
   }
 }
+

@@ -1,14 +1,20 @@
 // Images registered with a running server: validated and parsed once, kept
-// by content hash, so a launch pays neither file I/O nor ELF parsing.
+// by content hash, so a launch pays neither file I/O nor ELF parsing; each
+// image's memory file (its segments, sealed) is made at its first launch
+// and mapped copy-on-write by all its guests. The registry is bounded: an
+// image larger than maxImageBytes, or one that would take the total past
+// maxTotalBytes, is refused (413), never half-registered.
 
 import { createHash } from 'node:crypto';
-import { closeSync, readFileSync } from 'node:fs';
+import { closeSync, openSync, readSync, fstatSync } from 'node:fs';
+import { isAbsolute } from 'node:path';
 import type { LoadSegment } from '../../loader/elf.js';
-import { memoryImage, type MemoryImage } from '../../loader/plan.js';
-import { memoryFileFd } from '../launch.js';
 import { parseGuestImage, type GuestImage } from '../../loader/image.js';
 import { deviceTypeName } from '../../loader/manifest.js';
-import { ElfError, TendrilError } from '../errors.js';
+import { memoryImage, type MemoryImage } from '../../loader/plan.js';
+import { ElfError } from '../errors.js';
+import { memoryFileFd } from '../launch.js';
+import { NotFoundError, RequestError, TooLargeError } from './errors.js';
 
 export interface ImageEntry {
   id: string;
@@ -21,8 +27,10 @@ export interface ImageEntry {
   memory?: { image: MemoryImage; fd: number };
 }
 
-/** The image is not registered. */
-export class NotFoundError extends TendrilError {}
+export interface RegistryLimits {
+  maxImageBytes: number;
+  maxTotalBytes: number;
+}
 
 export function describeImage(e: ImageEntry): object {
   return {
@@ -32,28 +40,68 @@ export function describeImage(e: ImageEntry): object {
   };
 }
 
+const MiB = (n: number) => `${Math.round(n / 1048576)} MiB`;
+
 export class ImageRegistry {
   private images = new Map<string, ImageEntry>();
+  private total = 0;
+
+  constructor(readonly limits: RegistryLimits) {}
+
+  get totalBytes(): number {
+    return this.total;
+  }
 
   /** Validates and registers; registering the same bytes again returns the existing entry. */
   register(bytes: Buffer, name: string): ImageEntry {
+    this.checkSize(bytes.length, name);
     const id = createHash('sha256').update(bytes).digest('hex');
     const known = this.images.get(id);
     if (known) return known;
+    if (this.total + bytes.length > this.limits.maxTotalBytes) {
+      throw new TooLargeError(`registering ${name} (${MiB(bytes.length)}) would take the registry past its ${MiB(this.limits.maxTotalBytes)}`,
+        'DELETE /images/ID images no longer needed, or start the server with a larger --max-registry');
+    }
     const image = parseGuestImage(name, Buffer.from(bytes));
     const entry = { id, name, size: bytes.length, image, registeredAt: new Date().toISOString(), launches: 0 };
     this.images.set(id, entry);
+    this.total += bytes.length;
     return entry;
   }
 
+  /** An image file on the server's host, by absolute path (the server's working directory means nothing to a client). */
   registerFile(path: string): ImageEntry {
-    let bytes: Buffer;
+    if (!isAbsolute(path)) {
+      throw new RequestError(`"path": ${JSON.stringify(path)} is relative`, 'give the absolute path on the server\'s host (tendril launch resolves it for you), or upload the bytes');
+    }
+    let fd: number;
     try {
-      bytes = readFileSync(path);
+      fd = openSync(path, 'r');
     } catch (e) {
       throw new ElfError(`${path}: Could not open: ${(e as NodeJS.ErrnoException).code ?? (e as Error).message}`);
     }
-    return this.register(bytes, path);
+    try {
+      const st = fstatSync(fd);
+      if (!st.isFile()) throw new ElfError(`${path}: not a regular file`);
+      this.checkSize(st.size, path);
+      const bytes = Buffer.alloc(st.size);
+      let off = 0;
+      while (off < bytes.length) {
+        const n = readSync(fd, bytes, off, bytes.length - off, off);
+        if (n === 0) break;
+        off += n;
+      }
+      return this.register(bytes.subarray(0, off), path);
+    } finally {
+      closeSync(fd);
+    }
+  }
+
+  private checkSize(size: number, name: string): void {
+    if (size > this.limits.maxImageBytes) {
+      throw new TooLargeError(`${name} is ${MiB(size)}, larger than this server accepts (${MiB(this.limits.maxImageBytes)})`,
+        'start the server with a larger --max-image');
+    }
   }
 
   get(id: string): ImageEntry {
@@ -78,6 +126,8 @@ export class ImageRegistry {
   remove(id: string): void {
     const e = this.get(id);
     this.images.delete(id);
+    this.total -= e.size;
+    // Running guests keep their own mappings; the file goes when the last one ends.
     if (e.memory) closeSync(e.memory.fd);
   }
 }

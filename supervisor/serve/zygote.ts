@@ -1,146 +1,329 @@
 // Node's side of native/zygote/zygote.c: the process that keeps stubs
 // spawned ahead of demand and creates processes so that Node's main thread
-// never does (a spawn from Node blocks it for ~1.8 ms). Frames are
-// u32 type, u32 id, u32 len, u32 reserved + payload, little endian.
+// never does (a spawn from Node blocks it for ~1.8 ms). The frames are those
+// of loader/formats.ts (ZYGOTE_MSG).
+//
+// A Zygote is one such process. It is never trusted to stay up: when it
+// ends, every launch in flight and every instance it ran is reported ended
+// (its guests die with it: PR_SET_PDEATHSIG), and StubPool starts a new
+// one, with a backoff if it keeps dying.
 
 import { spawn, type ChildProcess } from 'node:child_process';
 import type { Socket } from 'node:net';
-import { LaunchError } from '../errors.js';
+import {
+  decodeStruct, encodeStruct, PLAN, ZYGOTE, ZYGOTE_MSG, ZygoteExit, ZygoteFrame, ZygoteHello, ZygoteStarted,
+} from '../../loader/formats.js';
+import { EnvironmentError } from '../errors.js';
+import { log } from '../log.js';
 import * as os from '../os.js';
-import { STUB_PATH, ZYGOTE_PATH } from '../paths.js';
+import { nativeHint, nativeProblem, STUB_PATH, ZYGOTE_PATH } from '../paths.js';
 
 /** fd numbers inside a pool stub (the zygote sets them up). */
-export const POOL_PLAN_FD = 3;
-export const POOL_REPORT_FD = 4;
-
-const enum Type { LAUNCH = 1, KILL = 2, STARTED = 10, OUTPUT = 11, EXIT = 12, FAILED = 13 }
-const HEADER = 16;
+export const POOL_REPORT_FD = ZYGOTE.STUB_REPORT_FD;
 
 export interface LaunchHandlers {
-  started(pid: number): void;
+  /** The guest exists; stubPid is the monitor when there is one. */
+  started(guestPid: number, stubPid: number): void;
   output(chunk: Buffer): void;
-  /** status: the wait status of the stub; report: the monitor's line. */
-  exit(waitStatus: number, report: Buffer): void;
-  failed(reason: string): void;
+  /** waitStatus: of the stub; stubError: its own message if it failed; monitor: the monitor's bytes. */
+  exit(waitStatus: number, stubError: string, monitor: Buffer): void;
+  /** Nothing ran: why. `kind` says whose fault it is. */
+  failed(reason: string, kind: 'capacity' | 'environment' | 'internal'): void;
 }
 
-interface Pending { header: Buffer; payload: Buffer; fds: number[]; sent: () => void }
+/** The zygote went away (or could not start). */
+export class PoolDownError extends EnvironmentError {}
+
+const HEADER = ZygoteFrame.size;
 
 export class Zygote {
-  private readonly child: ChildProcess;
+  readonly child: ChildProcess;
   private readonly sock: Socket;
   private readonly fd: number;
   private readonly handlers = new Map<number, LaunchHandlers>();
-  private readonly queue: Pending[] = [];
+  /** Frames waiting for the stream (fds already sent with their first bytes, or none). */
+  private backlog = 0;
   private inbox: Buffer = Buffer.alloc(0);
   private nextId = 1;
-  private closed = false;
+  private dead = false;
+  /** Resolves with the zygote's limits once it has said hello; rejects if it dies first. */
+  readonly ready: Promise<{ pid: number; nofile: number }>;
+  /** Resolves when the process has ended (with why). */
+  readonly ended: Promise<string>;
 
   constructor(readonly poolSize: number) {
-    this.child = spawn(ZYGOTE_PATH, [STUB_PATH, String(poolSize)], { stdio: ['ignore', 'inherit', 'inherit', 'pipe'], env: {} });
+    this.child = spawn(ZYGOTE_PATH, [STUB_PATH, String(poolSize), String(process.pid)],
+      { stdio: ['ignore', 'inherit', 'inherit', 'pipe'], env: {} });
     this.sock = this.child.stdio[3] as Socket;
     this.fd = (this.sock as unknown as { _handle?: { fd?: number } })._handle?.fd ?? -1;
-    if (this.fd < 0) throw new LaunchError('cannot reach the zygote control socket');
+    let hello!: (h: { pid: number; nofile: number }) => void;
+    let noHello!: (e: Error) => void;
+    this.ready = new Promise((res, rej) => { hello = res; noHello = rej; });
+    this.ready.catch(() => undefined);
+    this.onHello = hello;
+    // Every failure of the process or its socket ends this zygote, never the server.
+    this.sock.on('error', (e) => this.die(`its control socket failed: ${(e as NodeJS.ErrnoException).code ?? e.message}`));
+    this.child.on('error', (e) => this.die(`it could not be started: ${e.message}`));
+    let endedWith!: (why: string) => void;
+    this.ended = new Promise((r) => { endedWith = r; });
+    this.child.on('exit', (code, sig) => this.die(sig ? `it was killed by ${sig}` : `it exited with status ${code}`));
+    this.onDead = (why) => {
+      noHello(new PoolDownError(`the stub pool process ended before it was ready: ${why}`));
+      endedWith(why);
+    };
     this.sock.on('data', (d: Buffer) => this.receive(d));
-    this.child.on('exit', (code, sig) => {
-      if (!this.closed) process.stderr.write(`tendril: the stub pool process ended (${sig ?? code}); launches will fail\n`);
-      this.closed = true;
-      for (const h of this.handlers.values()) h.failed('the stub pool process ended');
-      this.handlers.clear();
-    });
+    if (this.fd < 0) queueMicrotask(() => this.die('its control socket has no fd'));
+  }
+
+  private onHello: (h: { pid: number; nofile: number }) => void;
+  private onDead: (why: string) => void;
+
+  get alive(): boolean {
+    return !this.dead;
   }
 
   get pid(): number | undefined {
     return this.child.pid;
   }
 
-  /** Queues a launch; `sent` runs once the fds are in the kernel's hands (they may then be closed). */
-  launch(plan: Buffer, fds: number[], handlers: LaunchHandlers, sent: () => void): number {
-    if (this.closed) throw new LaunchError('the stub pool process has ended');
+  /** Launches in flight or running on this zygote. */
+  get inFlight(): number {
+    return this.handlers.size;
+  }
+
+  /**
+   * Sends a launch. The fds are in the kernel's hands when this returns (the
+   * caller may close its copies). Throws PoolDownError if the zygote is gone.
+   */
+  launch(plan: Buffer, fds: number[], handlers: LaunchHandlers): number {
+    if (this.dead) throw new PoolDownError('the stub pool process has ended; a new one is starting', 'retry in a moment');
+    if (plan.length > ZYGOTE.MAX_PAYLOAD) throw new EnvironmentError(`the launch plan is ${plan.length} bytes, more than the stub pool accepts (${ZYGOTE.MAX_PAYLOAD})`);
+    if (fds.length > ZYGOTE.MAX_FDS || fds.length > PLAN.MAX_RECV_FDS) throw new EnvironmentError(`too many fds for one launch (${fds.length})`);
     const id = this.nextId++;
+    const frame = Buffer.concat([encodeStruct(ZygoteFrame, { type: ZYGOTE_MSG.LAUNCH, id, len: plan.length, nfds: fds.length }), plan]);
     this.handlers.set(id, handlers);
-    this.queue.push({ header: this.header(Type.LAUNCH, id, plan.length), payload: plan, fds, sent });
-    this.flush();
+    this.write(frame, fds);
     return id;
   }
 
   kill(id: number, signal: number): void {
-    if (this.closed || !this.handlers.has(id)) return;
-    const payload = Buffer.alloc(4);
-    payload.writeUInt32LE(signal);
-    this.queue.push({ header: this.header(Type.KILL, id, 4), payload, fds: [], sent: () => undefined });
-    this.flush();
+    this.control(ZYGOTE_MSG.KILL, id, signal);
   }
 
+  pause(id: number): void {
+    this.control(ZYGOTE_MSG.PAUSE, id);
+  }
+
+  resume(id: number): void {
+    this.control(ZYGOTE_MSG.RESUME, id);
+  }
+
+  /** Ends the zygote; it kills its instances and idle stubs on the way out. */
   close(): void {
-    this.closed = true;
-    this.child.kill('SIGTERM');
     this.sock.destroy();
+    this.child.kill('SIGKILL');
   }
 
-  private header(type: Type, id: number, len: number): Buffer {
-    const h = Buffer.alloc(HEADER);
-    h.writeUInt32LE(type, 0);
-    h.writeUInt32LE(id, 4);
-    h.writeUInt32LE(len, 8);
-    return h;
+  private control(type: number, id: number, arg?: number): void {
+    if (this.dead || !this.handlers.has(id)) return;
+    const payload = Buffer.alloc(arg === undefined ? 0 : 4);
+    if (arg !== undefined) payload.writeUInt32LE(arg);
+    this.write(Buffer.concat([encodeStruct(ZygoteFrame, { type, id, len: payload.length }), payload]), []);
   }
 
   /**
-   * The fds must ride on a frame's first bytes, so a frame's header is sent
-   * with sendmsg directly, and only when nothing is queued in the stream
-   * before it; the payload then follows through the stream, whose write
-   * callback sends the next frame.
+   * One frame. Its fds must ride on its first bytes, so while the stream
+   * has bytes queued, or for the rest of a frame the socket did not take
+   * at once, Node's stream carries the bytes; a frame with fds then waits
+   * for the stream to drain. In the usual case a launch is one sendmsg.
    */
-  private flush(): void {
-    while (this.queue.length && this.sock.writableLength === 0) {
-      const p = this.queue[0];
-      const n = os.sendWithFds(this.fd, p.header, p.fds);
-      if (n === -11 /* EAGAIN */) {
-        setImmediate(() => this.flush());
+  private pendingFd: { frame: Buffer; fds: number[] }[] = [];
+
+  private write(frame: Buffer, fds: number[]): void {
+    if (this.backlog > 0 || this.pendingFd.length > 0) {
+      if (fds.length) {
+        // Keep the fds open until they can be sent: dup them, the caller closes its own.
+        this.pendingFd.push({ frame, fds: fds.map((fd) => os.dupCloexec(fd)) });
         return;
       }
-      this.queue.shift();
-      p.sent();
-      if (n < 0) {
-        const h = this.handlers.get(p.header.readUInt32LE(4));
-        this.handlers.delete(p.header.readUInt32LE(4));
-        h?.failed(`sending to the stub pool failed: ${os.strerror(-n)}`);
-        continue;
+      if (this.pendingFd.length) {
+        this.pendingFd.push({ frame, fds: [] });
+        return;
       }
-      if (n < HEADER) this.sock.write(p.header.subarray(n));
-      // Once the stream has flushed, the next frame (maybe with fds) may go.
-      this.sock.write(p.payload, () => this.flush());
+      this.streamWrite(frame);
+      return;
     }
+    const n = os.sendWithFds(this.fd, frame, fds);
+    if (n === -11 /* EAGAIN */) {
+      if (fds.length) this.pendingFd.push({ frame, fds: fds.map((fd) => os.dupCloexec(fd)) });
+      else this.streamWrite(frame);
+      return;
+    }
+    if (n < 0) {
+      this.die(`sending to it failed: ${os.strerror(-n)}`);
+      return;
+    }
+    if (n < frame.length) this.streamWrite(frame.subarray(n));
+  }
+
+  private streamWrite(bytes: Buffer): void {
+    this.backlog++;
+    this.sock.write(bytes, () => {
+      this.backlog--;
+      if (this.backlog === 0) this.sendPending();
+    });
+  }
+
+  private sendPending(): void {
+    while (this.backlog === 0 && this.pendingFd.length && !this.dead) {
+      const p = this.pendingFd.shift()!;
+      const n = os.sendWithFds(this.fd, p.frame, p.fds);
+      if (n === -11) {
+        this.pendingFd.unshift(p);
+        setImmediate(() => this.sendPending());
+        return;
+      }
+      for (const fd of p.fds) os.close(fd);
+      if (n < 0) {
+        this.die(`sending to it failed: ${os.strerror(-n)}`);
+        return;
+      }
+      if (n < p.frame.length) this.streamWrite(p.frame.subarray(n));
+    }
+  }
+
+  private die(why: string): void {
+    if (this.dead) return;
+    this.dead = true;
+    for (const p of this.pendingFd) for (const fd of p.fds) os.close(fd);
+    this.pendingFd = [];
+    this.sock.destroy();
+    if (this.child.exitCode === null && this.child.signalCode === null) this.child.kill('SIGKILL');
+    const handlers = [...this.handlers.values()];
+    this.handlers.clear();
+    this.onDead(why);
+    for (const h of handlers) h.failed(`the stub pool process ended (${why})`, 'environment');
   }
 
   private receive(d: Buffer): void {
     this.inbox = this.inbox.length ? Buffer.concat([this.inbox, d]) : d;
     while (this.inbox.length >= HEADER) {
-      const len = this.inbox.readUInt32LE(8);
-      if (this.inbox.length < HEADER + len) break;
-      const type = this.inbox.readUInt32LE(0);
-      const id = this.inbox.readUInt32LE(4);
-      const payload = this.inbox.subarray(HEADER, HEADER + len);
-      this.inbox = this.inbox.subarray(HEADER + len);
-      const h = this.handlers.get(id);
+      const f = decodeStruct(ZygoteFrame, this.inbox);
+      if (this.inbox.length < HEADER + f.len) break;
+      const payload = this.inbox.subarray(HEADER, HEADER + f.len);
+      this.inbox = this.inbox.subarray(HEADER + f.len);
+      if (f.type === ZYGOTE_MSG.HELLO) {
+        const h = decodeStruct(ZygoteHello, payload);
+        this.onHello({ pid: h.pid, nofile: h.nofile });
+        continue;
+      }
+      const h = this.handlers.get(f.id);
       if (!h) continue;
-      switch (type) {
-        case Type.STARTED:
-          h.started(payload.readUInt32LE(0));
+      switch (f.type) {
+        case ZYGOTE_MSG.STARTED: {
+          const s = decodeStruct(ZygoteStarted, payload);
+          h.started(s.guest_pid, s.stub_pid);
           break;
-        case Type.OUTPUT:
+        }
+        case ZYGOTE_MSG.OUTPUT:
           h.output(Buffer.from(payload));
           break;
-        case Type.EXIT:
-          this.handlers.delete(id);
-          h.exit(payload.readInt32LE(0), Buffer.from(payload.subarray(4)));
+        case ZYGOTE_MSG.EXIT: {
+          this.handlers.delete(f.id);
+          const e = decodeStruct(ZygoteExit, payload);
+          const errEnd = ZygoteExit.size + e.stderr_len;
+          h.exit(e.wait_status, payload.toString('utf8', ZygoteExit.size, errEnd).trim(), Buffer.from(payload.subarray(errEnd)));
           break;
-        case Type.FAILED:
-          this.handlers.delete(id);
-          h.failed(payload.toString('utf8'));
+        }
+        case ZYGOTE_MSG.FAILED: {
+          this.handlers.delete(f.id);
+          const text = payload.toString('utf8');
+          const capacity = text.startsWith('capacity: ');
+          h.failed(capacity ? text.slice('capacity: '.length) : text, capacity ? 'capacity' : 'internal');
+          break;
+        }
+        default:
           break;
       }
     }
+  }
+}
+
+/**
+ * The server's stub pool: a zygote that is restarted when it ends. While a
+ * new one starts, launches fail fast (503); a zygote that dies again and
+ * again is restarted after a growing delay (up to 5 s), not in a loop.
+ */
+export class StubPool {
+  private current?: Zygote;
+  private starting?: Promise<Zygote>;
+  private restarts = 0;
+  private closed = false;
+  private lastStart = 0;
+  /** RLIMIT_NOFILE of the zygote, once known. */
+  nofile = 1024;
+  onRestart?: (why: string) => void;
+
+  constructor(readonly poolSize: number) {}
+
+  /** Starts the first zygote; rejects with one line if it cannot. */
+  async start(): Promise<void> {
+    for (const [what, path] of [['stub pool program', ZYGOTE_PATH], ['native stub', STUB_PATH]]) {
+      const problem = nativeProblem(path);
+      if (problem) throw new EnvironmentError(`the ${what} is ${problem} (${path})`, nativeHint());
+    }
+    await this.spawn();
+  }
+
+  private spawn(): Promise<Zygote> {
+    this.lastStart = Date.now();
+    const z = new Zygote(this.poolSize);
+    this.starting = z.ready.then((h) => {
+      this.nofile = h.nofile;
+      this.current = z;
+      this.starting = undefined;
+      return z;
+    }, (e) => {
+      this.starting = undefined;
+      throw e;
+    });
+    void z.ended.then((why) => this.onEnded(z, why));
+    return this.starting;
+  }
+
+  private onEnded(z: Zygote, why: string): void {
+    if (this.current === z) this.current = undefined;
+    if (this.closed) return;
+    // Healthy for a while: the next death restarts at once.
+    if (Date.now() - this.lastStart > 30_000) this.restarts = 0;
+    const delay = Math.min(5000, this.restarts === 0 ? 0 : 100 * 2 ** (this.restarts - 1));
+    this.restarts++;
+    log.warn({ why, restartInMs: delay }, 'stub pool process ended; restarting it');
+    this.onRestart?.(why);
+    setTimeout(() => {
+      if (!this.closed) this.spawn().catch((e) => log.error({ error: (e as Error).message }, 'stub pool restart failed'));
+    }, delay).unref();
+  }
+
+  /** The live zygote, or a PoolDownError saying it is being restarted. */
+  get(): Zygote {
+    if (this.current?.alive) return this.current;
+    throw new PoolDownError('the stub pool process is restarting', 'retry in a moment');
+  }
+
+  get pid(): number | undefined {
+    return this.current?.pid;
+  }
+
+  /** Waits (bounded) until a zygote is up: for tests and for a server draining its startup. */
+  async whenReady(): Promise<Zygote> {
+    if (this.current?.alive) return this.current;
+    if (this.starting) return this.starting;
+    throw new PoolDownError('the stub pool process is restarting', 'retry in a moment');
+  }
+
+  close(): void {
+    this.closed = true;
+    this.current?.close();
   }
 }

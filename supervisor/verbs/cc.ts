@@ -3,12 +3,12 @@
 // result also runs on the reference solo5-spt: notes and layout follow abi.md §5.
 
 import { spawnSync } from 'node:child_process';
-import { existsSync, mkdtempSync, rmSync, writeFileSync, readFileSync } from 'node:fs';
+import { mkdtempSync, rmSync, writeFileSync, readFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { manifestNoteAsm, parseManifestJson, type Manifest } from '../../loader/manifest.js';
 import { ToolchainError, UsageError } from '../errors.js';
-import { BINDINGS_DIR, BINDINGS_OBJ } from '../paths.js';
+import { BINDINGS_DIR, BINDINGS_OBJ, nativeHint, nativeProblem } from '../paths.js';
 
 export { BINDINGS_OBJ };
 
@@ -53,9 +53,8 @@ export interface CcRequest {
 
 export function buildGuest(req: CcRequest): void {
   const cc = req.cc ?? process.env.CC ?? 'gcc';
-  if (!existsSync(BINDINGS_OBJ)) {
-    throw new ToolchainError(`the guest bindings are not built (${BINDINGS_OBJ})`, 'run npm install (or npm run build) first');
-  }
+  const bindingsProblem = nativeProblem(BINDINGS_OBJ, false);
+  if (bindingsProblem) throw new ToolchainError(`the guest bindings are ${bindingsProblem} (${BINDINGS_OBJ})`, nativeHint());
   const tmp = mkdtempSync(join(tmpdir(), 'tendril-cc-'));
   try {
     const mft = join(tmp, 'manifest.S');
