@@ -47,6 +47,7 @@ async function startIsolated(args: string[], wrap: string[] = []): Promise<Live>
   const child = spawn(argv[0], argv.slice(1), { stdio: ['ignore', 'ignore', 'pipe'] });
   const exited = new Promise<{ code: number | null; signal: NodeJS.Signals | null }>((r) => child.on('exit', (code, signal) => r({ code, signal })));
   const supervised = args.includes('--supervise');
+  // A launch that never takes shape is killed here: nothing a test starts may outlive it.
   const shape = await waitFor('the isolated guest to run', () => {
     const parent = supervised ? childrenOf(child.pid!)[0] : child.pid!;
     if (parent === undefined) return undefined;
@@ -54,7 +55,11 @@ async function startIsolated(args: string[], wrap: string[] = []): Promise<Live>
     if (kids.length !== 2) return undefined;
     const [init, g] = [...kids].sort((a, b) => a - b);
     return /\s2$/.test(field(status(g), 'NSpid')) && field(status(g), 'Seccomp') === '2' && { parent, init, guest: g };
-  }, 30_000);
+  }, 30_000).catch(async (e: Error) => {
+    child.kill('SIGKILL');
+    await exited;
+    throw e;
+  });
   return { ...shape, child, exited };
 }
 

@@ -24,6 +24,8 @@ import type { Metrics } from './metrics.js';
 import type { ImageEntry, ImageRegistry } from './registry.js';
 import { POOL_REPORT_FD, PoolDownError, type LaunchHandlers, type StubPool, type Zygote } from './zygote.js';
 import { CapacityError } from '../../loader/errors.js';
+import { decideJail, type Jail } from '../isolate/index.js';
+import type { GuestCgroups } from '../isolate/cgroups.js';
 
 export interface DeviceSpec { net?: string; mac?: string; block?: string; readOnly?: boolean; sectorSize?: number }
 
@@ -41,7 +43,12 @@ export interface LaunchRequest {
   monitor?: boolean;
   /** The heap and stack executable, as --x-exec-heap. */
   xExecHeap?: boolean;
+  /** Jail the guest beneath its filter, as --isolate (true), or with its options. */
+  isolate?: boolean | ApiIsolate;
 }
+
+/** "isolate" as an object: --isolate=strict, --uid, --gid, --cpus, --mem-limit. */
+export interface ApiIsolate { strict?: boolean; uid?: number; gid?: number; cpus?: number; memLimitMiB?: number }
 
 export type InstanceState = 'starting' | 'running' | 'exited' | 'failed';
 
@@ -63,6 +70,8 @@ export interface Instance {
   outputBytes: number;
   outputTruncated: boolean;
   killedBy?: string;
+  /** Isolated: the layers this host could not give it (each {layer, why}). */
+  isolation?: { missing: { layer: string; why: string }[] };
   consumers: Set<Consumer>;
   /** Resolves when the guest exists; rejects with the reason if it never will. */
   started: Promise<Instance>;
@@ -102,6 +111,21 @@ const ID_PREFIX = randomBytes(4).toString('hex');
 let idCounter = 0;
 const nextId = () => `${ID_PREFIX}${(++idCounter).toString(16).padStart(8, '0')}`;
 
+/** Each missing layer is logged once per server: the host does not change between launches. */
+const missingLogged = new Set<string>();
+
+function jailOf(req: LaunchRequest): Jail | undefined {
+  if (!req.isolate) return undefined;
+  const o = req.isolate === true ? {} : req.isolate;
+  const jail = decideJail({ strict: o.strict === true, uid: o.uid, gid: o.gid, cpus: o.cpus, memLimitMiB: o.memLimitMiB }, req.memMiB ?? 512);
+  for (const l of jail.missing) {
+    if (missingLogged.has(l.name)) continue;
+    missingLogged.add(l.name);
+    log.warn({ layer: l.name, why: l.detail }, 'isolation layer missing on this host');
+  }
+  return jail;
+}
+
 function toRunOptions(req: LaunchRequest): RunOptions {
   const devices: DeviceRequest[] = [];
   for (const [name, d] of Object.entries(req.devices ?? {})) {
@@ -116,6 +140,14 @@ function toRunOptions(req: LaunchRequest): RunOptions {
     memMiB: req.memMiB ?? 512, xExecHeap: req.xExecHeap === true, guest: req.image, guestArgs: req.args ?? [], devices,
     dumpable: false, gdb: false, supervise: true, api: true,
   };
+}
+
+function removeCgroups(cgroups: GuestCgroups | undefined): void {
+  try {
+    cgroups?.remove();
+  } catch (e) {
+    log.warn({ error: (e as Error).message }, 'a guest\'s cgroup could not be removed');
+  }
 }
 
 /** What the stub said when it refused its plan, as an error of the right kind. */
@@ -170,7 +202,8 @@ export class InstanceManager {
     const entry = this.registry.get(req.image);
     const zygote = this.pool.get();
     const monitor = req.monitor !== false;
-    const { plan, fds, release } = this.plan(entry, req, monitor);
+    const jail = jailOf(req);
+    const { plan, fds, release, cgroups } = this.plan(entry, req, monitor, jail);
     entry.launches++;
 
     let resolveStarted!: (i: Instance) => void;
@@ -180,6 +213,7 @@ export class InstanceManager {
       id: nextId(), image: entry.id, args: req.args ?? [], memMiB: req.memMiB ?? 512,
       state: 'starting', createdAt: new Date().toISOString(), timings: {}, timeoutMs: req.timeoutMs,
       output: [], outputBytes: 0, outputTruncated: false, consumers: new Set(),
+      ...(jail ? { isolation: { missing: jail.missing.map((l) => ({ layer: l.name, why: l.detail })) } } : {}),
       started: new Promise<Instance>((res, rej) => { resolveStarted = res; rejectStarted = rej; }),
       ended: new Promise<Instance>((r) => { resolveEnded = r; }),
     };
@@ -195,6 +229,8 @@ export class InstanceManager {
     const done = (end: GuestEnd | undefined, error: TendrilError | undefined) => {
       if (timer) clearTimeout(timer);
       unpend();
+      // The guest's parent in the stub removes its cgroups; this covers a stub that ended before it could.
+      removeCgroups(cgroups);
       this.live.delete(inst.id);
       if (error) {
         inst.state = 'failed';
@@ -255,6 +291,7 @@ export class InstanceManager {
       this.live.set(inst.id, { inst, zygote, launchId, full: new Set() });
     } catch (e) {
       unpend();
+      removeCgroups(cgroups);
       throw e;
     } finally {
       release(); // the fds are in the kernel's hands (or the launch failed): ours can go
@@ -270,26 +307,31 @@ export class InstanceManager {
    * builds nothing. With devices, they are attached now (the fds are ours
    * until the launch is sent).
    */
-  private plan(entry: ImageEntry, req: LaunchRequest, monitor: boolean): { plan: Buffer; fds: number[]; release: () => void } {
-    const nodevices = !req.devices || Object.keys(req.devices).length === 0;
+  private plan(entry: ImageEntry, req: LaunchRequest, monitor: boolean, jail?: Jail): { plan: Buffer; fds: number[]; release: () => void; cgroups?: GuestCgroups } {
+    // An isolated plan names the guest's own cgroups: never the same twice.
+    const nodevices = !jail && (!req.devices || Object.keys(req.devices).length === 0);
     const key = nodevices ? `${entry.id}\0${req.memMiB ?? 512}\0${monitor ? 1 : 0}${req.xExecHeap ? 1 : 0}\0${(req.args ?? []).join('\0')}` : undefined;
     const cached = key === undefined ? undefined : this.plans.get(key);
     if (cached && entry.memory) return { plan: cached, fds: [entry.memory.fd], release: () => undefined };
     const prepared = prepareLaunch(toRunOptions(req), entry.image);
+    let started: ReturnType<Jail['start']> | undefined;
     try {
       const mem = this.registry.memory(entry, prepared.segments);
       const c = compileLaunch(prepared, mem.image);
+      started = jail?.start();
       const plan = encodePlan(c.plan, c.filter.bpf, {
         deviceSrc: prepared.devices.map((_, i) => receivedFd(1 + i)), imageSrc: receivedFd(0),
-        flags: monitor ? PlanFlags.MONITOR | PlanFlags.SEND_PIDFD : 0, reportFd: POOL_REPORT_FD,
+        flags: (monitor ? PlanFlags.MONITOR | PlanFlags.SEND_PIDFD : 0) | (started?.flags ?? 0), reportFd: POOL_REPORT_FD,
+        sections: started?.sections,
       });
       if (key !== undefined) {
         if (this.plans.size >= PLAN_CACHE_LIMIT) this.plans.delete(this.plans.keys().next().value!);
         this.plans.set(key, plan);
       }
-      return { plan, fds: [mem.fd, ...prepared.devices.map((d) => d.hostfd)], release: () => releaseLaunch(prepared) };
+      return { plan, fds: [mem.fd, ...prepared.devices.map((d) => d.hostfd)], release: () => releaseLaunch(prepared), cgroups: started?.cgroups };
     } catch (e) {
       releaseLaunch(prepared);
+      removeCgroups(started?.cgroups);
       throw e;
     }
   }
