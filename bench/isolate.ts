@@ -13,12 +13,12 @@
 import { spawnSync } from 'node:child_process';
 import { mkdirSync, rmSync, writeFileSync } from 'node:fs';
 import { join } from 'node:path';
-import { ISOLATE, ISOLATE_FLAG } from '../loader/formats.js';
+import { ISOLATE, PLAN_FLAG } from '../loader/formats.js';
 import { encodePlan, type PlanSectionData } from '../loader/plan.js';
 import { compileLaunch, prepareLaunch, releaseLaunch } from '../supervisor/launch.js';
 import { STUB_PATH } from '../supervisor/paths.js';
-import { cgroupSteps, createGuestCgroups, prepareParents } from '../supervisor/isolate/cgroups.js';
-import { planJail, startJail, type JailPlan } from '../supervisor/isolate/jail.js';
+import { cgroupParents, cgroupSteps, createGuestCgroups, prepareParents, type CgroupStep } from '../supervisor/isolate/cgroups.js';
+import { cgroupLimits, planJail, preparedStubArg, startJail, type JailPlan } from '../supervisor/isolate/jail.js';
 import { guest, ROOT, TENDRIL } from '../tests/helpers.js';
 import { Budget, median, msSince, type Bench, type BenchResult } from './common.js';
 
@@ -47,44 +47,71 @@ function coldInterleaved(argvs: string[][], n: number): number[][] {
 
 interface Variant {
   label: string;
-  /** The jail's flags kept (others dropped), or undefined for no isolation. */
-  keep?: number;
-  cgroups: boolean;
+  /** Exec hand-over (`tendril run`), or a pool stub waiting for its plan (`tendril serve`). */
+  pool: boolean;
+  isolate: boolean;
+  /** Pool: the stub makes the jail's namespaces while it waits (serve --isolate), its cgroups made ahead. */
+  prepared?: boolean;
+  /** With the guest's cgroups (else the jail without them, to see their share). */
+  cgroups?: boolean;
+  /** Only the fork of the guest from its parent: a jail with no layer at all. */
+  forkOnly?: boolean;
+  /** Under the ptrace monitor (serve's default), which forks the guest anyway. */
+  monitor?: boolean;
 }
 
-const ALL = Object.values(ISOLATE_FLAG.group.values).reduce((a, b) => a | b, 0);
-const VARIANTS: Variant[] = [
-  { label: 'no isolation', cgroups: false },
-  { label: '--isolate (every layer this host has)', keep: ALL, cgroups: true },
-  { label: '--isolate without the network namespace', keep: ALL & ~ISOLATE_FLAG.NEWNET, cgroups: true },
-  { label: '--isolate without cgroups', keep: ALL, cgroups: false },
-  { label: 'pid namespace only (the init\'s fork)', keep: ISOLATE_FLAG.NEWPID, cgroups: false },
+export const VARIANTS: Variant[] = [
+  { label: 'exec, no isolation', pool: false, isolate: false },
+  { label: 'exec, --isolate', pool: false, isolate: true, cgroups: true },
+  { label: 'pool, no isolation', pool: true, isolate: false },
+  { label: 'pool, "isolate": true (everything made at launch)', pool: true, isolate: true, cgroups: true },
+  { label: 'pool, serve --isolate (namespaces and cgroups made ahead)', pool: true, isolate: true, prepared: true, cgroups: true },
+  { label: 'pool, serve --isolate without cgroups', pool: true, isolate: true, prepared: true, cgroups: false },
+  { label: 'pool, only the guest forked from its parent (a jail with no layer)', pool: true, isolate: true, forkOnly: true },
+  { label: 'pool monitored, no isolation', pool: true, isolate: false, monitor: true },
+  { label: 'pool monitored, serve --isolate (namespaces and cgroups made ahead)', pool: true, isolate: true, prepared: true, cgroups: true, monitor: true },
 ];
 
-/** A ready plan (fd 3, memory file at fd 4) and, for a jail with cgroups, the spec of the supervisor's per-launch steps. */
-function writeVariant(dir: string, i: number, v: Variant, jail: JailPlan): string {
+const stepLine = (s: CgroupStep) => (s.op === 'mkdir' ? `mkdir ${s.path}` : `${s.optional ? 'try' : 'write'} ${s.path} ${s.value}`);
+
+/** A ready plan (fd 3, memory file at fd 4) and the jailplan argument that runs it as the variant says. */
+export function writeVariant(dir: string, i: number, v: Variant, jail: JailPlan): string {
   const p = prepareLaunch({ memMiB: 2, xExecHeap: false, guest: HELLO, guestArgs: ['--solo5:quiet'], devices: [], dumpable: false, gdb: false, supervise: false });
   try {
     const c = compileLaunch(p);
     let flags = 0;
     let sections: PlanSectionData[] | undefined;
-    let spec: string | undefined;
-    if (v.keep !== undefined) {
-      const started = startJail({ ...jail, flags: jail.flags & v.keep, cgroupHomes: [] });
-      flags = started.flags;
-      sections = started.sections;
-      if (v.cgroups) {
-        const cg = cgroupSteps(jail.cgroupHomes, { memoryBytes: jail.memoryBytes, pids: 1 }, `tendril-bench-${process.pid}-${i}`);
+    const opts: string[] = [];
+    if (v.isolate) {
+      const homes = v.cgroups ? jail.cgroupHomes : [];
+      const j = { ...jail, cgroupHomes: homes, flags: v.forkOnly ? 0 : jail.flags };
+      if (v.prepared) {
+        // The stub makes its own cgroups and the init's namespaces before its plan comes; the plan sets the limits.
+        const started = startJail(j, { prepared: true });
+        flags = started.flags;
+        sections = started.sections;
+        opts.push(`jail=${preparedStubArg(j)}`, ...cgroupParents(homes).map((p) => `cg=${p}`));
+      } else {
+        const cg = cgroupSteps(homes, cgroupLimits(j), `tendril-bench-${process.pid}-${i}`);
         prepareParents(cg);
-        sections.push({ type: ISOLATE.SECTION_CGROUPS, data: Buffer.from(cg.dirs.map((d) => `${d}\0`).join('')) });
-        spec = join(dir, `v${i}.spec`);
-        writeFileSync(spec, cg.steps.map((s) => (s.op === 'mkdir' ? `mkdir ${s.path}` : `${s.optional ? 'try' : 'write'} ${s.path} ${s.value}`)).join('\n'));
+        const started = startJail({ ...j, cgroupHomes: [] });
+        flags = started.flags;
+        sections = started.sections;
+        if (cg.dirs.length) {
+          // Made per launch (timed), as the supervisor does; the stub removes them.
+          sections.push({ type: ISOLATE.SECTION_CGROUPS, data: Buffer.from(cg.dirs.map((d) => `${d}\0`).join('')) });
+          const spec = join(dir, `v${i}.spec`);
+          writeFileSync(spec, cg.steps.map(stepLine).join('\n'));
+          opts.push(`spec=${spec}`);
+        }
       }
     }
     const file = join(dir, `v${i}.plan`);
-    writeFileSync(file, encodePlan(c.plan, c.filter.bpf, { deviceSrc: [], imageSrc: 4, flags, sections }));
+    writeFileSync(file, encodePlan(c.plan, c.filter.bpf, {
+      deviceSrc: [], imageSrc: 4, flags: flags | (v.monitor ? PLAN_FLAG.MONITOR : 0), sections, ...(v.monitor ? { reportFd: 5 } : {}),
+    }));
     writeFileSync(`${file}.mem`, c.memory.bytes);
-    return spec ? `${file},${spec}` : file;
+    return `${v.pool ? 'pool:' : ''}${[file, ...opts].join(',')}`;
   } finally {
     releaseLaunch(p);
   }
@@ -118,7 +145,7 @@ export const bench: Bench = {
     mkdirSync(dir, { recursive: true });
     try {
       const args = VARIANTS.map((v, i) => writeVariant(dir, i, v, jail));
-      const n = 1000;
+      const n = 500;
       const r = spawnSync(JAILPLAN, [STUB_PATH, String(n), ...args], { encoding: 'utf8', maxBuffer: 64 << 20 });
       if (r.status !== 0) throw new Error(`jailplan: ${r.stderr.trim()}`);
       const per = VARIANTS.map(() => [] as number[]);
@@ -126,15 +153,17 @@ export const bench: Bench = {
         const [k, us] = line.split(' ');
         per[Number(k)].push(Number(us) / 1000);
       }
-      const base = per[0];
       VARIANTS.forEach((v, i) => {
-        if (i === 0) return;
+        if (!v.isolate) return;
+        const b = VARIANTS.findIndex((x) => x.pool === v.pool && !x.isolate && !x.monitor === !v.monitor);
         const p50 = percentile(per[i], 0.5);
+        const base = percentile(per[b], 0.5);
         results.push({
-          name: `isolate warm: ${v.label}`, what: 'C fork+exec of the stub on a ready plan → exit of hello, p50 (lower is better)', unit: 'ms',
-          tendril: p50, baseline: percentile(base, 0.5), ratio: p50 / percentile(base, 0.5),
-          baselineIs: 'the same C loop on the plan without isolation (interleaved)',
-          details: { addedMs: p50 - percentile(base, 0.5), p99: percentile(per[i], 0.99), baseP99: percentile(base, 0.99), missingLayers: missing },
+          name: `isolate warm: ${v.label}`,
+          what: `${v.pool ? 'plan sent to a waiting stub' : 'C fork+exec of the stub on a ready plan'} → exit of hello, p50 (lower is better)`, unit: 'ms',
+          tendril: p50, baseline: base, ratio: p50 / base,
+          baselineIs: `the same C loop without isolation (${VARIANTS[b].label}), interleaved`,
+          details: { addedMs: p50 - base, p99: percentile(per[i], 0.99), baseP99: percentile(per[b], 0.99), missingLayers: missing },
         });
       });
     } finally {
@@ -145,7 +174,7 @@ export const bench: Bench = {
     const times: number[] = [];
     for (let i = 0; i < 300; i++) {
       const t = process.hrtime.bigint();
-      const cg = createGuestCgroups(jail.cgroupHomes, { memoryBytes: jail.memoryBytes, pids: 1 });
+      const cg = createGuestCgroups(jail.cgroupHomes, cgroupLimits(jail));
       const made = msSince(t);
       cg.remove();
       times.push(made);

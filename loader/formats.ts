@@ -218,15 +218,24 @@ export const PlanPoll = defineStruct('plan_poll', "A member of the guest's epoll
 //   ISOLATE.SECTION_JAIL     one plan_isolate
 //   ISOLATE.SECTION_CGROUPS  the guest's cgroup directories (made and limited by
 //                            the supervisor), each a NUL-terminated absolute path:
-//                            the guest joins each, its parent removes each when it ends
+//                            the guest's parent joins each before forking the guest,
+//                            which is so born in them (no migration, which on a busy
+//                            host waits for an RCU grace period), and removes each
+//                            when it has ended (unless KEEP_CGROUPS)
+//   ISOLATE.SECTION_CGROUP_LIMITS  FILE\0VALUE\0 pairs the parent writes into each of
+//                            the guest's cgroup directories that has FILE, before the
+//                            guest exists: the limits of a prepared stub's own cgroups
 
 export const ISOLATE = constants('ISOLATE', 'Isolation: plan section types (in PLAN_SECTION_ISOLATE_FIRST..) and limits.', {
   SECTION_JAIL: 32,
   SECTION_CGROUPS: 33,
+  SECTION_CGROUP_LIMITS: 34,
   /** One directory per cgroup hierarchy (v2: one; v1: memory, pids, cpu). */
   MAX_CGROUPS: 4,
   /** Bytes of one cgroup directory path, NUL included. */
   MAX_PATH: 1024,
+  /** The namespaces made by the init (and so ahead of time in a prepared pool stub): ISOLATE_F_ NEWPID | EMPTY_ROOT | NEWNET | NEWIPC | NEWUTS | NEWCGROUP. */
+  NAMESPACE_FLAGS: 0x3f,
 });
 
 export const ISOLATE_FLAG = constants('ISOLATE_F', 'The layers plan_isolate.flags asks for (each one the host can provide).', {
@@ -237,13 +246,28 @@ export const ISOLATE_FLAG = constants('ISOLATE_F', 'The layers plan_isolate.flag
   NEWNET: 1 << 2,
   NEWIPC: 1 << 3,
   NEWUTS: 1 << 4,
-  /** A cgroup namespace rooted at the guest's own cgroup (after joining it). */
+  /** A cgroup namespace, rooted at tendril's own cgroup (the init's): the guest sees only its own cgroup below that root. */
   NEWCGROUP: 1 << 5,
   /** uid/gid, no supplementary groups, every capability dropped (bounding set included), no processes (RLIMIT_NPROC 0). */
   CREDS: 1 << 6,
   /** A Landlock domain handling the landlock_* rights with no rule: every filesystem (and TCP, and scoped) access denied. */
   LANDLOCK: 1 << 7,
+  /** The guest's cgroups are the supervisor's to remove (serve, after the launch); otherwise its parent in the stub removes them. */
+  KEEP_CGROUPS: 1 << 8,
 });
+
+/**
+ * A pool stub can make its jail while it waits for its plan (`tendril
+ * serve --isolate`): started as `tendril-stub PLAN-FD JAIL [CGROUP-PARENT...]`,
+ * JAIL being the plan_isolate it will be given, as 2 * sizeof hex digits,
+ * it makes the init and its namespaces, and its own cgroup
+ * CGROUP-PARENT/tendril-PID-pool in each parent, which it joins. Its plan
+ * must then ask for the same namespaces, carry no cgroup list (the limits
+ * come as SECTION_CGROUP_LIMITS) and leave the cgroups to the supervisor.
+ */
+if (ISOLATE.NAMESPACE_FLAGS !== (ISOLATE_FLAG.NEWPID | ISOLATE_FLAG.EMPTY_ROOT | ISOLATE_FLAG.NEWNET | ISOLATE_FLAG.NEWIPC | ISOLATE_FLAG.NEWUTS | ISOLATE_FLAG.NEWCGROUP)) {
+  throw new Error('ISOLATE.NAMESPACE_FLAGS must be the init\'s namespace flags');
+}
 
 export const PlanIsolate = defineStruct('plan_isolate', 'The jail of an isolated guest (section ISOLATE_SECTION_JAIL).', {
   flags: 'u32',
@@ -319,6 +343,8 @@ export const ZYGOTE = constants('ZYGOTE', 'The zygote control protocol.', {
   MAX_STUB_ERROR: 1024,
   /** Console bytes per OUTPUT frame. */
   OUTPUT_CHUNK: 65536,
+  /** Words the zygote adds to each stub's command line (serve --isolate: the jail and its cgroup parents). */
+  MAX_STUB_ARGS: 5,
 });
 
 export const ZYGOTE_MSG = constants('ZMSG', 'Zygote frame types.', {

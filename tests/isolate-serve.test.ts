@@ -4,6 +4,7 @@
 
 import test from 'ava';
 import { existsSync, readFileSync, readlinkSync } from 'node:fs';
+import { join } from 'node:path';
 import { api } from '../supervisor/serve/client.js';
 import { guest, runCmdAsync, TENDRIL, waitFor } from './helpers.js';
 import { startServer, type Json, type TestServer } from './serve-helpers.js';
@@ -85,4 +86,82 @@ test('tendril launch --isolate runs the guest isolated through the server, with 
   const refused = await runCmdAsync(process.execPath, [TENDRIL, 'launch', `--server=${s.sock}`, '--isolate', '--cgroup-parent=/sys/fs/cgroup', '--mem=2', guest('test_hello')]);
   t.is(refused.status, 1);
   t.regex(refused.stderr, /--cgroup-parent does not work through a server/);
+});
+
+// ---------------------------------------------------------------------------
+// serve --isolate: every guest jailed, on stubs that made their jail ahead
+
+const ppid = (pid: number) => Number(/^PPid:\s+(\d+)$/m.exec(status(pid))![1]);
+
+/** The directories of pid's cgroups that tendril made (v1: one per hierarchy; v2: one), from /proc. */
+function tendrilCgroupDirs(pid: number): string[] {
+  const mi = readFileSync('/proc/self/mountinfo', 'utf8');
+  return readFileSync(`/proc/${pid}/cgroup`, 'utf8').trim().split('\n').filter((l) => /\/tendril-/.test(l)).map((l) => {
+    const [id, ctl, path] = l.split(':');
+    const point = id === '0' ? / (\S+) \S+ - cgroup2 /.exec(mi)![1] : new RegExp(` (\\S+) \\S+ - cgroup \\S+ \\S*\\b${ctl.split(',')[0]}\\b`).exec(mi)![1];
+    return `${point}${path}`;
+  });
+}
+
+test.serial('serve --isolate: idle pool stubs hold a ready jail; every launch is isolated; their cgroups go with them and with the server', async (t) => {
+  const iso = await startServer(['--pool=2', '--isolate']);
+  let stubDirs: string[] = [];
+  try {
+    const z = iso.zygotePid()!;
+    const idle = await waitFor('two idle stubs, each with its init', () => {
+      const stubs = readFileSync(`/proc/${z}/task/${z}/children`, 'utf8').trim().split(/\s+/).filter(Boolean).map(Number);
+      return stubs.length === 2 && stubs.every((s) => readFileSync(`/proc/${s}/task/${s}/children`, 'utf8').trim() !== '') && stubs;
+    }, 30_000);
+    for (const s of idle) {
+      const init = Number(readFileSync(`/proc/${s}/task/${s}/children`, 'utf8').trim());
+      t.regex(status(init), /^NSpid:\s+\d+\s+1$/m, 'the stub\'s child is the init of a new pid namespace');
+      t.regex(status(init), /^Uid:\s+2000000000\s/m);
+      t.not(readlinkSync(`/proc/${init}/ns/net`), readlinkSync('/proc/self/ns/net'));
+      const dirs = tendrilCgroupDirs(s);
+      t.true(dirs.length >= 1 && dirs.every((d) => d.endsWith(`/tendril-${s}-pool`)), dirs.join(' '));
+    }
+    // A request without "isolate" is isolated here; the output is the guest's.
+    const [plain, isolated] = await Promise.all([s.launch('test_hello', { args: ['Hello_Solo5'] }), iso.launch('test_hello', { args: ['Hello_Solo5'] })]);
+    t.is(isolated.status, 0, JSON.stringify(isolated));
+    t.is(isolated.output, plain.output);
+    t.deepEqual(isolated.isolation, { missing: [] });
+    const refused = await api(iso.sock, 'POST', '/instances', { image: await iso.register('test_hello'), memMiB: 2, isolate: false });
+    t.is(refused.status, 400);
+    t.regex((refused.body as Json).error, /this server isolates every guest/);
+
+    // A live one: the limits the launch asked for, on the stub's own cgroups, which go when the guest ends.
+    const r = await api(iso.sock, 'POST', '/instances', { image: await iso.register('test_memhog'), memMiB: 8, args: ['--solo5:quiet', '1', 'hold'], isolate: { cpus: 0.25 } });
+    t.is(r.status, 201, JSON.stringify(r.body));
+    const inst = r.body as Json;
+    await waitFor('the guest to run', () => /^Seccomp:\s+2$/m.test(status(inst.pid)));
+    t.regex(status(inst.pid), /^NSpid:\s+\d+\s+2$/m);
+    const stub = ppid(inst.pid);
+    stubDirs = tendrilCgroupDirs(inst.pid);
+    t.true(stubDirs.every((d) => d.endsWith(`/tendril-${stub}-pool`)), stubDirs.join(' '));
+    const read = (file: string) => stubDirs.map((d) => join(d, file)).filter((f) => existsSync(f)).map((f) => readFileSync(f, 'utf8').trim());
+    const expected = String((8 << 20) + (2 << 20) + (8 << 20) / 256);
+    t.deepEqual([...read('memory.max'), ...read('memory.limit_in_bytes')], [expected]);
+    t.deepEqual(read('pids.max'), ['2']);
+    t.deepEqual([...read('cpu.max'), ...read('cpu.cfs_quota_us')].map((v) => v.split(' ')[0]), ['25000']);
+    await api(iso.sock, 'POST', `/instances/${inst.id}/kill`, { signal: 'SIGKILL' });
+    await waitFor('the instance to end', async () => ((await api(iso.sock, 'GET', `/instances/${inst.id}`)).body as Json).state === 'exited', 30_000);
+    for (const d of stubDirs) t.false(existsSync(d), `${d} removed`);
+
+    const oom = await iso.launch('test_memhog', { memMiB: 64, args: ['--solo5:quiet'], isolate: { memLimitMiB: 16 } });
+    t.is(oom.status, 137);
+    t.regex(oom.reason, /cgroup's OOM killer stopped it/);
+    // The idle stubs now (refilled): their cgroups must go with the server.
+    const now = readFileSync(`/proc/${z}/task/${z}/children`, 'utf8').trim().split(/\s+/).filter(Boolean).map(Number);
+    stubDirs = now.flatMap((p) => {
+      try {
+        return tendrilCgroupDirs(p);
+      } catch {
+        return []; // a stub that was just taken
+      }
+    });
+    t.true(stubDirs.length > 0, 'the refilled pool has prepared stubs');
+  } finally {
+    await iso.stop();
+  }
+  for (const d of stubDirs) t.false(existsSync(d), `${d} removed with the server`);
 });

@@ -38,10 +38,11 @@
  * Included by stub.c (one translation unit, no libc), after monitor.c.
  */
 
-_Static_assert(ISOLATE_SECTION_JAIL >= PLAN_SECTION_ISOLATE_FIRST && ISOLATE_SECTION_CGROUPS < PLAN_SECTION_LIMIT,
+_Static_assert(ISOLATE_SECTION_JAIL >= PLAN_SECTION_ISOLATE_FIRST && ISOLATE_SECTION_CGROUP_LIMITS < PLAN_SECTION_LIMIT,
                "isolation sections stay in their range");
 
 #define NR_chdir 80
+#define NR_mkdir 83
 #define NR_fchdir 81
 #define NR_rmdir 84
 #define NR_setgroups 116
@@ -98,9 +99,23 @@ _Static_assert(ISOLATE_SECTION_JAIL >= PLAN_SECTION_ISOLATE_FIRST && ISOLATE_SEC
 #define SECURE_JAIL ((1 << 0) | (1 << 1) | (1 << 5) | (1 << 6) | (1 << 7))
 
 static struct plan_isolate iso;
+/* A pool stub that made its jail's namespaces before its plan came (isolate_prepare). */
+static int prepared;
 static const char *cgroup_dirs[ISOLATE_MAX_CGROUPS];
 static u32 ncgroups;
+/* A prepared stub's own cgroups (CGROUP-PARENT/tendril-PID-pool). */
+static char own_dirs[ISOLATE_MAX_CGROUPS][ISOLATE_MAX_PATH];
 static long init_pid = -1;
+
+static const char *cgroup_file(char *buf, const char *dir, const char *name);
+static void apply_limits(void);
+
+static void check_jail(void)
+{
+    if (iso.flags & ~(u32)(ISOLATE_F_NEWPID | ISOLATE_F_EMPTY_ROOT | ISOLATE_F_NEWNET | ISOLATE_F_NEWIPC | ISOLATE_F_NEWUTS |
+                           ISOLATE_F_NEWCGROUP | ISOLATE_F_CREDS | ISOLATE_F_LANDLOCK | ISOLATE_F_KEEP_CGROUPS) || iso.reserved)
+        malformed("unknown isolation flags");
+}
 
 static void isolate_read(void)
 {
@@ -109,17 +124,22 @@ static void isolate_read(void)
     if (!(hdr.flags & PLAN_F_ISOLATE)) {
         if (jail || cg)
             malformed("isolation sections without the isolate flag");
+        if (prepared)
+            malformed("a plan without isolation for a stub that made its jail ahead of it");
         return;
     }
     if (!jail || sections[ISOLATE_SECTION_JAIL].len != sizeof iso)
         malformed("the isolate flag without its jail section");
+    u32 made = iso.flags & ISOLATE_NAMESPACE_FLAGS;
     for (u32 i = 0; i < sizeof iso; i++)
         ((u8 *)&iso)[i] = jail[i];
-    if (iso.flags & ~(u32)(ISOLATE_F_NEWPID | ISOLATE_F_EMPTY_ROOT | ISOLATE_F_NEWNET | ISOLATE_F_NEWIPC | ISOLATE_F_NEWUTS |
-                           ISOLATE_F_NEWCGROUP | ISOLATE_F_CREDS | ISOLATE_F_LANDLOCK) || iso.reserved)
-        malformed("unknown isolation flags");
+    check_jail();
+    if (prepared && (iso.flags & ISOLATE_NAMESPACE_FLAGS) != made)
+        malformed("the plan asks for other namespaces than this stub made ahead of it");
     if (hdr.flags & PLAN_F_STOP_AT_ENTRY)
         malformed("--gdb and isolation together (the isolated guest has no /proc to wait on)");
+    if (cg && prepared)
+        malformed("a cgroup list for a stub that made its own cgroups");
     if (cg) {
         u32 len = sections[ISOLATE_SECTION_CGROUPS].len, start = 0;
         if (len == 0 || cg[len - 1] != 0)
@@ -134,6 +154,7 @@ static void isolate_read(void)
         }
     }
     isolated = 1;
+    apply_limits();
 }
 
 /* dir + "/" + name into buf (ISOLATE_MAX_PATH bytes; isolate_read bounds dir). */
@@ -149,8 +170,68 @@ static const char *cgroup_file(char *buf, const char *dir, const char *name)
     return buf;
 }
 
-/* Ambient, bounding, permitted, effective, inheritable: nothing, under `uid`:`gid` with no groups. */
-static void drop_privileges(void)
+/* Writes value into path: the kernel's answer (bytes written, or -errno). */
+static long write_file(const char *path, const char *value)
+{
+    long fd = syscall6(NR_open, (long)path, O_WRONLY | O_CLOEXEC, 0, 0, 0, 0);
+    if (fd < 0)
+        return fd;
+    long r = sys_write((int)fd, value, str_len(value));
+    sys_close((int)fd);
+    return r;
+}
+
+/* The parent, into the guest's cgroups, before forking the guest: the guest is born in them. */
+static void join_cgroups(void)
+{
+    char path[ISOLATE_MAX_PATH];
+    for (u32 i = 0; i < ncgroups; i++) {
+        long r = write_file(cgroup_file(path, cgroup_dirs[i], "cgroup.procs"), "0");
+        if (r != 1)
+            die_errno("writing cgroup.procs", "joining the guest's cgroup", r < 0 ? r : -EINVAL);
+    }
+}
+
+/* SECTION_CGROUP_LIMITS: each FILE\0VALUE\0 into every cgroup directory of the guest that has FILE. */
+static void apply_limits(void)
+{
+    const u8 *d = sections[ISOLATE_SECTION_CGROUP_LIMITS].data;
+    u32 len = sections[ISOLATE_SECTION_CGROUP_LIMITS].len;
+    if (!d)
+        return;
+    if (len == 0 || d[len - 1] != 0)
+        malformed("cgroup limits not NUL-terminated");
+    char path[ISOLATE_MAX_PATH];
+    for (u32 o = 0; o < len;) {
+        const char *file = (const char *)d + o;
+        u32 flen = (u32)str_len(file);
+        if (flen == 0 || flen > 64 || o + flen + 1 >= len)
+            malformed("cgroup limits");
+        const char *value = file + flen + 1;
+        u32 vlen = (u32)str_len(value);
+        if (vlen == 0 || vlen > 64)
+            malformed("cgroup limits");
+        for (u32 k = 0; k < flen; k++)
+            if (file[k] == '/' || (file[k] == '.' && k == 0))
+                malformed("cgroup limit names a file outside the cgroup");
+        for (u32 i = 0; i < ncgroups; i++) {
+            long r = write_file(cgroup_file(path, cgroup_dirs[i], file), value);
+            if (r < 0 && r != -2 /* ENOENT: not this controller's directory */)
+                die_errno(file, "setting a limit of the guest's cgroup", r);
+        }
+        o += flen + 1 + vlen + 1;
+    }
+}
+
+/*
+ * The parent, before it forks the init and the guest: securebits locked, no
+ * ambient capability, an empty bounding set, all inherited by both. The
+ * parent itself keeps its effective capabilities (the bounding set only
+ * bounds what an exec could gain, and it never execs): it still traces,
+ * signals and removes cgroups. Done here once, not in each guest: every
+ * PR_CAPBSET_DROP commits new credentials, ~2 us each, 41 of them.
+ */
+static void drop_bounding_set(void)
 {
     long r;
     if ((r = sys_prctl(PR_SET_SECUREBITS, SECURE_JAIL, 0, 0, 0)) < 0)
@@ -164,6 +245,12 @@ static void drop_privileges(void)
         if (r < 0)
             die_errno("prctl(PR_CAPBSET_DROP)", "isolating the guest", r);
     }
+}
+
+/* The guest and the init, with the bounding set already empty: permitted, effective, inheritable gone, under `uid`:`gid` with no groups. */
+static void drop_privileges(void)
+{
+    long r;
     if ((r = syscall6(NR_setgroups, 0, 0, 0, 0, 0, 0)) < 0)
         die_errno("setgroups", "isolating the guest", r);
     if ((r = syscall6(NR_setresgid, iso.gid, iso.gid, iso.gid, 0, 0, 0)) < 0)
@@ -230,11 +317,17 @@ static void empty_root(void)
         die_errno("chdir", "entering the guest's empty root", r);
 }
 
-/* The namespaces the init makes and the guest joins (the pid namespace is the init's by birth). */
+/*
+ * The namespaces the init makes and the guest joins (the pid namespace is
+ * the init's by birth). The cgroup namespace too: rooted at the init's
+ * cgroup, tendril's own, so the guest sees nothing of the tree above it and
+ * only its own cgroup below.
+ */
 static long init_namespaces(void)
 {
     return ((iso.flags & ISOLATE_F_EMPTY_ROOT) ? CLONE_NEWNS : 0) | ((iso.flags & ISOLATE_F_NEWNET) ? CLONE_NEWNET : 0) |
-           ((iso.flags & ISOLATE_F_NEWIPC) ? CLONE_NEWIPC : 0) | ((iso.flags & ISOLATE_F_NEWUTS) ? CLONE_NEWUTS : 0);
+           ((iso.flags & ISOLATE_F_NEWIPC) ? CLONE_NEWIPC : 0) | ((iso.flags & ISOLATE_F_NEWUTS) ? CLONE_NEWUTS : 0) |
+           ((iso.flags & ISOLATE_F_NEWCGROUP) ? CLONE_NEWCGROUP : 0);
 }
 
 /* The guest's handles on its init: a pidfd (to join its namespaces) and the pipe it says it is ready on. */
@@ -290,8 +383,14 @@ __attribute__((noreturn)) static void init_main(int ready)
  */
 static void isolate_fork_init(void)
 {
-    if (!isolated || !((iso.flags & ISOLATE_F_NEWPID) || init_namespaces()))
+    if (prepared || !isolated)
         return;
+    if (iso.flags & ISOLATE_F_CREDS)
+        drop_bounding_set();
+    if (!((iso.flags & ISOLATE_F_NEWPID) || init_namespaces())) {
+        join_cgroups();
+        return;
+    }
     long r;
     if ((iso.flags & ISOLATE_F_NEWPID) && (r = syscall6(NR_unshare, CLONE_NEWPID, 0, 0, 0, 0, 0)) < 0)
         die_errno("unshare(CLONE_NEWPID)", "isolating the guest", r);
@@ -312,6 +411,18 @@ static void isolate_fork_init(void)
         die_errno("pidfd_open", "starting the guest's init", pfd);
     }
     init_pidfd = (int)pfd;
+    /* After the init (which must not count against the guest's pids.max), before the guest. */
+    join_cgroups();
+}
+
+/*
+ * The parent, once the guest is forked. It shares the guest's memory
+ * cgroup, but the cgroup's OOM killer takes the biggest task, always the
+ * guest (its parent holds ~100 KiB); so no memory.oom.group, which would
+ * take the parent too, and nothing to do here yet.
+ */
+static void isolate_parent_forked(void)
+{
 }
 
 /* In the guest after the fork: whether the parent that forked it is still there. */
@@ -330,17 +441,7 @@ static int isolate_parent_alive(void)
  */
 static void isolate_guest(void)
 {
-    char path[ISOLATE_MAX_PATH];
     long r;
-    for (u32 i = 0; i < ncgroups; i++) {
-        long fd = syscall6(NR_open, (long)cgroup_file(path, cgroup_dirs[i], "cgroup.procs"), O_WRONLY | O_CLOEXEC, 0, 0, 0, 0);
-        if (fd < 0)
-            die_errno("open", "joining the guest's cgroup (cgroup.procs)", fd);
-        r = sys_write((int)fd, "0", 1);
-        sys_close((int)fd);
-        if (r != 1)
-            die_errno("write", "joining the guest's cgroup (cgroup.procs)", r < 0 ? r : -EINVAL);
-    }
     if (init_pidfd >= 0) {
         char c = 0;
         do
@@ -349,16 +450,13 @@ static void isolate_guest(void)
         if (r != 1)
             die("isolating the guest", "its init could not make its namespaces (it said why above)");
         sys_close(init_ready);
-        /* The init's mount (root and cwd become its empty root), network, ipc and uts namespaces at once. */
+        /* The init's mount (root and cwd become its empty root), network, ipc, uts and cgroup namespaces at once. */
         long ns = init_namespaces();
         if (ns && (r = syscall6(NR_setns, init_pidfd, ns, 0, 0, 0, 0)) < 0)
             die_errno("setns", "joining the guest's namespaces", r);
         sys_close(init_pidfd);
         init_pidfd = init_ready = -1;
     }
-    /* Its own cgroup namespace, rooted at the cgroup it has just joined. */
-    if ((iso.flags & ISOLATE_F_NEWCGROUP) && (r = syscall6(NR_unshare, CLONE_NEWCGROUP, 0, 0, 0, 0, 0)) < 0)
-        die_errno("unshare(CLONE_NEWCGROUP)", "isolating the guest", r);
     if (iso.flags & ISOLATE_F_LANDLOCK)
         landlock_deny_all();
     if (iso.flags & ISOLATE_F_CREDS) {
@@ -382,25 +480,38 @@ static long cgroup_oom_kills(const char *dir)
 }
 
 /*
- * The parent, once the guest is reaped: returns REPORT_F_OOM if the guest's
- * memory cgroup killed it. The init is killed, not waited for (see the top).
+ * The parent, once the guest is reaped (wait status `status`): returns
+ * REPORT_F_OOM if the guest's memory cgroup killed it, which only a SIGKILL
+ * can be. The init is killed, not waited for (see the top).
  */
-static u32 isolate_end(void)
+static u32 isolate_end(int status)
 {
     if (init_pid > 0)
         sys_kill(init_pid, SIGKILL);
     init_pid = -1;
     u32 flags = 0;
-    for (u32 i = 0; i < ncgroups; i++)
+    for (u32 i = 0; (status & 0x7f) == SIGKILL && i < ncgroups; i++)
         if (cgroup_oom_kills(cgroup_dirs[i]) > 0)
             flags |= REPORT_F_OOM;
     return flags;
 }
 
-/* The parent, last: the guest's cgroups go (empty now; rmdir is all a cgroup needs). */
+/* The parent, last: the guest's cgroups go (empty now; rmdir is all a cgroup needs), unless the supervisor keeps them. */
 static void isolate_remove_cgroups(void)
 {
+    if ((iso.flags & ISOLATE_F_KEEP_CGROUPS) || prepared)
+        ncgroups = 0;
+    char path[ISOLATE_MAX_PATH], procs[ISOLATE_MAX_PATH];
     for (u32 i = 0; i < ncgroups; i++) {
+        /* Out of it first (into its parent): a cgroup with a process in it cannot go. */
+        u32 n = 0, slash = 0;
+        for (const char *c = cgroup_dirs[i]; *c; c++, n++) {
+            path[n] = *c;
+            if (*c == '/')
+                slash = n;
+        }
+        path[slash ? slash : 1] = 0;
+        write_file(cgroup_file(procs, path, "cgroup.procs"), "0");
         long r = syscall6(NR_rmdir, (long)cgroup_dirs[i], 0, 0, 0, 0, 0);
         if (r < 0 && r != -2 /* ENOENT */) {
             put_str("tendril: removing the guest's cgroup ");
@@ -411,6 +522,69 @@ static void isolate_remove_cgroups(void)
         }
     }
     ncgroups = 0;
+}
+
+/*
+ * A pool stub of `tendril serve --isolate` (started as `tendril-stub
+ * PLAN-FD JAIL`): the pid namespace and the init, which makes the other
+ * namespaces and the empty root, while the stub still waits for its plan.
+ * A launch then pays only for what belongs to the guest (its cgroups, its
+ * cgroup namespace, Landlock, its ids), not for namespaces, which take
+ * milliseconds to make on a busy host (RCU grace periods).
+ */
+static void isolate_prepare(const char *hex, char **parents, u32 nparents)
+{
+    u8 *out = (u8 *)&iso;
+    u32 n = 0;
+    for (; hex[n] && n < 2 * sizeof iso; n++) {
+        char c = hex[n];
+        int v = c >= '0' && c <= '9' ? c - '0' : c >= 'a' && c <= 'f' ? c - 'a' + 10 : -1;
+        if (v < 0)
+            die("usage: tendril-stub PLAN-FD [JAIL]", "JAIL is a plan_isolate in lowercase hex digits");
+        out[n / 2] = (u8)((n & 1) ? (out[n / 2] | v) : (v << 4));
+    }
+    if (n != 2 * sizeof iso || hex[n])
+        die("usage: tendril-stub PLAN-FD [JAIL]", "JAIL is a plan_isolate in lowercase hex digits");
+    check_jail();
+    if (nparents > ISOLATE_MAX_CGROUPS)
+        die("usage: tendril-stub PLAN-FD [JAIL [CGROUP-PARENT...]]", "too many cgroup parents");
+    /* Its own cgroups, named for its pid (unique while it lives; the supervisor removes them, or sweeps them once it is gone). */
+    char digits[12];
+    u32 nd = 0;
+    for (long pid = sys_getpid(); pid; pid /= 10)
+        digits[nd++] = (char)('0' + pid % 10);
+    for (u32 i = 0; i < nparents; i++) {
+        char *d = own_dirs[i];
+        u32 n = 0;
+        for (const char *c = parents[i]; *c; c++)
+            if (n < ISOLATE_MAX_PATH - 40)
+                d[n++] = *c;
+        if (n == 0 || d[0] != '/' || n >= ISOLATE_MAX_PATH - 40)
+            die("usage: tendril-stub PLAN-FD [JAIL [CGROUP-PARENT...]]", "a cgroup parent must be an absolute path");
+        for (const char *c = "/tendril-"; *c; c++)
+            d[n++] = *c;
+        for (u32 k = nd; k > 0; k--)
+            d[n++] = digits[k - 1];
+        for (const char *c = "-pool"; *c; c++)
+            d[n++] = *c;
+        d[n] = 0;
+        long r = syscall6(NR_mkdir, (long)d, 0755, 0, 0, 0, 0);
+        if (r < 0)
+            die_errno("mkdir", "making the stub's cgroup", r);
+        cgroup_dirs[ncgroups++] = d;
+        char path[ISOLATE_MAX_PATH];
+        /* The guest and its parent; the init is outside. */
+        r = write_file(cgroup_file(path, d, "pids.max"), "2");
+        if (r < 0 && r != -2)
+            die_errno("pids.max", "limiting the stub's cgroup", r);
+    }
+    isolated = 1;
+    jail_parent = sys_getpid();
+    isolate_fork_init();
+    prepared = 1;
+    /* The guest, with no /proc to read it from, resets what is ignored now (its parent's, and so its own). */
+    ignored_signals = proc_status_mask("/proc/self/status", "SigIgn:");
+    ignored_known = 1;
 }
 
 /*
@@ -453,7 +627,7 @@ __attribute__((noreturn)) static void waiter_loop(long child)
         }
         break;
     }
-    isolate_end();
+    isolate_end(status);
     isolate_remove_cgroups();
     mirror_status(status);
 }
@@ -477,6 +651,7 @@ static void waiter_fork(void)
         return;
     }
     guest_pid = child;
+    isolate_parent_forked();
     waiter_signals();
     int keep[] = { 0, 1, 2 };
     close_all_but(keep, sizeof keep / sizeof keep[0]);

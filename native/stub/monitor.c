@@ -203,7 +203,7 @@ __attribute__((noreturn)) static void monitor_loop(long child, int ready_fd)
     }
     rep.utime_us = rusage[0] * 1000000 + rusage[1];
     rep.stime_us = rusage[2] * 1000000 + rusage[3];
-    rep.flags |= isolate_end();
+    rep.flags |= isolate_end(status);
     send_report(&rep, sizeof rep, -1);
     isolate_remove_cgroups();
     mirror_status(status);
@@ -260,6 +260,7 @@ static void monitor_fork(void)
     if (sys_prctl(PR_SET_PDEATHSIG, SIGKILL, 0, 0, 0) < 0 || sys_getppid() != parent)
         sys_exit_group(1);
     guest_pid = child;
+    isolate_parent_forked();
     r = sys_ptrace(PTRACE_SEIZE, child, 0, PTRACE_O_TRACEEXIT | PTRACE_O_EXITKILL);
     if (r < 0) {
         sys_kill(child, SIGKILL);

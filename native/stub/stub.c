@@ -74,7 +74,7 @@ static int isolated;
 /* The plan section types this build implements (each capability adds its own). */
 static int section_known(u32 type)
 {
-    return type == ISOLATE_SECTION_JAIL || type == ISOLATE_SECTION_CGROUPS;
+    return type == ISOLATE_SECTION_JAIL || type == ISOLATE_SECTION_CGROUPS || type == ISOLATE_SECTION_CGROUP_LIMITS;
 }
 
 static void read_full(void *dst, u64 len, const char *what)
@@ -446,6 +446,10 @@ static void set_limits(void)
  */
 static u64 proc_status_mask(const char *path, const char *key);
 
+/* The signals ignored, when known before /proc is out of reach (a prepared isolated stub); else read at the reset. */
+static u64 ignored_signals;
+static int ignored_known;
+
 /*
  * Every signal back to its default action, none blocked: the guest starts as
  * a process started by solo5-spt from a shell does, whatever its launcher
@@ -457,7 +461,7 @@ static u64 proc_status_mask(const char *path, const char *key);
 static void reset_signals(void)
 {
     static const struct k_sigaction dfl = { 0, 0, 0, 0 };
-    u64 ignored = proc_status_mask("/proc/self/status", "SigIgn:");
+    u64 ignored = ignored_known ? ignored_signals : proc_status_mask("/proc/self/status", "SigIgn:");
     for (int sig = 1; sig <= 64; sig++)
         if (sig != SIGKILL && sig != SIGSTOP && (ignored >> (sig - 1)) & 1)
             sys_rt_sigaction(sig, &dfl, 0);
@@ -649,8 +653,9 @@ __attribute__((noreturn)) static void enter_guest(u64 entry, u64 stack, struct s
 /* Isolation hooks (isolate.c, included after monitor.c, which uses them). */
 static void isolate_fork_init(void);
 static int isolate_parent_alive(void);
-static u32 isolate_end(void);
+static u32 isolate_end(int status);
 static void isolate_remove_cgroups(void);
+static void isolate_parent_forked(void);
 /* The process that forks the guest (monitor or waiter), for the guest's check that it is still there. */
 static long jail_parent = -1;
 
@@ -662,8 +667,8 @@ __attribute__((noreturn, used)) void stub_main(long *sp)
     long argc = sp[0];
     char **argv = (char **)(sp + 1);
 
-    if (argc != 2 || parse_fd(argv[1], &plan_fd) != 0)
-        die("usage: tendril-stub PLAN-FD", "the stub is started by the tendril supervisor, not by hand");
+    if (argc < 2 || argc > 3 + ISOLATE_MAX_CGROUPS || parse_fd(argv[1], &plan_fd) != 0)
+        die("usage: tendril-stub PLAN-FD [JAIL [CGROUP-PARENT...]]", "the stub is started by the tendril supervisor, not by hand");
 
     /* A READ_IMPLIES_EXEC personality would make every readable page
      * executable and void the W^X protections below. */
@@ -671,6 +676,9 @@ __attribute__((noreturn, used)) void stub_main(long *sp)
     if (pers >= 0 && (pers & READ_IMPLIES_EXEC))
         die("refusing to run with a READ_IMPLIES_EXEC personality", "run tendril without `setarch -X`");
 
+    /* A pool stub of `serve --isolate` makes its jail's namespaces while it waits (isolate.c). */
+    if (argc >= 3)
+        isolate_prepare(argv[2], argv + 3, (u32)(argc - 3));
     read_header();
     check_header();
     read_full(regions, sizeof regions[0] * hdr.nregions, "memory regions");

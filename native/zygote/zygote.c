@@ -81,6 +81,8 @@ struct instance {
 };
 
 static const char *stub_path;
+static char **stub_args;
+static int nstub_args;
 static pid_t parent_pid;
 static int pool_size;
 static struct stub pool[ZYGOTE_MAX_POOL];
@@ -230,7 +232,10 @@ static int spawn_stub(struct stub *s)
         syscall(SYS_close_range, ZYGOTE_STUB_REPORT_FD + 1, ~0u, 0);
         /* What we ignore is not the guest's to ignore (the stub resets it too; this spares it the work). */
         signal(SIGPIPE, SIG_DFL);
-        char *argv[] = { "tendril: pool", "3", NULL };
+        /* Extra words for each stub (serve --isolate: the jail it makes while it waits, see native/stub/isolate.c). */
+        char *argv[3 + ZYGOTE_MAX_STUB_ARGS] = { "tendril: pool", "3" };
+        for (int k = 0; k < nstub_args; k++)
+            argv[2 + k] = stub_args[k];
         char *envp[] = { NULL };
         execve(stub_path, argv, envp);
         _exit(127);
@@ -717,10 +722,12 @@ static void shutdown_all(void)
 
 int main(int argc, char **argv)
 {
-    if (argc != 4) {
-        fprintf(stderr, "usage: tendril-zygote STUB POOL-SIZE PARENT-PID (started by tendril serve)\n");
+    if (argc < 4 || argc > 4 + ZYGOTE_MAX_STUB_ARGS) {
+        fprintf(stderr, "usage: tendril-zygote STUB POOL-SIZE PARENT-PID [STUB-ARG...] (started by tendril serve)\n");
         return 2;
     }
+    stub_args = argv + 4;
+    nstub_args = argc - 4;
     stub_path = argv[1];
     pool_size = atoi(argv[2]);
     parent_pid = (pid_t)atoi(argv[3]);

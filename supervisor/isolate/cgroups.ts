@@ -15,7 +15,7 @@ import type { CgroupHome } from './host.js';
 
 export interface CgroupLimits {
   memoryBytes: bigint;
-  /** pids.max. */
+  /** pids.max: 2, the guest and its parent in the stub (see native/stub/isolate.c join_cgroups). */
   pids: number;
   /** CPU quota in CPUs (0.5 = half of one CPU per period); none if undefined. */
   cpus?: number;
@@ -30,6 +30,8 @@ export interface GuestCgroups {
 
 export const CPU_PERIOD_US = 100_000;
 const NAME_RE = /^tendril-(\d+)-(\d+)-\d+$/;
+/** A prepared pool stub's own cgroup (tendril-stub … JAIL CGROUP-PARENT…): named for the stub's pid. */
+const POOL_RE = /^tendril-(\d+)-pool$/;
 
 function startTime(pid: number): string | undefined {
   try {
@@ -44,9 +46,9 @@ const me = `${process.pid}-${startTime(process.pid) ?? '0'}`;
 let seq = 0;
 const swept = new Set<string>();
 
-/** Leftovers of dead creators, empty: removed (rmdir refuses a cgroup that still has a process). */
-function sweep(parent: string): void {
-  if (swept.has(parent)) return;
+/** Leftovers of dead creators, empty: removed (rmdir refuses a cgroup that still has a process). `again`: even if swept before. */
+export function sweep(parent: string, again = false): void {
+  if (swept.has(parent) && !again) return;
   swept.add(parent);
   let names: string[];
   try {
@@ -55,8 +57,9 @@ function sweep(parent: string): void {
     return;
   }
   for (const n of names) {
+    const pool = POOL_RE.exec(n);
     const m = NAME_RE.exec(n);
-    if (!m || `${m[1]}-${m[2]}` === me || startTime(Number(m[1])) === m[2]) continue;
+    if (pool ? existsSync(`/proc/${pool[1]}`) : !m || `${m[1]}-${m[2]}` === me || startTime(Number(m[1])) === m[2]) continue;
     try {
       rmdirSync(join(parent, n));
     } catch {
@@ -86,7 +89,8 @@ function limitSteps(dir: string, home: CgroupHome, l: CgroupLimits): CgroupStep[
   // Optional: where swap is not accounted there is no swap.max (v2) or memsw (v1) file.
   switch (home.controller) {
     case 'memory':
-      if (v2) return [w('memory.max', String(l.memoryBytes)), w('memory.swap.max', '0', true), w('memory.oom.group', '1', true)];
+      // No memory.oom.group: the guest's parent shares the cgroup, and the OOM killer's pick, the biggest task, is the guest.
+      if (v2) return [w('memory.max', String(l.memoryBytes)), w('memory.swap.max', '0', true)];
       // RAM + swap, where swap is accounted: the limit is not dodged by swapping.
       return [w('memory.limit_in_bytes', String(l.memoryBytes)), w('memory.memsw.limit_in_bytes', String(l.memoryBytes), true)];
     case 'pids':
@@ -118,10 +122,44 @@ export function cgroupSteps(homes: CgroupHome[], limits: CgroupLimits, name: str
   return { dirs, steps, v2Parents };
 }
 
+/**
+ * The limits of a prepared stub's own cgroups, as the FILE\0VALUE\0 pairs of
+ * ISOLATE.SECTION_CGROUP_LIMITS (the stub set pids.max itself).
+ */
+export function limitPairs(homes: CgroupHome[], limits: CgroupLimits): Buffer {
+  const pairs = homes.flatMap((h) => limitSteps('', h, limits)).filter((s): s is Extract<CgroupStep, { op: 'write' }> => s.op === 'write' && s.path !== 'pids.max');
+  return Buffer.from(pairs.map((p) => `${p.path}\0${p.value}\0`).join(''));
+}
+
+/** A prepared pool stub's own cgroups, by its pid: the supervisor removes them once the stub has ended. */
+export function poolCgroups(parents: string[], stubPid: number): GuestCgroups {
+  const dirs = parents.map((p) => join(p, `tendril-${stubPid}-pool`));
+  return {
+    dirs,
+    remove() {
+      for (const d of dirs) {
+        try {
+          rmdirSync(d);
+        } catch (e) {
+          if ((e as NodeJS.ErrnoException).code !== 'ENOENT') throw fail(`remove the guest's cgroup ${d}`, e);
+        }
+      }
+    },
+  };
+}
+
 /** Makes the parents ready (sweeping leftovers, v2 delegation). */
 export function prepareParents(plan: ReturnType<typeof cgroupSteps>): void {
   for (const d of plan.dirs) sweep(dirname(d));
   for (const [parent, ctls] of plan.v2Parents) delegate(parent, ctls);
+}
+
+/** The parents of a jail's cgroups, one per hierarchy, made ready: what a prepared pool stub is given. */
+export function cgroupParents(homes: CgroupHome[]): string[] {
+  const plan = cgroupSteps(homes, { memoryBytes: 0n, pids: 2 }, 'x');
+  for (const d of plan.dirs) sweep(dirname(d));
+  for (const [parent, ctls] of plan.v2Parents) delegate(parent, ctls);
+  return plan.dirs.map((d) => dirname(d));
 }
 
 function run(s: CgroupStep): void {

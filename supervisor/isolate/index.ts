@@ -5,7 +5,7 @@
 // at hand-over time.
 
 import { log } from '../log.js';
-import { missingLines, planJail, requireAll, startJail, type IsolateOptions, type JailPlan, type Layer, type StartedJail } from './jail.js';
+import { missingLines, planJail, requireAll, startJail, type IsolateOptions, type JailPlan, type Layer, type StartedJail, type StartOptions } from './jail.js';
 
 export { DEFAULT_GUEST_ID, planJail, summaryLines, type IsolateOptions, type JailPlan, type Layer, type StartedJail } from './jail.js';
 export { ociIsolation, type OciIsolationInput } from './oci.js';
@@ -15,14 +15,14 @@ export interface Jail {
   /** The layers this host cannot give (none when strict: it throws instead). */
   missing: Layer[];
   /** Makes the guest's cgroups and the plan's sections; call at hand-over time, remove the cgroups if the hand-over fails. */
-  start(): StartedJail;
+  start(o?: StartOptions): StartedJail;
 }
 
 /** The jail of one launch of `memMiB`; with strict, an IsolationError if a layer is missing. */
 export function decideJail(opts: IsolateOptions, memMiB: number): Jail {
   const plan = planJail(opts, memMiB);
   if (opts.strict) requireAll(plan);
-  return { plan, missing: plan.missing, start: () => startJail(plan) };
+  return { plan, missing: plan.missing, start: (o) => startJail(plan, o) };
 }
 
 /**

@@ -11,7 +11,7 @@ import { join } from 'node:path';
 import { encodeStruct, ISOLATE, ISOLATE_FLAG, PLAN_FLAG, PlanIsolate } from '../../loader/formats.js';
 import type { PlanSectionData } from '../../loader/plan.js';
 import { IsolationError } from '../errors.js';
-import { createGuestCgroups, type GuestCgroups } from './cgroups.js';
+import { createGuestCgroups, limitPairs, type GuestCgroups } from './cgroups.js';
 import { detectHost, type Avail, type CgroupHome, type Controller, type HostIsolation } from './host.js';
 
 /**
@@ -127,7 +127,7 @@ export function planJail(opts: IsolateOptions, memMiB: number, host: HostIsolati
     'sockets onto the host\'s networks');
   ns('ipc namespace', host.namespaces.ipc, ISOLATE_FLAG.NEWIPC, 'new', 'System V and POSIX IPC objects of the host');
   ns('uts namespace', host.namespaces.uts, ISOLATE_FLAG.NEWUTS, 'new', 'changing the host\'s hostname');
-  ns('cgroup namespace', host.namespaces.cgroup, ISOLATE_FLAG.NEWCGROUP, 'new, rooted at the guest\'s own cgroup', 'seeing the host\'s cgroup tree');
+  ns('cgroup namespace', host.namespaces.cgroup, ISOLATE_FLAG.NEWCGROUP, 'new, rooted at tendril\'s own cgroup (the guest sees only its own below it)', 'seeing the host\'s cgroup tree');
 
   const ll = host.landlock;
   layers.push(layer('landlock', ll, ll.ok ? `ABI ${ll.value}: a domain with no rule, denying every filesystem access${ll.value >= 4 ? ', TCP bind and connect' : ''}` +
@@ -144,7 +144,7 @@ export function planJail(opts: IsolateOptions, memMiB: number, host: HostIsolati
     ? 'no swap' : 'swap is not accounted here, so the limit holds RAM only');
   cg('memory', (h) => `limit ${mib(memoryBytes)}${opts.memLimitMiB === undefined ? ` (guest memory ${memMiB} MiB + ${mib(memoryMarginBytes(memBytes))})` : ''}, ${swap(h)}`,
     'taking more memory than it was given: its own OOM kill, not the host\'s');
-  cg('pids', () => 'pids.max 1 (the guest alone)', 'forking');
+  cg('pids', () => 'pids.max 2: the guest and its parent in the stub, born there (the guest cannot fork: RLIMIT_NPROC 0 too)', 'forking');
   if (opts.cpus !== undefined) cg('cpu', () => `quota ${opts.cpus} CPU`, 'taking more CPU time than its quota');
   layers.push({ name: 'seccomp', ok: true, detail: 'the guest\'s filter, last (tendril filter shows it)', stops: 'every system call it was not given' });
 
@@ -177,16 +177,44 @@ export interface StartedJail {
   cgroups: GuestCgroups;
 }
 
-/** Makes the guest's cgroups and the plan's isolation sections. */
-export function startJail(plan: JailPlan): StartedJail {
+/** The plan_isolate of a jail (flags as given). */
+function jailStruct(plan: JailPlan, flags: number): Buffer {
+  return encodeStruct(PlanIsolate, {
+    flags, uid: plan.uid, gid: plan.gid, landlock_fs: plan.landlock.fs, landlock_net: plan.landlock.net, landlock_scoped: plan.landlock.scoped,
+  });
+}
+
+/**
+ * The argument a pool stub is started with to make this jail's namespaces
+ * while it waits for its plan (`tendril-stub PLAN-FD JAIL`, formats.ts ISOLATE).
+ */
+export function preparedStubArg(plan: JailPlan): string {
+  return jailStruct(plan, plan.flags).toString('hex');
+}
+
+/** The limits of a jail's cgroups: pids 2 is the guest and its parent in the stub, which joins first so the guest is born inside. */
+export function cgroupLimits(plan: JailPlan): { memoryBytes: bigint; pids: number; cpus?: number } {
+  return { memoryBytes: plan.memoryBytes, pids: 2, cpus: plan.cpus };
+}
+
+export interface StartOptions {
+  /** The supervisor removes the cgroups once the stub has ended (serve: after the launch, not in it). */
+  keep?: boolean;
+  /** A prepared pool stub (isolate.c isolate_prepare): it has its own cgroups; the plan sets their limits. */
+  prepared?: boolean;
+}
+
+/** Makes the guest's cgroups (none for a prepared stub, which has its own) and the plan's isolation sections. */
+export function startJail(plan: JailPlan, o: StartOptions = {}): StartedJail {
   for (const h of plan.cgroupHomes) {
     if (Buffer.byteLength(h.parent) > ISOLATE.MAX_PATH - 64) throw new IsolationError(`--isolate: the cgroup directory ${h.parent} is too long a path for the stub`);
   }
-  const cgroups = createGuestCgroups(plan.cgroupHomes, { memoryBytes: plan.memoryBytes, pids: 1, cpus: plan.cpus });
-  const jail = encodeStruct(PlanIsolate, {
-    flags: plan.flags, uid: plan.uid, gid: plan.gid, landlock_fs: plan.landlock.fs, landlock_net: plan.landlock.net, landlock_scoped: plan.landlock.scoped,
-  });
+  const cgroups: GuestCgroups = o.prepared ? { dirs: [], remove: () => undefined } : createGuestCgroups(plan.cgroupHomes, cgroupLimits(plan));
+  const jail = jailStruct(plan, plan.flags | (o.keep || o.prepared ? ISOLATE_FLAG.KEEP_CGROUPS : 0));
   const sections: PlanSectionData[] = [{ type: ISOLATE.SECTION_JAIL, data: jail }];
   if (cgroups.dirs.length) sections.push({ type: ISOLATE.SECTION_CGROUPS, data: Buffer.from(cgroups.dirs.map((d) => `${d}\0`).join('')) });
+  if (o.prepared && plan.cgroupHomes.length) {
+    sections.push({ type: ISOLATE.SECTION_CGROUP_LIMITS, data: limitPairs(plan.cgroupHomes, cgroupLimits(plan)) });
+  }
   return { flags: PLAN_FLAG.ISOLATE, sections, cgroups };
 }

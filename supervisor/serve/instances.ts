@@ -26,6 +26,7 @@ import { POOL_REPORT_FD, PoolDownError, type LaunchHandlers, type StubPool, type
 import { CapacityError } from '../../loader/errors.js';
 import { decideJail, type Jail } from '../isolate/index.js';
 import type { GuestCgroups } from '../isolate/cgroups.js';
+import type { ServerIsolation } from './isolation.js';
 
 export interface DeviceSpec { net?: string; mac?: string; block?: string; readOnly?: boolean; sectorSize?: number }
 
@@ -114,10 +115,13 @@ const nextId = () => `${ID_PREFIX}${(++idCounter).toString(16).padStart(8, '0')}
 /** Each missing layer is logged once per server: the host does not change between launches. */
 const missingLogged = new Set<string>();
 
-function jailOf(req: LaunchRequest): Jail | undefined {
-  if (!req.isolate) return undefined;
-  const o = req.isolate === true ? {} : req.isolate;
-  const jail = decideJail({ strict: o.strict === true, uid: o.uid, gid: o.gid, cpus: o.cpus, memLimitMiB: o.memLimitMiB }, req.memMiB ?? 512);
+function jailOf(req: LaunchRequest, server: ServerIsolation | undefined): Jail | undefined {
+  if (server && req.isolate === false) {
+    throw new RequestError('"isolate": false: this server isolates every guest (tendril serve --isolate)', 'leave "isolate" out, or give its options');
+  }
+  if (!req.isolate && !server) return undefined;
+  const o = typeof req.isolate === 'object' ? req.isolate : {};
+  const jail = decideJail({ strict: o.strict === true || server?.strict === true, uid: o.uid, gid: o.gid, cpus: o.cpus, memLimitMiB: o.memLimitMiB }, req.memMiB ?? 512);
   for (const l of jail.missing) {
     if (missingLogged.has(l.name)) continue;
     missingLogged.add(l.name);
@@ -166,10 +170,13 @@ export class InstanceManager {
   private plans = new Map<string, Buffer>();
 
   constructor(private readonly registry: ImageRegistry, private readonly pool: StubPool,
-    private readonly metrics: Metrics, readonly limits: InstanceLimits) {
+    private readonly metrics: Metrics, readonly limits: InstanceLimits, private readonly isolation?: ServerIsolation) {
     metrics.gauge('tendril_instances_running', 'Guests running now.', () => this.running());
     metrics.gauge('tendril_launches_pending', 'Launches waiting for their guest to start.', () => this.pending);
+    this.sweeper = isolation?.startSweeping();
   }
+
+  private readonly sweeper?: NodeJS.Timeout;
 
   running(): number {
     return this.live.size;
@@ -202,8 +209,11 @@ export class InstanceManager {
     const entry = this.registry.get(req.image);
     const zygote = this.pool.get();
     const monitor = req.monitor !== false;
-    const jail = jailOf(req);
-    const { plan, fds, release, cgroups } = this.plan(entry, req, monitor, jail);
+    const jail = jailOf(req, this.isolation);
+    const planned = this.plan(entry, req, monitor, jail);
+    const { plan, fds, release } = planned;
+    // The guest's cgroups: the plan's, or (serve --isolate) the stub's own, known once it has started.
+    let cgroups: GuestCgroups | undefined = planned.cgroups;
     entry.launches++;
 
     let resolveStarted!: (i: Instance) => void;
@@ -256,7 +266,8 @@ export class InstanceManager {
       resolveEnded(inst);
     };
     const handlers: LaunchHandlers = {
-      started: (guestPid) => {
+      started: (guestPid, stubPid) => {
+        if (this.isolation) cgroups = this.isolation.cgroupsOf(stubPid);
         inst.pid = guestPid;
         inst.state = 'running';
         unpend();
@@ -318,7 +329,8 @@ export class InstanceManager {
     try {
       const mem = this.registry.memory(entry, prepared.segments);
       const c = compileLaunch(prepared, mem.image);
-      started = jail?.start();
+      // The parent in the stub leaves the cgroups to us: removing them is not the launch's business.
+      started = jail?.start({ keep: true, prepared: this.isolation !== undefined });
       const plan = encodePlan(c.plan, c.filter.bpf, {
         deviceSrc: prepared.devices.map((_, i) => receivedFd(1 + i)), imageSrc: receivedFd(0),
         flags: (monitor ? PlanFlags.MONITOR | PlanFlags.SEND_PIDFD : 0) | (started?.flags ?? 0), reportFd: POOL_REPORT_FD,
@@ -430,6 +442,7 @@ export class InstanceManager {
   }
 
   async shutdown(): Promise<void> {
+    if (this.sweeper) clearInterval(this.sweeper);
     const live = [...this.live.values()];
     for (const l of live) this.kill(l.inst.id, 'SIGKILL', 'shutdown');
     await Promise.all(live.map((l) => l.inst.ended));

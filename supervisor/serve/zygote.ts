@@ -51,8 +51,9 @@ export class Zygote {
   /** Resolves when the process has ended (with why). */
   readonly ended: Promise<string>;
 
-  constructor(readonly poolSize: number) {
-    this.child = spawn(ZYGOTE_PATH, [STUB_PATH, String(poolSize), String(process.pid)],
+  /** stubArgs: words added to each stub's command line (serve --isolate: its jail, made while it waits). */
+  constructor(readonly poolSize: number, stubArgs: string[] = []) {
+    this.child = spawn(ZYGOTE_PATH, [STUB_PATH, String(poolSize), String(process.pid), ...stubArgs],
       { stdio: ['ignore', 'inherit', 'inherit', 'pipe'], env: {} });
     this.sock = this.child.stdio[3] as Socket;
     this.fd = (this.sock as unknown as { _handle?: { fd?: number } })._handle?.fd ?? -1;
@@ -264,7 +265,7 @@ export class StubPool {
   nofile = 1024;
   onRestart?: (why: string) => void;
 
-  constructor(readonly poolSize: number) {}
+  constructor(readonly poolSize: number, readonly stubArgs: string[] = []) {}
 
   /** Starts the first zygote; rejects with one line if it cannot. */
   async start(): Promise<void> {
@@ -277,7 +278,7 @@ export class StubPool {
 
   private spawn(): Promise<Zygote> {
     this.lastStart = Date.now();
-    const z = new Zygote(this.poolSize);
+    const z = new Zygote(this.poolSize, this.stubArgs);
     this.starting = z.ready.then((h) => {
       this.nofile = h.nofile;
       this.current = z;

@@ -18,6 +18,7 @@ import { InstanceManager } from '../serve/instances.js';
 import { Metrics } from '../serve/metrics.js';
 import { ImageRegistry } from '../serve/registry.js';
 import { StubPool } from '../serve/zygote.js';
+import { serverIsolation } from '../serve/isolation.js';
 
 export const DEFAULT_SOCKET = '/run/tendril.sock';
 const MiB = 1 << 20;
@@ -37,6 +38,9 @@ Serve the tendril HTTP API (see README "tendril serve").
   --max-image=BYTES     largest image accepted (default 268435456)
   --max-registry=BYTES  all registered images together (default 1073741824)
   --max-timeout=MS      largest timeoutMs a launch may ask for (default 3600000)
+  --isolate[=strict]    jail every guest (as run --isolate); the pool's stubs make their jail's
+                        namespaces and cgroups while they wait; =strict refuses to start on a host
+                        that lacks a layer
   --log-level=LEVEL     ${LEVELS.join(', ')} (default info)
   --log-format=FORMAT   pretty or json (default: pretty on a terminal)
   --help                this help`;
@@ -91,11 +95,11 @@ export function defaultMaxInstances(nofile: number, pool: number): number {
 
 export async function serveVerb(argv: string[]): Promise<number> {
   const a = minimist(argv, {
-    string: [...STRINGS, ...NUMBERS], boolean: ['help'],
+    string: [...STRINGS, ...NUMBERS, 'isolate'], boolean: ['help'],
     unknown: (o) => {
       if (!o.startsWith('-')) throw new UsageError(`serve: unexpected argument ${o}`, USAGE.split('\n')[0]);
       const name = o.replace(/^-+/, '').split('=')[0];
-      const guess = nearest(name, [...STRINGS, ...NUMBERS, 'help']);
+      const guess = nearest(name, [...STRINGS, ...NUMBERS, 'isolate', 'help']);
       throw new UsageError(`serve: unknown option ${o.split('=')[0]}`, guess ? `did you mean --${guess}?` : 'see `tendril serve --help`');
     },
   });
@@ -125,6 +129,10 @@ export async function serveVerb(argv: string[]): Promise<number> {
   }
   const token = a['token-file'] !== undefined ? readToken(String(a['token-file'])) : undefined;
   const poolSize = intOption('pool', a.pool, 0, 64, 4);
+  if (Array.isArray(a.isolate)) throw new UsageError('serve: --isolate given twice');
+  if (a.isolate !== undefined && a.isolate !== '' && a.isolate !== 'strict') throw new UsageError(`serve: --isolate=${a.isolate}: --isolate takes no value but =strict`);
+  // Decided (and, strict, refused) before anything starts: the pool's stubs make this jail ahead.
+  const isolation = a.isolate === undefined ? undefined : serverIsolation(a.isolate === 'strict');
   const limits = {
     outputLimit: intOption('output-limit', a['output-limit'], 0, 1 << 30, 1 << 20),
     historyCount: intOption('history', a.history, 0, 1_000_000, 1000),
@@ -135,12 +143,14 @@ export async function serveVerb(argv: string[]): Promise<number> {
   };
   await claimSocket(socket);
 
-  const pool = new StubPool(poolSize);
+  const pool = new StubPool(poolSize, isolation?.stubArgs);
   const apps: FastifyInstance[] = [];
   let instances: InstanceManager | undefined;
   const cleanup = async () => {
     await instances?.shutdown().catch(() => undefined);
+    const idle = isolation?.idleStubs(pool.pid) ?? [];
     pool.close();
+    await isolation?.stop(idle);
     for (const app of apps) await app.close().catch(() => undefined);
     if (existsSync(socket) && lstatSync(socket).isSocket()) unlinkSync(socket);
   };
@@ -150,7 +160,7 @@ export async function serveVerb(argv: string[]): Promise<number> {
     const maxPending = intOption('max-pending', a['max-pending'], 1, 1 << 20, Math.min(256, maxRunning));
     const metrics = new Metrics();
     const registry = new ImageRegistry({ maxImageBytes: limits.maxImageBytes, maxTotalBytes: limits.maxTotalBytes });
-    instances = new InstanceManager(registry, pool, metrics, { ...limits, maxRunning, maxPending });
+    instances = new InstanceManager(registry, pool, metrics, { ...limits, maxRunning, maxPending }, isolation);
     const ctx = { registry, instances, metrics, pool };
     // TCP first: once the socket file exists, every listener is up.
     if (tcp) {
