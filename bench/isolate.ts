@@ -7,11 +7,16 @@
 //     Until serve's pool isolates, this is the floor of what a warm launch
 //     pays; variants without the network namespace, without cgroups and with
 //     only the pid namespace say where the time goes;
-//   - the supervisor's own share of a warm launch: making the guest's
-//     cgroups from Node (and removing them, which the stub does in a launch).
+//   - warm, through the API: `tendril serve` launching hello, against
+//     itself without isolation, with "isolate": true per launch and as
+//     `serve --isolate` (stubs that made their jail ahead), interleaved;
+//   - the supervisor's own share of an "isolate": true launch: making the
+//     guest's cgroups from Node.
 
-import { spawnSync } from 'node:child_process';
-import { mkdirSync, rmSync, writeFileSync } from 'node:fs';
+import { spawn, spawnSync } from 'node:child_process';
+import { existsSync, mkdirSync, mkdtempSync, rmSync, writeFileSync } from 'node:fs';
+import { tmpdir } from 'node:os';
+import { setTimeout as sleep } from 'node:timers/promises';
 import { join } from 'node:path';
 import { ISOLATE, PLAN_FLAG } from '../loader/formats.js';
 import { encodePlan, type PlanSectionData } from '../loader/plan.js';
@@ -19,12 +24,34 @@ import { compileLaunch, prepareLaunch, releaseLaunch } from '../supervisor/launc
 import { STUB_PATH } from '../supervisor/paths.js';
 import { cgroupParents, cgroupSteps, createGuestCgroups, prepareParents, type CgroupStep } from '../supervisor/isolate/cgroups.js';
 import { cgroupLimits, planJail, preparedStubArg, startJail, type JailPlan } from '../supervisor/isolate/jail.js';
-import { guest, ROOT, TENDRIL } from '../tests/helpers.js';
+import { api } from '../supervisor/serve/client.js';
+import { guest, ROOT, TENDRIL, waitFor } from '../tests/helpers.js';
 import { Budget, median, msSince, type Bench, type BenchResult } from './common.js';
 
 const HELLO = guest('test_hello');
 const TMP = join(ROOT, 'bench/tmp');
 const JAILPLAN = join(TMP, 'jailplan');
+
+/** A `tendril serve` of the bench's own, ready when it answers. */
+async function startServer(dir: string, name: string, args: string[]): Promise<{ sock: string; stop(): Promise<void> }> {
+  const sock = join(dir, `${name}.sock`);
+  const proc = spawn(process.execPath, [TENDRIL, 'serve', `--socket=${sock}`, '--pool=8', '--log-level=error', ...args], { stdio: 'ignore' });
+  const exited = new Promise((r) => proc.once('exit', r));
+  await waitFor(`the ${name} server`, async () => {
+    try {
+      return existsSync(sock) && (await api(sock, 'GET', '/health')).status === 200;
+    } catch {
+      return false;
+    }
+  }, 30_000);
+  return {
+    sock,
+    async stop() {
+      proc.kill('SIGTERM');
+      await exited;
+    },
+  };
+}
 
 function percentile(xs: number[], p: number): number {
   const s = [...xs].sort((a, b) => a - b);
@@ -120,7 +147,7 @@ export function writeVariant(dir: string, i: number, v: Variant, jail: JailPlan)
 export const bench: Bench = {
   name: 'isolate',
   async run(): Promise<BenchResult[]> {
-    const budget = new Budget('isolate', 180_000);
+    const budget = new Budget('isolate', 300_000);
     mkdirSync(TMP, { recursive: true });
     const cc = spawnSync('gcc', ['-O2', '-Wall', '-o', JAILPLAN, join(ROOT, 'bench/tools/jailplan.c')], { stdio: 'inherit' });
     if (cc.status !== 0) throw new Error('cannot build bench/tools/jailplan.c');
@@ -168,6 +195,47 @@ export const bench: Bench = {
       });
     } finally {
       rmSync(dir, { recursive: true, force: true });
+    }
+
+    budget.check('the API runs');
+    // Warm, through the API: the same launches, interleaved, on a plain server and on serve --isolate.
+    const apiDir = mkdtempSync(join(tmpdir(), 'tendril-bench-iso-'));
+    const servers = await Promise.all([startServer(apiDir, 'plain', []), startServer(apiDir, 'isolate', ['--isolate'])]);
+    try {
+      const ids = await Promise.all(servers.map(async (sv) => ((await api(sv.sock, 'POST', '/images', { path: HELLO })).body as { id: string }).id));
+      const kinds = [
+        { label: 'serve, no isolation', server: 0, extra: {} },
+        { label: 'serve, "isolate": true (jail made at launch)', server: 0, extra: { isolate: true } },
+        { label: 'serve --isolate (jail made ahead)', server: 1, extra: {} },
+      ];
+      // Back to back (the pool refills while the next launches run: a busy server), then paced at
+      // 25 launches/s per server (the pool has refilled: the latency of a server that keeps up).
+      for (const [pace, n] of [[0, 500], [40, 200]] as const) {
+        const lat = kinds.map(() => [] as number[]);
+        for (let r = 0; r < n + 20; r++) {
+          for (const [k, kind] of kinds.entries()) {
+            if (pace) await sleep(pace / kinds.length);
+            const t = process.hrtime.bigint();
+            const res = await api(servers[kind.server].sock, 'POST', '/instances', { image: ids[kind.server], memMiB: 2, args: ['--solo5:quiet'], wait: true, ...kind.extra });
+            if ((res.body as { status?: number }).status !== 0) throw new Error(`${kind.label}: ${JSON.stringify(res.body)}`);
+            if (r >= 20) lat[k].push(msSince(t));
+          }
+        }
+        for (const k of [1, 2]) {
+          const p50 = percentile(lat[k], 0.5);
+          const base = percentile(lat[0], 0.5);
+          results.push({
+            name: `isolate API${pace ? ', paced' : ''}: ${kinds[k].label}`,
+            what: `POST /instances launch→exit of hello, monitored, ${pace ? 'one launch per 40 ms per server' : 'back to back'}, p50 (lower is better)`, unit: 'ms',
+            tendril: p50, baseline: base, ratio: p50 / base,
+            baselineIs: 'the same launches on a server without isolation, interleaved',
+            details: { addedMs: p50 - base, p99: percentile(lat[k], 0.99), baseP99: percentile(lat[0], 0.99), missingLayers: missing },
+          });
+        }
+      }
+    } finally {
+      await Promise.all(servers.map((sv) => sv.stop()));
+      rmSync(apiDir, { recursive: true, force: true });
     }
 
     // The supervisor's share: the guest's cgroups from Node, made and removed.
