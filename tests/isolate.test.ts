@@ -437,3 +437,20 @@ for (const [args, why] of [
     t.is(r.stdout, '');
   });
 }
+
+test('run by an unprivileged user: every layer that needs root is reported missing, one line each, and the guest runs under the others (Landlock)', async (t) => {
+  // setpriv drops to nobody with no capability at all: the real outcome, not a simulation.
+  const r = await pool.run(() => runCmdAsync('setpriv', ['--reuid=65534', '--regid=65534', '--clear-groups', '--inh-caps=-all', '--bounding-set=-all',
+    process.execPath, TENDRIL, 'run', '--isolate', '--mem=2', guest('test_hello'), 'Hello_Solo5'], { timeoutMs: 30_000 }));
+  t.is(r.status, 0, r.stderr);
+  t.regex(r.stdout, /SUCCESS/);
+  const missing = r.stderr.trim().split('\n').map((l) => /^tendril: isolate: no ([^:]+): /.exec(l)?.[1]);
+  // Landlock needs no privilege (only no_new_privs): it stays, where the kernel has it.
+  const expected = ['uid/gid', 'capabilities', 'pid namespace', 'mount namespace', 'network namespace', 'ipc namespace', 'uts namespace',
+    'cgroup namespace', ...(landlockAbi() > 0 ? [] : ['landlock']), 'cgroup memory', 'cgroup pids'];
+  t.deepEqual(missing, expected, r.stderr);
+  const strict = await pool.run(() => runCmdAsync('setpriv', ['--reuid=65534', '--regid=65534', '--clear-groups', '--inh-caps=-all', '--bounding-set=-all',
+    process.execPath, TENDRIL, 'run', '--isolate=strict', '--mem=2', guest('test_hello')], { timeoutMs: 30_000 }));
+  t.is(strict.status, 1);
+  t.regex(strict.stderr, new RegExp(`--isolate=strict: this host cannot provide ${expected.length} layers: uid/gid, capabilities, `));
+});

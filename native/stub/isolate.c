@@ -271,6 +271,8 @@ static void drop_privileges(void)
 /* A domain that handles every right of this kernel's ABI and grants none. */
 static void landlock_deny_all(void)
 {
+    /* Without CAP_SYS_ADMIN (tendril not root) Landlock needs no_new_privs first; the stub sets it anyway. */
+    sys_prctl(PR_SET_NO_NEW_PRIVS, 1, 0, 0, 0);
     struct { u64 fs, net, scoped; } attr = { iso.landlock_fs, iso.landlock_net, iso.landlock_scoped };
     long rs = syscall6(NR_landlock_create_ruleset, (long)&attr, sizeof attr, 0, 0, 0, 0);
     if (rs < 0)
