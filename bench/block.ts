@@ -7,18 +7,18 @@
 // the difference in block calls, so launch cost (Node + filter compile for
 // tendril, ~1 ms for blkio) cancels out and what remains is the cost of the
 // block calls themselves. The raw wall times are kept in the JSON as well.
+// --quick uses a 128 MiB image and 3 rounds (fewer, and launch noise can
+// outweigh the block calls).
 
 import { spawnSync } from 'node:child_process';
 import { accessSync, closeSync, constants as fsc, existsSync, mkdirSync, mkdtempSync, openSync, rmSync, statSync, ftruncateSync } from 'node:fs';
 import { join } from 'node:path';
 import { pathToFileURL } from 'node:url';
 import { guest, ROOT, TENDRIL } from '../tests/helpers.js';
-import { Budget, median, msSince, rounds, type Bench, type BenchResult } from './common.js';
+import { Budget, makeContext, median, msSince, rounds, type Bench, type BenchContext, type FigureRow } from './common.js';
 
 const BLOCK = 512;
-const BIG = 1024 << 20;
 const SMALL = 1 << 20;
-const REPS = 7;
 const SRC = join(ROOT, 'bench/tools/blkio.c');
 const TMP = join(ROOT, 'bench/tmp');
 const BLKIO = join(TMP, 'blkio');
@@ -64,14 +64,16 @@ function timed(cmd: string, args: string[], what: string): { ms: number; pairs: 
   return { ms, pairs: Number(m[1]) };
 }
 
-export async function run(): Promise<BenchResult[]> {
-  const budget = new Budget('block', 50_000); // rounds; warm-up and image set-up come on top
+export async function run(ctx: BenchContext): Promise<FigureRow[]> {
+  const budget = new Budget('block', ctx.pick(50_000, 15_000)); // rounds; warm-up and image set-up come on top
+  const bigBytes = ctx.pick(1024, 128) << 20;
+  const maxReps = ctx.pick(7, 3);
   buildBlkio();
   const dir = scratchDir();
   try {
     const big = join(dir, 'big.img');
     const small = join(dir, 'small.img');
-    makeImage(big, BIG);
+    makeImage(big, bigBytes);
     makeImage(small, SMALL);
     const sides = {
       tendril: (img: string) => timed(process.execPath, [TENDRIL, 'run', '--mem=2', `--block:storage=${img}`, guest('test_blk')], `tendril test_blk ${img}`),
@@ -83,7 +85,7 @@ export async function run(): Promise<BenchResult[]> {
     sides.tendril(small);
     const ms = { tendril: { big: [] as number[], small: [] as number[] }, baseline: { big: [] as number[], small: [] as number[] } };
     let pairs = { big: 0, small: 0 };
-    const reps = await rounds(budget, REPS, () => {
+    const reps = await rounds(budget, maxReps, () => {
       for (const side of ['tendril', 'baseline'] as const) {
         const b = sides[side](big);
         const s = sides[side](small);
@@ -97,17 +99,21 @@ export async function run(): Promise<BenchResult[]> {
     const mibps = (side: 'tendril' | 'baseline') => (calls * BLOCK) / (perCallNs(side) * calls / 1e9) / (1 << 20);
     const tendril = mibps('tendril');
     const baseline = mibps('baseline');
-    const result: BenchResult = {
+    const result: FigureRow = {
       name: 'block',
-      what: `test_blk, ${BLOCK}-byte pwrite+pread on a ${BIG >> 20} MiB image, launch cost subtracted`,
+      what: `test_blk, ${BLOCK}-byte pwrite+pread on a ${bigBytes >> 20} MiB image, launch cost subtracted, throughput`,
       unit: 'MiB/s',
+      direction: 'higher',
       tendril,
-      baseline,
-      ratio: tendril / baseline,
-      baselineIs: 'bench/tools/blkio.c: the same calls, block size, pattern work and image, as a plain process',
+      baseline: {
+        value: baseline,
+        measured: true,
+        label: 'plain C process',
+        what: 'bench/tools/blkio.c: the same calls, block size, pattern work and image, as a plain process',
+      },
       details: {
         blockSize: BLOCK,
-        imageBytes: { big: BIG, small: SMALL },
+        imageBytes: { big: bigBytes, small: SMALL },
         blockPairs: pairs,
         callsTimed: calls,
         reps,
@@ -126,8 +132,13 @@ export async function run(): Promise<BenchResult[]> {
   }
 }
 
-export const bench: Bench = { name: 'block', run };
+export const bench: Bench = {
+  name: 'block',
+  title: 'Block I/O: test_blk',
+  budgetMs: { full: 100_000, quick: 30_000 },
+  run: async (ctx) => ({ rows: await run(ctx) }),
+};
 
 if (process.argv[1] && import.meta.url === pathToFileURL(process.argv[1]).href) {
-  console.log(JSON.stringify(await run(), null, 2));
+  console.log(JSON.stringify(await bench.run(makeContext(bench, process.argv.includes('--quick'))), null, 2));
 }

@@ -1,38 +1,90 @@
-// Shared by the benchmarks: what a benchmark returns, and small numeric helpers.
-// Benchmarks are run, never asserted (docs/architecture.md, "Benchmarks"): each compares tendril with a
-// baseline measured in the same run, on the same machine, moments apart.
+// What a benchmark module is and returns, and small numeric helpers.
+// Benchmarks are run, never asserted: each figure stands next to a baseline
+// measured in the same run, on the same machine, moments apart, or, when no
+// baseline can be measured here, next to a figure quoted from a named source
+// and marked as quoted everywhere it is shown. bench/run.ts explains how to
+// add a module.
 
-export interface BenchResult {
-  /** Short name, e.g. "net". */
+/** Which way is better for a figure. */
+export type Direction = 'lower' | 'higher';
+
+export type Baseline =
+  /** Measured in this run. */
+  | { value: number; measured: true; what: string; label?: string }
+  /** Not measurable on this machine: a published figure, with where it comes from. */
+  | { value: number; quoted: true; what: string; source: string; label?: string };
+
+/** A figure of tendril against a baseline, in one unit. */
+export interface FigureRow {
   name: string;
-  /** What is measured, e.g. "ping flood, echo replies/s (higher is better)". */
+  /** What is measured, without the direction (that is `direction`). */
   what: string;
   unit: string;
+  direction: Direction;
   tendril: number;
-  baseline: number;
-  /** tendril / baseline. */
-  ratio: number;
-  /** What the baseline is. */
-  baselineIs: string;
-  /** Everything measured, for the JSON record. */
-  details: Record<string, unknown>;
+  baseline: Baseline;
+  /** Everything else measured, for results.json. */
+  details?: Record<string, unknown>;
+}
+
+/** Counts with an expected value each (e.g. leaks: 0), shown as counts, never as a ratio. */
+export interface CountsRow {
+  name: string;
+  what: string;
+  counts: Record<string, number>;
+  /** What each count should be; a count missing here is expected to be 0. */
+  expected?: Record<string, number>;
+  details?: Record<string, unknown>;
+}
+
+export type Row = FigureRow | CountsRow;
+
+export function isCounts(r: Row): r is CountsRow {
+  return 'counts' in r;
+}
+
+/** A plot bench/run.ts draws (SVG and PNG) from a module's result. */
+export type Plot =
+  /** tendril and baseline bars for the named rows of the module (all in one unit). */
+  | { kind: 'bars'; file: string; title: string; rows: string[] }
+  /** Distributions (box plots: min, quartiles, max) of raw samples, one series per line. */
+  | { kind: 'distribution'; file: string; title: string; unit: string; direction: Direction; series: Record<string, number[]> };
+
+export interface ModuleResult {
+  rows: Row[];
+  /**
+   * Extra plots. Figure rows that no `bars` plot names get bars anyway,
+   * one plot per unit, so every figure is pictured without a line of code.
+   */
+  plots?: Plot[];
+}
+
+export interface BenchContext {
+  /** `--quick`: a smoke run, small counts, short budgets; its figures are not meant to be quoted. */
+  quick: boolean;
+  /** `full` in a full run, `quick` under --quick: counts, sizes, repetitions. */
+  pick<T>(full: T, quick: T): T;
+  /** The module's time budget (its `budgetMs` for this mode), started when the module starts. */
+  budget: Budget;
 }
 
 export interface Bench {
+  /** Short name: plot files and JSON keys start with it. */
   name: string;
-  /** One result per table row. */
-  run(): Promise<BenchResult[]>;
+  /** Heading of the module's section and plots. */
+  title: string;
+  /** Bound on the module's run, full and --quick (ms); run.ts gives up on a module past 2× it. */
+  budgetMs: { full: number; quick: number };
+  run(ctx: BenchContext): Promise<ModuleResult>;
 }
 
-export const TABLE_HEADER = '| benchmark | tendril | baseline | ratio (tendril / baseline) |\n|---|---:|---:|---:|';
-
-export function tableRow(r: BenchResult): string {
-  return `| ${r.name}: ${r.what} | ${fmt(r.tendril)} ${r.unit} | ${fmt(r.baseline)} ${r.unit} | ${r.ratio.toFixed(3)} |`;
-}
-
-export function fmt(x: number): string {
-  if (!Number.isFinite(x)) return String(x);
-  return x >= 100 ? Math.round(x).toLocaleString('en-US') : x.toFixed(2);
+/** The context a module runs in; its budget starts now. */
+export function makeContext(b: Bench, quick: boolean): BenchContext {
+  return {
+    quick,
+    pick: (full, q) => (quick ? q : full),
+    budget: new Budget(b.name, quick ? b.budgetMs.quick : b.budgetMs.full),
+  };
 }
 
 export function median(xs: number[]): number {

@@ -1,12 +1,11 @@
 // The cost of --isolate, each figure next to the same launch without it,
 // measured in the same run:
 //   - cold: `tendril run --isolate` of hello against `tendril run` (interleaved);
-//   - warm, at the stub: a C fork+exec of the stub on ready plans with and
-//     without a jail (bench/tools/jailplan.c, interleaved), with the
-//     supervisor's per-launch cgroup work done in C before each launch.
-//     Until serve's pool isolates, this is the floor of what a warm launch
-//     pays; variants without the network namespace, without cgroups and with
-//     only the pid namespace say where the time goes;
+//   - at the stub, from C (bench/tools/jailplan.c, every variant
+//     interleaved): exec hand-overs and pool stubs waiting for their plan,
+//     with and without a jail, with the supervisor's per-launch cgroup work
+//     done in C; variants (jail made ahead or at launch, without cgroups, the
+//     guest's fork alone, under the monitor) say where the time goes;
 //   - warm, through the API: `tendril serve` launching hello, against
 //     itself without isolation, with "isolate": true per launch and as
 //     `serve --isolate` (stubs that made their jail ahead), interleaved;
@@ -26,11 +25,11 @@ import { cgroupParents, cgroupSteps, createGuestCgroups, prepareParents, type Cg
 import { cgroupLimits, planJail, preparedStubArg, startJail, type JailPlan } from '../supervisor/isolate/jail.js';
 import { api } from '../supervisor/serve/client.js';
 import { guest, ROOT, TENDRIL, waitFor } from '../tests/helpers.js';
-import { Budget, median, msSince, type Bench, type BenchResult } from './common.js';
+import { cTool } from './ctool.js';
+import { median, msSince, type Bench, type Baseline, type Row } from './common.js';
 
 const HELLO = guest('test_hello');
 const TMP = join(ROOT, 'bench/tmp');
-const JAILPLAN = join(TMP, 'jailplan');
 
 /** A `tendril serve` of the bench's own, ready when it answers. */
 async function startServer(dir: string, name: string, args: string[]): Promise<{ sock: string; stop(): Promise<void> }> {
@@ -144,53 +143,53 @@ export function writeVariant(dir: string, i: number, v: Variant, jail: JailPlan)
   }
 }
 
+const measured = (value: number, label: string, what: string): Baseline => ({ value, measured: true, label, what });
+
 export const bench: Bench = {
   name: 'isolate',
-  async run(): Promise<BenchResult[]> {
-    const budget = new Budget('isolate', 300_000);
-    mkdirSync(TMP, { recursive: true });
-    const cc = spawnSync('gcc', ['-O2', '-Wall', '-o', JAILPLAN, join(ROOT, 'bench/tools/jailplan.c')], { stdio: 'inherit' });
-    if (cc.status !== 0) throw new Error('cannot build bench/tools/jailplan.c');
-    const results: BenchResult[] = [];
+  title: 'The cost of --isolate: cold, at the stub, through serve',
+  budgetMs: { full: 300_000, quick: 60_000 },
+  async run({ pick, budget }) {
+    const jailplan = cTool('jailplan');
+    const rows: Row[] = [];
     const jail = planJail({ strict: false }, 2);
     const missing = jail.missing.map((l) => l.name).join(', ') || 'none';
 
-    // Cold: the whole `tendril run`, with and without --isolate.
+    // Cold: the whole `tendril run`, with and without --isolate, interleaved.
     const hello = ['--mem=2', HELLO, '--solo5:quiet'];
-    coldInterleaved([['run', ...hello], ['run', '--isolate', ...hello]], 2);
-    const [plain, isolated] = coldInterleaved([['run', ...hello], ['run', '--isolate', ...hello]], 20);
-    results.push({
-      name: 'isolate cold', what: '`tendril run --isolate` hello, wall time (median, lower is better)', unit: 'ms',
-      tendril: median(isolated), baseline: median(plain), ratio: median(isolated) / median(plain),
-      baselineIs: '`tendril run` of the same guest without --isolate, interleaved with it',
+    coldInterleaved([['run', ...hello], ['run', '--isolate', ...hello]], 1);
+    const [plain, isolated] = coldInterleaved([['run', ...hello], ['run', '--isolate', ...hello]], pick(20, 3));
+    rows.push({
+      name: 'cold', what: '`tendril run --isolate` hello, wall time, median', unit: 'ms', direction: 'lower',
+      tendril: median(isolated), baseline: measured(median(plain), '`tendril run`', '`tendril run` of the same guest without --isolate, interleaved with it, median'),
       details: { addedMs: median(isolated) - median(plain), plain, isolated, missingLayers: missing },
     });
     budget.check('the stub-level runs');
 
-    // Warm, at the stub: every variant interleaved in one C loop.
+    // At the stub, from C: every variant interleaved in one loop.
     const dir = join(TMP, `isolate-${process.pid}`);
     mkdirSync(dir, { recursive: true });
+    const series: Record<string, number[]> = {};
     try {
       const args = VARIANTS.map((v, i) => writeVariant(dir, i, v, jail));
-      const n = 500;
-      const r = spawnSync(JAILPLAN, [STUB_PATH, String(n), ...args], { encoding: 'utf8', maxBuffer: 64 << 20 });
+      const r = spawnSync(jailplan, [STUB_PATH, String(pick(500, 30)), ...args], { encoding: 'utf8', maxBuffer: 64 << 20 });
       if (r.status !== 0) throw new Error(`jailplan: ${r.stderr.trim()}`);
       const per = VARIANTS.map(() => [] as number[]);
       for (const line of r.stdout.trim().split('\n')) {
         const [k, us] = line.split(' ');
         per[Number(k)].push(Number(us) / 1000);
       }
+      VARIANTS.forEach((v, i) => { series[v.label] = per[i]; });
       VARIANTS.forEach((v, i) => {
         if (!v.isolate) return;
         const b = VARIANTS.findIndex((x) => x.pool === v.pool && !x.isolate && !x.monitor === !v.monitor);
         const p50 = percentile(per[i], 0.5);
         const base = percentile(per[b], 0.5);
-        results.push({
-          name: `isolate warm: ${v.label}`,
-          what: `${v.pool ? 'plan sent to a waiting stub' : 'C fork+exec of the stub on a ready plan'} → exit of hello, p50 (lower is better)`, unit: 'ms',
-          tendril: p50, baseline: base, ratio: p50 / base,
-          baselineIs: `the same C loop without isolation (${VARIANTS[b].label}), interleaved`,
-          details: { addedMs: p50 - base, p99: percentile(per[i], 0.99), baseP99: percentile(per[b], 0.99), missingLayers: missing },
+        rows.push({
+          name: `stub: ${v.label}`,
+          what: `${v.pool ? 'plan sent to a waiting stub' : 'C fork+exec of the stub on a ready plan'} → exit of hello, p50`, unit: 'ms', direction: 'lower',
+          tendril: p50, baseline: measured(base, VARIANTS[b].label, `the same C loop without isolation (${VARIANTS[b].label}), interleaved, p50`),
+          details: { addedMs: p50 - base, p10: percentile(per[i], 0.1), baseP10: percentile(per[b], 0.1), p99: percentile(per[i], 0.99), baseP99: percentile(per[b], 0.99), missingLayers: missing },
         });
       });
     } finally {
@@ -198,7 +197,7 @@ export const bench: Bench = {
     }
 
     budget.check('the API runs');
-    // Warm, through the API: the same launches, interleaved, on a plain server and on serve --isolate.
+    // Through the API: the same launches, interleaved, on a plain server and on serve --isolate.
     const apiDir = mkdtempSync(join(tmpdir(), 'tendril-bench-iso-'));
     const servers = await Promise.all([startServer(apiDir, 'plain', []), startServer(apiDir, 'isolate', ['--isolate'])]);
     try {
@@ -208,27 +207,26 @@ export const bench: Bench = {
         { label: 'serve, "isolate": true (jail made at launch)', server: 0, extra: { isolate: true } },
         { label: 'serve --isolate (jail made ahead)', server: 1, extra: {} },
       ];
-      // Back to back (the pool refills while the next launches run: a busy server), then paced at
-      // 25 launches/s per server (the pool has refilled: the latency of a server that keeps up).
-      for (const [pace, n] of [[0, 500], [40, 200]] as const) {
+      // Back to back (the pool refills while the next launches run: a busy server), then paced at one
+      // launch per 40 ms per server (the pool has refilled: the latency of a server that keeps up).
+      for (const [pace, n] of [[0, pick(500, 20)], [40, pick(200, 10)]] as const) {
         const lat = kinds.map(() => [] as number[]);
-        for (let r = 0; r < n + 20; r++) {
+        for (let r = 0; r < n + pick(20, 3); r++) {
           for (const [k, kind] of kinds.entries()) {
             if (pace) await sleep(pace / kinds.length);
             const t = process.hrtime.bigint();
             const res = await api(servers[kind.server].sock, 'POST', '/instances', { image: ids[kind.server], memMiB: 2, args: ['--solo5:quiet'], wait: true, ...kind.extra });
             if ((res.body as { status?: number }).status !== 0) throw new Error(`${kind.label}: ${JSON.stringify(res.body)}`);
-            if (r >= 20) lat[k].push(msSince(t));
+            if (r >= pick(20, 3)) lat[k].push(msSince(t));
           }
         }
         for (const k of [1, 2]) {
           const p50 = percentile(lat[k], 0.5);
           const base = percentile(lat[0], 0.5);
-          results.push({
-            name: `isolate API${pace ? ', paced' : ''}: ${kinds[k].label}`,
-            what: `POST /instances launch→exit of hello, monitored, ${pace ? 'one launch per 40 ms per server' : 'back to back'}, p50 (lower is better)`, unit: 'ms',
-            tendril: p50, baseline: base, ratio: p50 / base,
-            baselineIs: 'the same launches on a server without isolation, interleaved',
+          rows.push({
+            name: `API${pace ? ', paced' : ''}: ${kinds[k].label}`,
+            what: `POST /instances launch→exit of hello, monitored, ${pace ? 'one launch per 40 ms per server' : 'back to back'}, p50`, unit: 'ms', direction: 'lower',
+            tendril: p50, baseline: measured(base, kinds[0].label, 'the same launches on a server without isolation, interleaved, p50'),
             details: { addedMs: p50 - base, p99: percentile(lat[k], 0.99), baseP99: percentile(lat[0], 0.99), missingLayers: missing },
           });
         }
@@ -238,20 +236,23 @@ export const bench: Bench = {
       rmSync(apiDir, { recursive: true, force: true });
     }
 
-    // The supervisor's share: the guest's cgroups from Node, made and removed.
+    // The supervisor's share of an "isolate": true launch: the guest's cgroups from Node, made and removed.
     const times: number[] = [];
-    for (let i = 0; i < 300; i++) {
+    for (let i = 0; i < pick(300, 20); i++) {
       const t = process.hrtime.bigint();
       const cg = createGuestCgroups(jail.cgroupHomes, cgroupLimits(jail));
       const made = msSince(t);
       cg.remove();
       times.push(made);
     }
-    results.push({
-      name: 'isolate warm: cgroups from Node', what: 'making one guest\'s cgroups and limits in the supervisor, p50 (lower is better)', unit: 'ms',
-      tendril: percentile(times, 0.5), baseline: 0.3, ratio: percentile(times, 0.5) / 0.3,
-      baselineIs: 'the 0.3 ms a warm launch may add for isolation (the goal)', details: { p99: percentile(times, 0.99) },
+    rows.push({
+      name: 'cgroups from Node', what: 'making one guest\'s cgroups and their limits in the supervisor (per "isolate": true launch), p50', unit: 'ms', direction: 'lower',
+      tendril: percentile(times, 0.5), baseline: { value: 0.3, quoted: true, what: 'the goal for what isolation may add to a warm launch', source: 'issue 15' },
+      details: { p99: percentile(times, 0.99) },
     });
-    return results;
+    return {
+      rows,
+      plots: [{ kind: 'distribution', file: 'isolate-stub', title: 'Launch → exit of hello at the stub, with and without a jail', unit: 'ms', direction: 'lower', series }],
+    };
   },
 };

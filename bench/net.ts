@@ -12,14 +12,13 @@
 // wherever the scheduler puts them. On this 2-core VM a flood whose two ends
 // sit on different CPUs is ~10× slower (every packet is a cross-CPU wake-up of
 // an idle vCPU), so the unpinned rate is bimodal; it uses a smaller flood to
-// stay inside the time budget.
+// stay inside the time budget. --quick floods 20× fewer echoes, once.
 
 import { pathToFileURL } from 'node:url';
 import { guest } from '../tests/helpers.js';
 import { guestWithFlood, parsePing, pingArgs, withNetns, type Netns, type PingSummary } from '../tests/netns.js';
-import { Budget, median, rounds, type Bench, type BenchResult } from './common.js';
+import { Budget, makeContext, median, rounds, type Bench, type BenchContext, type FigureRow } from './common.js';
 
-const REPS = 3;
 const DEADLINE_S = 12; // per flood: bounds every round, so the whole bench stays inside 60 s
 
 function rate(p: PingSummary | undefined, count: number, what: string, out: string): number {
@@ -28,13 +27,13 @@ function rate(p: PingSummary | undefined, count: number, what: string, out: stri
   return p.timeMs > 0 ? (p.received * 1000) / p.timeMs : NaN;
 }
 
-async function series(ns: Netns, budget: Budget, count: number, cpu: number | undefined, label: string): Promise<BenchResult> {
+async function series(ns: Netns, budget: Budget, reps: number, count: number, cpu: number | undefined, label: string): Promise<FigureRow> {
   const tendrilRates: number[] = [];
   const baselineRates: number[] = [];
   const rtt: { tendril: string[]; baseline: string[] } = { tendril: [], baseline: [] };
   const pinned = (cmd: string, args: string[]): [string, string[]] =>
     (cpu === undefined ? [cmd, args] : ['taskset', ['-c', String(cpu), cmd, ...args]]);
-  const reps = await rounds(budget, REPS, async () => {
+  const ran = await rounds(budget, reps, async () => {
     const base = await ns.run(...pinned('ping', pingArgs({ addr: '10.0.0.1', count, deadlineS: DEADLINE_S })), { timeoutMs: (DEADLINE_S + 5) * 1000 });
     const bp = parsePing(base.stdout);
     baselineRates.push(rate(bp, count, 'baseline ping', base.stdout + base.stderr));
@@ -54,21 +53,26 @@ async function series(ns: Netns, budget: Budget, count: number, cpu: number | un
   });
   const tendril = median(tendrilRates);
   const baseline = median(baselineRates);
-  const result: BenchResult = {
+  const result: FigureRow = {
     name: `net (${label})`,
-    what: `ping -f of ${count.toLocaleString('en-US')} echoes, test_net`,
+    what: `ping -f of ${count.toLocaleString('en-US')} echoes to test_net, echo replies per second`,
     unit: 'replies/s',
+    direction: 'higher',
     tendril,
-    baseline,
-    ratio: tendril / baseline,
-    baselineIs: `the same flood answered by the kernel itself (the tap's host-side address, via loopback), same namespace${cpu === undefined ? '' : `, ping on CPU ${cpu}`}`,
-    details: { count, reps, cpu: cpu ?? 'any', tendrilRates, baselineRates, rtt },
+    baseline: {
+      value: baseline,
+      measured: true,
+      label: 'kernel echo',
+      what: `the same flood answered by the kernel itself (the tap's host-side address, via loopback), same namespace${cpu === undefined ? '' : `, ping on CPU ${cpu}`}`,
+    },
+    details: { count, reps: ran, cpu: cpu ?? 'any', tendrilRates, baselineRates, rtt },
   };
   return result;
 }
 
-export async function run(): Promise<BenchResult[]> {
+export async function run(ctx: BenchContext): Promise<FigureRow[]> {
   // 60 s in all: the warm-up, then a share for each series (a round is never started late).
+  const reps = ctx.pick(3, 1);
   return withNetns(undefined, [{ name: 'tap100', addr: '10.0.0.1/24' }], async (ns) => {
     // Warm-up: resolve ARP and page in ping and tendril before anything is timed.
     await guestWithFlood(ns, {
@@ -76,14 +80,19 @@ export async function run(): Promise<BenchResult[]> {
       floods: [{ addr: '10.0.0.2', count: 100, deadlineS: 10 }],
     });
     return [
-      await series(ns, new Budget('net same CPU', 30_000), 100_000, 0, 'same CPU'),
-      await series(ns, new Budget('net unpinned', 22_000), 20_000, undefined, 'unpinned'),
+      await series(ns, new Budget('net same CPU', ctx.pick(30_000, 8_000)), reps, ctx.pick(100_000, 5_000), 0, 'same CPU'),
+      await series(ns, new Budget('net unpinned', ctx.pick(22_000, 8_000)), reps, ctx.pick(20_000, 1_000), undefined, 'unpinned'),
     ];
   });
 }
 
-export const bench: Bench = { name: 'net', run };
+export const bench: Bench = {
+  name: 'net',
+  title: 'Network: ping flood to test_net',
+  budgetMs: { full: 75_000, quick: 25_000 },
+  run: async (ctx) => ({ rows: await run(ctx) }),
+};
 
 if (process.argv[1] && import.meta.url === pathToFileURL(process.argv[1]).href) {
-  console.log(JSON.stringify(await run(), null, 2));
+  console.log(JSON.stringify(await bench.run(makeContext(bench, process.argv.includes('--quick'))), null, 2));
 }

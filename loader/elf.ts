@@ -201,11 +201,12 @@ export function validateLoadSegments(file: string, image: Buffer, hdr: ElfHeader
 export const BINDINGS_MIN_HEAP = 0x80000n;
 
 /**
- * The smallest --mem (MiB) that fits the image — bss included — plus the
- * heap and stack the bindings insist on.
+ * The smallest --mem (MiB) that fits the image — bss and entry point
+ * included — plus the heap and stack the bindings insist on.
  */
-export function minimumMemMiB(phdrs: ProgramHeader[]): number {
-  const end = phdrs.filter((p) => p.type === ELF.PT_LOAD).reduce((m, p) => (p.vaddr + p.memsz > m ? p.vaddr + p.memsz : m), SPT_GUEST_MIN_BASE);
+export function minimumMemMiB(hdr: ElfHeader, phdrs: ProgramHeader[]): number {
+  let end = hdr.entry + 1n > SPT_GUEST_MIN_BASE ? hdr.entry + 1n : SPT_GUEST_MIN_BASE;
+  for (const p of phdrs) if (p.type === ELF.PT_LOAD && p.vaddr + p.memsz > end) end = p.vaddr + p.memsz;
   return Number((end + BINDINGS_MIN_HEAP + (1n << 20n) - 1n) >> 20n);
 }
 

@@ -343,12 +343,21 @@ export const ZYGOTE = constants('ZYGOTE', 'The zygote control protocol.', {
   MAX_STUB_ERROR: 1024,
   /** Console bytes per OUTPUT frame. */
   OUTPUT_CHUNK: 65536,
+  /** Console bytes a HOLD_OUTPUT launch keeps back for its EXIT frame, at most (beyond, they go as OUTPUT). */
+  MAX_HELD_OUTPUT: 65536,
   /** Words the zygote adds to each stub's command line (serve --isolate: the jail and its cgroup parents). */
   MAX_STUB_ARGS: 5,
 });
 
+export const ZYGOTE_LAUNCH_FLAG = constants('ZLAUNCH_F', 'How a launch reports (zygote_launch.flags).', {
+  /** No STARTED frame: the guest's pid comes with the EXIT (a caller waiting for the end needs nothing sooner). */
+  QUIET_START: 1 << 0,
+  /** Console output held back and sent with the EXIT, in one frame, until a STREAM frame asks for it as it comes. */
+  HOLD_OUTPUT: 1 << 1,
+});
+
 export const ZYGOTE_MSG = constants('ZMSG', 'Zygote frame types.', {
-  /** → plan bytes; the guest's fds (memory file, devices) ride on the same sendmsg, zygote_frame.nfds of them. */
+  /** → zygote_launch, then the plan bytes; the guest's fds (memory file, devices) ride on the same sendmsg, zygote_frame.nfds of them. */
   LAUNCH: 1,
   /** → u32 signal, for the instance's guest (through its pidfd once known). */
   KILL: 2,
@@ -356,11 +365,13 @@ export const ZYGOTE_MSG = constants('ZMSG', 'Zygote frame types.', {
   PAUSE: 3,
   /** → read the instance's console again. */
   RESUME: 4,
+  /** → a HOLD_OUTPUT instance has a reader now: send what is held, then the console as it comes. */
+  STREAM: 5,
   /** ← zygote_started: the guest exists. */
   STARTED: 10,
   /** ← console bytes (the guest's stdout), in order, before its EXIT. */
   OUTPUT: 11,
-  /** ← zygote_exit, then stderr_len bytes of the stub's own error message, then the monitor's hello and report if it had a monitor. */
+  /** ← zygote_exit, then stderr_len bytes of the stub's own error message, output_len bytes of held console, then the monitor's hello and report if it had a monitor. */
   EXIT: 12,
   /** ← one line: why the launch could not be started (nothing ran). */
   FAILED: 13,
@@ -381,9 +392,18 @@ export const ZygoteStarted = defineStruct('zygote_started', 'An instance is runn
   stub_pid: 'i32',
 } as const);
 
+export const ZygoteLaunch = defineStruct('zygote_launch', 'The start of a LAUNCH payload; the plan follows.', {
+  flags: 'u32',
+  reserved: 'u32',
+} as const);
+
 export const ZygoteExit = defineStruct('zygote_exit', "An instance has ended: the stub's wait status, and what follows.", {
   wait_status: 'i32',
   stderr_len: 'u32',
+  guest_pid: 'i32',
+  output_len: 'u32',
+  /** From the plan handed to the stub to the stub's end, measured by the zygote. */
+  run_us: 'u64',
 } as const);
 
 export const ZygoteHello = defineStruct('zygote_hello', 'The zygote is up: its limits.', {
@@ -394,8 +414,10 @@ export const ZygoteHello = defineStruct('zygote_hello', 'The zygote is up: its l
 
 /** Everything the generator emits, in order. */
 export const C_EXPORTS: { constants: ConstGroup[]; structs: StructDef[] } = {
-  constants: [GUEST_FD.group, PLAN.group, PLAN_FLAG.group, PLAN_SECTION.group, ISOLATE.group, ISOLATE_FLAG.group, REPORT.group, REPORT_FLAG.group, ZYGOTE.group, ZYGOTE_MSG.group],
-  structs: [PlanHeader, PlanRegion, PlanFdMove, PlanPoll, PlanSection, PlanIsolate, MonitorHello, MonitorReport, ZygoteFrame, ZygoteStarted, ZygoteExit, ZygoteHello],
+  constants: [GUEST_FD.group, PLAN.group, PLAN_FLAG.group, PLAN_SECTION.group, ISOLATE.group, ISOLATE_FLAG.group, REPORT.group, REPORT_FLAG.group,
+    ZYGOTE.group, ZYGOTE_MSG.group, ZYGOTE_LAUNCH_FLAG.group],
+  structs: [PlanHeader, PlanRegion, PlanFdMove, PlanPoll, PlanSection, PlanIsolate, MonitorHello, MonitorReport, ZygoteFrame, ZygoteLaunch,
+    ZygoteStarted, ZygoteExit, ZygoteHello],
 };
 
 /** Small values stay plain ints (no signedness warnings when compared with an fd); large ones are unsigned. */

@@ -88,7 +88,7 @@ export function checkMemory(image: GuestImage, memSize: bigint, setting: string,
     } catch {
       throw e; // wrong whatever the memory: the image's fault
     }
-    const min = minimumMemMiB(image.phdrs);
+    const min = minimumMemMiB(image.header, image.phdrs);
     throw new PlanError(`${image.file}: the guest needs ${setting}=${min} or more (${given} MiB is too small for its image)`,
       `the image and the ${Number(BINDINGS_MIN_HEAP >> 10n)} KiB of heap and stack the Solo5 bindings need must fit in guest memory`);
   }

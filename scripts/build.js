@@ -14,6 +14,7 @@ import { existsSync, mkdirSync, readdirSync, rmSync, statSync } from 'node:fs';
 import { dirname, join, resolve } from 'node:path';
 import { fileURLToPath } from 'node:url';
 import { buildNative } from './build-native.js';
+import { bundle } from './bundle.js';
 
 const root = resolve(dirname(fileURLToPath(import.meta.url)), '..');
 
@@ -39,6 +40,7 @@ if (process.env.npm_lifecycle_event === 'prepare' && packing) process.exit(0);
 const dist = process.argv.includes('--dist');
 if (dist) rmSync(join(root, 'dist'), { recursive: true, force: true });
 run(process.execPath, [join(root, 'node_modules/typescript/bin/tsc'), '-p', root]);
+await bundle(root);
 if (dist) process.exit(0);
 buildNative();
 
@@ -61,11 +63,12 @@ guest(join(root, 'examples/hello/hello.c'), join(root, 'examples/hello/hello.spt
 
 /**
  * The tests drive real host tools: ping floods in network namespaces (ip,
- * ping) and gdb on cores. On a fresh Debian machine they may be missing;
- * as root we install them, otherwise we say what to install.
+ * ping), gdb on cores, and rsvg-convert for the benchmark plots' PNGs. On a
+ * fresh Debian machine they may be missing; as root we install them,
+ * otherwise we say what to install.
  */
 function ensureHostTools() {
-  const need = { ping: 'iputils-ping', gdb: 'gdb', ip: 'iproute2', containerd: 'containerd' };
+  const need = { ping: 'iputils-ping', gdb: 'gdb', ip: 'iproute2', containerd: 'containerd', 'rsvg-convert': 'librsvg2-bin' };
   const has = (cmd) => spawnSync('sh', ['-c', `command -v ${cmd}`], { stdio: 'ignore' }).status === 0;
   const missing = Object.entries(need).filter(([cmd]) => !has(cmd)).map(([, pkg]) => pkg);
   if (missing.length === 0) return;

@@ -10,7 +10,7 @@ import { spawn, spawnSync } from 'node:child_process';
 import { closeSync, openSync, writeFileSync } from 'node:fs';
 import type { Socket } from 'node:net';
 import { join } from 'node:path';
-import { C_EXPORTS, decodeStruct, encodeStruct, PLAN, PLAN_FLAG, PlanFdMove, PlanHeader, PlanPoll, PlanRegion, ZYGOTE_MSG, ZygoteExit, ZygoteFrame } from '../loader/formats.js';
+import { C_EXPORTS, decodeStruct, encodeStruct, PLAN, PLAN_FLAG, PlanFdMove, PlanHeader, PlanPoll, PlanRegion, ZYGOTE_MSG, ZygoteExit, ZygoteFrame, ZygoteLaunch } from '../loader/formats.js';
 import { decodePlan, encodePlan, type GuestPlan } from '../loader/plan.js';
 import { compileLaunch, prepareLaunch, releaseLaunch } from '../supervisor/launch.js';
 import type { RunOptions } from '../supervisor/options.js';
@@ -259,6 +259,8 @@ function startZygote(): Z {
 
 const frame = (type: number, id: number, payload: Buffer, nfds = 0) =>
   Buffer.concat([encodeStruct(ZygoteFrame, { type, id, len: payload.length, nfds }), payload]);
+/** A LAUNCH frame: its zygote_launch header (no flags: STARTED and OUTPUT as they come), then the plan. */
+const launchFrame = (id: number, plan: Buffer, nfds = 0) => frame(ZYGOTE_MSG.LAUNCH, id, Buffer.concat([encodeStruct(ZygoteLaunch, {}), plan]), nfds);
 
 function memfdOf(bytes: Buffer): number {
   const fd = os.memfdCreate('test-memory', os.MFD_CLOEXEC);
@@ -278,13 +280,13 @@ test('the zygote refuses malformed frames, one launch at a time, and keeps servi
     await z.send(frame(ZYGOTE_MSG.KILL, 12345, Buffer.alloc(4)));
     await z.send(frame(ZYGOTE_MSG.PAUSE, 12345, Buffer.alloc(0)));
     // A launch that says it carries an fd but does not.
-    await z.send(frame(ZYGOTE_MSG.LAUNCH, 3, Buffer.alloc(64), 1));
+    await z.send(launchFrame(3, Buffer.alloc(64), 1));
     const f3 = await z.next((f) => f.id === 3);
     t.is(f3.type, ZYGOTE_MSG.FAILED);
     t.regex(f3.payload.toString(), /without its fds/);
     // A garbage plan: the stub refuses it; that launch ends with the stub's own message, nothing ran.
     const mem = memfdOf(helloPlan().memory);
-    await z.send(frame(ZYGOTE_MSG.LAUNCH, 4, Buffer.alloc(200, 0x41), 1), [mem]);
+    await z.send(launchFrame(4, Buffer.alloc(200, 0x41), 1), [mem]);
     const e4 = await z.next((f) => f.id === 4 && f.type === ZYGOTE_MSG.EXIT);
     const ex = decodeStruct(ZygoteExit, e4.payload);
     t.is((ex.wait_status >> 8) & 0xff, 1);
@@ -294,7 +296,7 @@ test('the zygote refuses malformed frames, one launch at a time, and keeps servi
     const { bytes, memory } = helloPlan();
     const good = encodePlan(decodePlanToGuest(bytes), decodePlan(bytes).bpf, { deviceSrc: [], imageSrc: -1 });
     const mem2 = memfdOf(memory);
-    await z.send(frame(ZYGOTE_MSG.LAUNCH, 5, good, 1), [mem2]);
+    await z.send(launchFrame(5, good, 1), [mem2]);
     const e5 = await z.next((f) => f.id === 5 && f.type === ZYGOTE_MSG.EXIT);
     t.is(decodeStruct(ZygoteExit, e5.payload).wait_status, 0);
     t.regex(Buffer.concat(z.frames.filter((f) => f.id === 5 && f.type === ZYGOTE_MSG.OUTPUT).map((f) => f.payload)).toString(), /SUCCESS/);
@@ -324,7 +326,7 @@ test('the zygote survives a seeded stream of fuzzed frames and still launches af
     const { bytes, memory } = helloPlan();
     const good = encodePlan(decodePlanToGuest(bytes), decodePlan(bytes).bpf, { deviceSrc: [], imageSrc: -1 });
     const mem = memfdOf(memory);
-    await z.send(frame(ZYGOTE_MSG.LAUNCH, 9999, good, 1), [mem]);
+    await z.send(launchFrame(9999, good, 1), [mem]);
     const e = await z.next((f) => f.id === 9999 && (f.type === ZYGOTE_MSG.EXIT || f.type === ZYGOTE_MSG.FAILED));
     t.is(e.type, ZYGOTE_MSG.EXIT, e.payload.toString());
     t.is(decodeStruct(ZygoteExit, e.payload).wait_status, 0);

@@ -9,8 +9,8 @@ import { fileURLToPath } from 'node:url';
 
 /** Repository root (tests run from dist/tests). */
 export const ROOT = resolve(dirname(fileURLToPath(import.meta.url)), '../..');
-export const TENDRIL = join(ROOT, 'bin/tendril.js');
-export const TENDRIL_SPT = join(ROOT, 'bin/tendril-spt.js');
+export const TENDRIL = join(ROOT, 'bin/tendril.cjs');
+export const TENDRIL_SPT = join(ROOT, 'bin/tendril-spt.cjs');
 export const GUESTS = join(ROOT, 'tests/guests/build');
 
 export function guest(name: string): string {

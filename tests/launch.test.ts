@@ -66,9 +66,10 @@ for (const [opt, why] of [
 }
 
 test('--x-exec-heap and --supervise work through the server', async (t) => {
-  const child = spawn(process.execPath, [TENDRIL, 'launch', `--server=${s.sock}`, '--x-exec-heap', '--supervise', '--mem=2', guest('test_forever')], { stdio: ['ignore', 'pipe', 'pipe'] });
+  // The argument marks this launch among the other tests' (test_forever ignores it).
+  const child = spawn(process.execPath, [TENDRIL, 'launch', `--server=${s.sock}`, '--x-exec-heap', '--supervise', '--mem=2', guest('test_forever'), 'xheap'], { stdio: ['ignore', 'pipe', 'pipe'] });
   try {
-    const inst = await waitFor('the guest', async () => ((await api(s.sock, 'GET', '/instances')).body as Json[]).find((i) => i.state === 'running' && i.args.length === 0 && i.memMiB === 2 && i.pid), 60_000);
+    const inst = await waitFor('the guest', async () => ((await api(s.sock, 'GET', '/instances')).body as Json[]).find((i) => i.state === 'running' && i.args[0] === 'xheap' && i.pid), 60_000);
     await waitForGuest(inst.pid);
     // The guest's memory is mapped executable: the heap and stack are.
     t.regex(readFileSync(`/proc/${inst.pid}/maps`, 'utf8'), /^0*10000-[0-9a-f]+ rwxp /m);

@@ -4,19 +4,18 @@
 import test from 'ava';
 import { readFileSync, writeFileSync } from 'node:fs';
 import { join } from 'node:path';
-import { validateLoadSegments } from '../loader/elf.js';
 import { TendrilError } from '../loader/errors.js';
-import { parseGuestImage } from '../loader/image.js';
+import { checkMemory, parseGuestImage } from '../loader/image.js';
 import { BAD_ELF_CASES } from './fixtures/bad-elf.js';
 import { guest, oneLine, Pool, ROOT, tendrilAsync, withTempDir } from './helpers.js';
 
 const valid = () => readFileSync(guest('test_hello'));
 
-/** The loader's verdict in-process: the message of the error it throws, or 'ok'. */
+/** The loader's verdict in-process, as `tendril run` reaches it: the message of the error it throws, or 'ok'. */
 function verdict(bytes: Buffer, memMiB = 2): string {
   try {
     const img = parseGuestImage('guest.spt', bytes);
-    validateLoadSegments(img.file, img.bytes, img.header, img.phdrs, BigInt(memMiB) << 20n);
+    checkMemory(img, BigInt(memMiB) << 20n, '--mem', memMiB);
     return 'ok';
   } catch (e) {
     if (e instanceof TendrilError) return e.message;

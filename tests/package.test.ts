@@ -75,7 +75,7 @@ test.serial('the tarball has the compiled supervisor and the native sources, and
     t.true(existsSync(join(src, p)), `the packed copy has ${p}`);
   }
   for (const p of [
-    'package.json', 'README.md', 'bin/tendril.js', 'bin/tendril-spt.js', 'bin/tendril-oci.js',
+    'package.json', 'README.md', 'bin/tendril.cjs', 'bin/tendril-spt.cjs', 'bin/tendril-oci.js',
     'dist/supervisor/cli.js', 'dist/supervisor/oci/cli.js', 'dist/loader/elf.js', 'dist/filters/policy.js',
     'scripts/build-native.js', 'native/Makefile', 'native/stub/stub.c', 'native/zygote/zygote.c',
     'native/bindings/Makefile', 'native/bindings/spt.lds', 'native/bindings/include/solo5.h',

@@ -15,6 +15,19 @@ import { api } from '../supervisor/serve/client.js';
 import { childrenOf, guest, oneLine, runCmdAsync, TENDRIL, tendril, waitFor, withTempDir } from './helpers.js';
 import { startServer, stillThere, stubsUnder, type Json } from './serve-helpers.js';
 
+/** POST /instances over its own agent: the status, the body, Retry-After; a connection error is status 0. */
+function postLaunch(sock: string, agent: Agent, body: Json): Promise<{ status: number; body: Json; retry?: string }> {
+  return new Promise((resolve) => {
+    const req = request({ socketPath: sock, method: 'POST', path: '/instances', agent, headers: { 'content-type': 'application/json' } }, (res) => {
+      let text = '';
+      res.on('data', (d) => { text += d; });
+      res.on('end', () => resolve({ status: res.statusCode!, body: text ? JSON.parse(text) : {}, retry: res.headers['retry-after'] as string | undefined }));
+    });
+    req.on('error', (e) => resolve({ status: 0, body: { error: e.message } }));
+    req.end(JSON.stringify(body));
+  });
+}
+
 test('a 70 MiB-data image: launched from its path (the plan carries no image bytes), refused as an upload above --max-image; the server lives', async (t) => {
   await withTempDir(async (dir) => {
     const src = join(dir, 'big.c');
@@ -57,16 +70,7 @@ test('the stub pool process killed during a launch flood: launches in flight fai
     const image = await s.register('test_hello');
     const zygote = s.zygotePid()!;
     const agent = new Agent({ keepAlive: true, maxSockets: 8 });
-    const one = () => new Promise<{ status: number; body: Json; retry?: string }>((resolve, reject) => {
-      const body = JSON.stringify({ image, memMiB: 2, args: ['--solo5:quiet'], wait: true });
-      const req = request({ socketPath: s.sock, method: 'POST', path: '/instances', agent, headers: { 'content-type': 'application/json' } }, (res) => {
-        let text = '';
-        res.on('data', (d) => { text += d; });
-        res.on('end', () => resolve({ status: res.statusCode!, body: JSON.parse(text), retry: res.headers['retry-after'] as string | undefined }));
-      });
-      req.on('error', reject);
-      req.end(body);
-    });
+    const one = () => postLaunch(s.sock, agent, { image, memMiB: 2, args: ['--solo5:quiet'], wait: true });
     let done = 0;
     let stubs: { pid: number; start: string }[] = [];
     const results = await Promise.all(Array.from({ length: 400 }, async (_, i) => {
@@ -128,15 +132,7 @@ test('a hard fd limit of 1024 and 1,000 launches at once: each succeeds or gets 
     t.regex(readFileSync(`/proc/${s.proc.pid}/limits`, 'utf8'), /^Max open files\s+1024\s+1024/m);
     const image = await s.register('test_hello');
     const agent = new Agent({ keepAlive: false, maxSockets: Infinity });
-    const one = () => new Promise<{ status: number; body: Json; retry?: string }>((resolve) => {
-      const req = request({ socketPath: s.sock, method: 'POST', path: '/instances', agent, headers: { 'content-type': 'application/json' } }, (res) => {
-        let text = '';
-        res.on('data', (d) => { text += d; });
-        res.on('end', () => resolve({ status: res.statusCode!, body: text ? JSON.parse(text) : {}, retry: res.headers['retry-after'] as string | undefined }));
-      });
-      req.on('error', (e) => resolve({ status: 0, body: { error: e.message } }));
-      req.end(JSON.stringify({ image, memMiB: 2, args: ['--solo5:quiet'], wait: true }));
-    });
+    const one = () => postLaunch(s.sock, agent, { image, memMiB: 2, args: ['--solo5:quiet'], wait: true });
     const rs = await Promise.all(Array.from({ length: 1000 }, one));
     const by = new Map<number, number>();
     for (const r of rs) by.set(r.status, (by.get(r.status) ?? 0) + 1);

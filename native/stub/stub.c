@@ -226,6 +226,8 @@ static void read_sections(void)
             malformed("a plan section this stub does not implement (rebuild tendril)");
 }
 
+static void close_span(unsigned int lo, unsigned int hi);
+
 /* An fd the plan names: >= 0 an fd of ours, < 0 the (-1 - n)th fd received with the plan. */
 static int resolve(int src, const char *what)
 {
@@ -298,8 +300,7 @@ static void place_fds(void)
     for (u32 i = 0; i < hdr.nmoves; i++)
         src[i] = lift(src[i], top);
     /* Whatever else sits on the guest's numbers is not the guest's. */
-    for (int fd = 3; fd < top; fd++)
-        sys_close(fd);
+    close_span(3, (unsigned int)top);
     for (u32 i = 0; i < hdr.nmoves; i++) {
         long r = sys_dup3(src[i], moves[i].dst, 0);
         if (r < 0)

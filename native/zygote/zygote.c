@@ -20,6 +20,7 @@
 #define _GNU_SOURCE
 #include <errno.h>
 #include <fcntl.h>
+#include <sched.h>
 #include <signal.h>
 #include <stdint.h>
 #include <stdio.h>
@@ -31,6 +32,7 @@
 #include <sys/socket.h>
 #include <sys/syscall.h>
 #include <sys/wait.h>
+#include <time.h>
 #include <unistd.h>
 
 #include "tendril_formats.h"
@@ -45,7 +47,7 @@
 #define OUTQ_LOW (4u << 20)
 #define REPORT_MAX 256
 
-enum tag_kind { T_CONTROL, T_OUT, T_ERR, T_REPORT, T_PROC, T_IDLE };
+enum tag_kind { T_CONTROL, T_OUT, T_ERR, T_REPORT, T_PROC };
 
 struct tag {
     enum tag_kind kind;
@@ -59,18 +61,23 @@ struct stub {
     int report_fd; /* our end of the monitor report socket (stub's fd 4) */
     int out_fd;    /* read end of the console pipe (stub's fd 1) */
     int err_fd;    /* read end of the stub's stderr (its own messages; the guest cannot write fd 2) */
-    struct tag idle_tag;
 };
 
 struct instance {
     uint32_t id;
     struct stub s;
     int monitor;
+    int quiet;   /* ZLAUNCH_F_QUIET_START: no STARTED frame */
+    int hold;    /* ZLAUNCH_F_HOLD_OUTPUT: console kept for the EXIT frame */
+    char *held;
+    size_t held_len;
+    struct timespec sent;
     int started;
     pid_t guest_pid;
     int guest_pidfd;
     int pending_signal;
     int out_open, err_open, report_open;
+    int err_watched, report_watched;
     int paused;
     char report[REPORT_MAX];
     size_t report_len;
@@ -84,6 +91,7 @@ static const char *stub_path;
 static char **stub_args;
 static int nstub_args;
 static pid_t parent_pid;
+static pid_t self_pid;
 static int pool_size;
 static struct stub pool[ZYGOTE_MAX_POOL];
 static int idle;
@@ -96,6 +104,8 @@ static struct tag control_tag = { T_CONTROL, NULL };
 static char *outq;
 static size_t outq_len, outq_cap, outq_off;
 static int outq_throttled;
+/* Whether EPOLLOUT is asked for on the control socket (changed only when needed: one epoll_ctl less per frame). */
+static int want_out;
 
 static void fatal(const char *what)
 {
@@ -145,7 +155,10 @@ static void flush_out(void)
     }
     if (outq_off == outq_len)
         outq_off = outq_len = 0;
-    rewatch(ZYGOTE_CONTROL_FD, &control_tag, EPOLLIN | (outq_len ? EPOLLOUT : 0));
+    if (want_out != (outq_len != 0)) {
+        want_out = outq_len != 0;
+        rewatch(ZYGOTE_CONTROL_FD, &control_tag, EPOLLIN | (want_out ? EPOLLOUT : 0));
+    }
     if (outq_len - outq_off < OUTQ_LOW)
         throttle(0);
 }
@@ -181,9 +194,12 @@ static void send_frame(uint32_t type, uint32_t id, const void *a, size_t alen, c
         queue(b, blen);
     if (clen)
         queue(c, clen);
-    if (outq_len - outq_off > OUTQ_HIGH)
-        throttle(1);
-    flush_out();
+    /* Sent at the end of the loop turn, so the frames of one turn go in one send. */
+    if (outq_len - outq_off > OUTQ_HIGH) {
+        flush_out();
+        if (outq_len - outq_off > OUTQ_HIGH)
+            throttle(1);
+    }
 }
 
 static void send_failed(uint32_t id, const char *why)
@@ -201,7 +217,45 @@ static void close_stub(struct stub *s)
             close(fds[k]);
 }
 
-/* fork + exec one stub waiting on its plan socket; -errno on failure. */
+/* What the child of a spawn needs: its ends of the four channels. */
+struct spawn_args {
+    int plan, report, out, err;
+};
+
+static int devnull = -1;
+
+/*
+ * The child of a spawn, on its own stack, sharing our memory until it execs
+ * (CLONE_VM|CLONE_VFORK: no page tables copied, the cheapest way to start a
+ * process). It touches nothing of ours but its own locals, and only makes
+ * system calls.
+ */
+static int stub_child(void *arg)
+{
+    const struct spawn_args *a = arg;
+    /* The stub, and the guest it becomes, die with the zygote. */
+    if (prctl(PR_SET_PDEATHSIG, SIGKILL) < 0 || getppid() != self_pid)
+        _exit(127);
+    /* Move the child ends clear of 0..4 first, then into place. */
+    int p = fcntl(a->plan, F_DUPFD, 10), r = fcntl(a->report, F_DUPFD, 10), o = fcntl(a->out, F_DUPFD, 10),
+        x = fcntl(a->err, F_DUPFD, 10);
+    if (p < 0 || r < 0 || o < 0 || x < 0 || dup2(devnull, 0) < 0 || dup2(o, 1) < 0 ||
+        dup2(x, 2) < 0 || dup2(p, ZYGOTE_STUB_PLAN_FD) < 0 || dup2(r, ZYGOTE_STUB_REPORT_FD) < 0)
+        _exit(127);
+    syscall(SYS_close_range, ZYGOTE_STUB_REPORT_FD + 1, ~0u, 0);
+    /* What we ignore is not the guest's to ignore (the stub resets it too; this spares it the work). */
+    struct sigaction dfl = { .sa_handler = SIG_DFL };
+    sigaction(SIGPIPE, &dfl, NULL);
+    /* Extra words for each stub (serve --isolate: the jail it makes while it waits, see native/stub/isolate.c). */
+    char *argv[3 + ZYGOTE_MAX_STUB_ARGS] = { "tendril: pool", "3" };
+    for (int k = 0; k < nstub_args; k++)
+        argv[2 + k] = stub_args[k];
+    char *envp[] = { NULL };
+    execve(stub_path, argv, envp);
+    _exit(127);
+}
+
+/* Starts one stub waiting on its plan socket; -errno on failure. */
 static int spawn_stub(struct stub *s)
 {
     int plan[2] = { -1, -1 }, report[2] = { -1, -1 }, out[2] = { -1, -1 }, err[2] = { -1, -1 };
@@ -212,55 +266,23 @@ static int spawn_stub(struct stub *s)
         e = -errno;
         goto fail;
     }
-    pid_t zygote = getpid();
-    pid_t pid = fork();
+    static char stack[65536] __attribute__((aligned(16)));
+    struct spawn_args args = { plan[1], report[1], out[1], err[1] };
+    int pidfd = -1;
+    pid_t pid = clone(stub_child, stack + sizeof stack, CLONE_VM | CLONE_VFORK | CLONE_PIDFD | SIGCHLD, &args, &pidfd);
     if (pid < 0) {
         e = -errno;
         goto fail;
-    }
-    if (pid == 0) {
-        /* The stub, and the guest it becomes, die with the zygote. */
-        if (prctl(PR_SET_PDEATHSIG, SIGKILL) < 0 || getppid() != zygote)
-            _exit(127);
-        int devnull = open("/dev/null", O_RDONLY | O_CLOEXEC);
-        /* Move the child ends clear of 0..4 first, then into place. */
-        int p = fcntl(plan[1], F_DUPFD, 10), r = fcntl(report[1], F_DUPFD, 10), o = fcntl(out[1], F_DUPFD, 10),
-            x = fcntl(err[1], F_DUPFD, 10);
-        if (devnull < 0 || p < 0 || r < 0 || o < 0 || x < 0 || dup2(devnull, 0) < 0 || dup2(o, 1) < 0 ||
-            dup2(x, 2) < 0 || dup2(p, ZYGOTE_STUB_PLAN_FD) < 0 || dup2(r, ZYGOTE_STUB_REPORT_FD) < 0)
-            _exit(127);
-        syscall(SYS_close_range, ZYGOTE_STUB_REPORT_FD + 1, ~0u, 0);
-        /* What we ignore is not the guest's to ignore (the stub resets it too; this spares it the work). */
-        signal(SIGPIPE, SIG_DFL);
-        /* Extra words for each stub (serve --isolate: the jail it makes while it waits, see native/stub/isolate.c). */
-        char *argv[3 + ZYGOTE_MAX_STUB_ARGS] = { "tendril: pool", "3" };
-        for (int k = 0; k < nstub_args; k++)
-            argv[2 + k] = stub_args[k];
-        char *envp[] = { NULL };
-        execve(stub_path, argv, envp);
-        _exit(127);
     }
     close(plan[1]);
     close(report[1]);
     close(out[1]);
     close(err[1]);
-    int pidfd = (int)syscall(SYS_pidfd_open, pid, 0);
-    if (pidfd < 0) {
-        e = -errno;
-        kill(pid, SIGKILL);
-        waitpid(pid, NULL, 0);
-        close(plan[0]);
-        close(report[0]);
-        close(out[0]);
-        close(err[0]);
-        return e;
-    }
-    fcntl(pidfd, F_SETFD, FD_CLOEXEC);
     /* Our ends are polled together: never block on a quiet one. */
     fcntl(report[0], F_SETFL, O_NONBLOCK);
     fcntl(out[0], F_SETFL, O_NONBLOCK);
     fcntl(err[0], F_SETFL, O_NONBLOCK);
-    *s = (struct stub){ pid, pidfd, plan[0], report[0], out[0], err[0], { T_IDLE, NULL } };
+    *s = (struct stub){ pid, pidfd, plan[0], report[0], out[0], err[0] };
     return 0;
 fail:
     for (int *fd = plan; fd < plan + 2; fd++)
@@ -278,27 +300,18 @@ fail:
     return e;
 }
 
-static void watch_idle(int slot)
+/*
+ * Idle stubs are not watched (two epoll_ctl less per launch): one that
+ * ended while idle (killed from outside) is found, reaped and replaced when
+ * it is taken.
+ */
+static int idle_alive(struct stub *s)
 {
-    pool[slot].idle_tag = (struct tag){ T_IDLE, &pool[slot] };
-    watch(pool[slot].pidfd, &pool[slot].idle_tag, EPOLLIN);
-}
-
-/* An idle stub that ended (killed from outside): reaped and dropped from the pool. */
-static void on_idle_exit(struct stub *s)
-{
-    int slot = (int)(s - pool);
-    if (slot >= idle)
-        return; /* moved within this batch: its new slot reports it again */
-    epoll_ctl(epfd, EPOLL_CTL_DEL, s->pidfd, NULL);
-    waitpid(s->pid, NULL, 0);
+    siginfo_t si = { 0 };
+    if (waitid(P_PIDFD, (id_t)s->pidfd, &si, WEXITED | WNOHANG) == 0 && si.si_pid == 0)
+        return 1;
     close_stub(s);
-    idle--;
-    if (slot != idle) {
-        epoll_ctl(epfd, EPOLL_CTL_DEL, pool[idle].pidfd, NULL);
-        pool[slot] = pool[idle];
-        watch_idle(slot);
-    }
+    return 0;
 }
 
 /* ------------------------------------------------------------------ instances */
@@ -332,20 +345,30 @@ static void started(struct instance *i, pid_t guest)
     i->started = 1;
     i->guest_pid = guest;
     struct zygote_started st = { guest, i->s.pid };
-    send_frame(ZMSG_STARTED, i->id, &st, sizeof st, NULL, 0, NULL, 0);
+    if (!i->quiet)
+        send_frame(ZMSG_STARTED, i->id, &st, sizeof st, NULL, 0, NULL, 0);
     if (i->pending_signal) {
         send_signal(i, i->pending_signal);
         i->pending_signal = 0;
     }
 }
 
-static void close_stream(int *open, int fd)
+static void close_stream(int *open, int fd, int watched)
 {
     if (!*open)
         return;
-    epoll_ctl(epfd, EPOLL_CTL_DEL, fd, NULL);
+    if (watched)
+        epoll_ctl(epfd, EPOLL_CTL_DEL, fd, NULL);
     close(fd);
     *open = 0;
+}
+
+/* Held console output goes out as it is now (the instance got a reader, or holds too much). */
+static void release_held(struct instance *i)
+{
+    if (i->held_len)
+        send_frame(ZMSG_OUTPUT, i->id, i->held, i->held_len, NULL, 0, NULL, 0);
+    i->held_len = 0;
 }
 
 /* One read of the console; returns 0 at end of file or error. */
@@ -353,13 +376,21 @@ static int read_console(struct instance *i)
 {
     char buf[ZYGOTE_OUTPUT_CHUNK];
     ssize_t n = read(i->s.out_fd, buf, sizeof buf);
+    if (n > 0 && i->hold && i->held_len + (size_t)n <= ZYGOTE_MAX_HELD_OUTPUT) {
+        if (!i->held && !(i->held = malloc(ZYGOTE_MAX_HELD_OUTPUT)))
+            fatal("malloc");
+        memcpy(i->held + i->held_len, buf, (size_t)n);
+        i->held_len += (size_t)n;
+        return 1;
+    }
     if (n > 0) {
+        release_held(i);
         send_frame(ZMSG_OUTPUT, i->id, buf, (size_t)n, NULL, 0, NULL, 0);
         return 1;
     }
     if (n < 0 && (errno == EAGAIN || errno == EINTR))
         return 1;
-    close_stream(&i->out_open, i->s.out_fd);
+    close_stream(&i->out_open, i->s.out_fd, 1);
     return 0;
 }
 
@@ -375,7 +406,7 @@ static int read_err(struct instance *i)
     }
     if (n < 0 && (errno == EAGAIN || errno == EINTR))
         return 1;
-    close_stream(&i->err_open, i->s.err_fd);
+    close_stream(&i->err_open, i->s.err_fd, i->err_watched);
     return 0;
 }
 
@@ -393,7 +424,7 @@ static int read_report(struct instance *i)
     if (n < 0 && (errno == EAGAIN || errno == EINTR))
         return 1;
     if (n <= 0) {
-        close_stream(&i->report_open, i->s.report_fd);
+        close_stream(&i->report_open, i->s.report_fd, i->report_watched);
         return 0;
     }
     for (struct cmsghdr *c = CMSG_FIRSTHDR(&msg); c; c = CMSG_NXTHDR(&msg, c)) {
@@ -437,8 +468,22 @@ static void finish(struct instance *i)
         ;
     while (i->report_open && read_report(i))
         ;
-    struct zygote_exit ex = { status, (uint32_t)i->err_len };
-    send_frame(ZMSG_EXIT, i->id, &ex, sizeof ex, i->err, i->err_len, i->report, i->report_len);
+    struct timespec now;
+    clock_gettime(CLOCK_MONOTONIC, &now);
+    uint64_t run_us = (uint64_t)(now.tv_sec - i->sent.tv_sec) * 1000000u + (uint64_t)(now.tv_nsec - i->sent.tv_nsec) / 1000;
+    struct zygote_exit ex = { status, (uint32_t)i->err_len, i->started ? i->guest_pid : i->s.pid, (uint32_t)i->held_len, run_us };
+    /* One frame: the exit, the stub's error, the held console, the monitor's messages. */
+    size_t tail = i->held_len + i->report_len;
+    char *rest = tail ? malloc(tail) : NULL;
+    if (tail && !rest)
+        fatal("malloc");
+    if (i->held_len)
+        memcpy(rest, i->held, i->held_len);
+    if (i->report_len)
+        memcpy(rest + i->held_len, i->report, i->report_len);
+    send_frame(ZMSG_EXIT, i->id, &ex, sizeof ex, i->err, i->err_len, rest, tail);
+    free(rest);
+    free(i->held);
     epoll_ctl(epfd, EPOLL_CTL_DEL, i->s.pidfd, NULL);
     close(i->s.pidfd);
     if (i->guest_pidfd >= 0)
@@ -453,7 +498,7 @@ static void finish(struct instance *i)
 }
 
 /* Sends the plan (fds on its first bytes) to an idle stub and tracks it. */
-static void launch(uint32_t id, int *fds, int nfds, const char *plan, size_t len, int monitor)
+static void launch(uint32_t id, int *fds, int nfds, const char *plan, size_t len, int monitor, uint32_t flags)
 {
     struct stub s;
     const char *why = NULL;
@@ -461,9 +506,10 @@ static void launch(uint32_t id, int *fds, int nfds, const char *plan, size_t len
         why = "an instance with this id is running";
         goto done;
     }
+    while (idle > 0 && !idle_alive(&pool[idle - 1]))
+        idle--;
     if (idle > 0) {
         s = pool[--idle];
-        epoll_ctl(epfd, EPOLL_CTL_DEL, s.pidfd, NULL);
     } else {
         int e = spawn_stub(&s);
         if (e < 0) {
@@ -522,16 +568,23 @@ static void launch(uint32_t id, int *fds, int nfds, const char *plan, size_t len
     struct instance *inst = calloc(1, sizeof *inst);
     if (!inst)
         fatal("calloc");
-    *inst = (struct instance){ .id = id, .s = s, .monitor = monitor, .guest_pidfd = -1, .out_open = 1, .err_open = 1,
+    *inst = (struct instance){ .id = id, .s = s, .monitor = monitor, .quiet = (flags & ZLAUNCH_F_QUIET_START) != 0,
+                               .hold = (flags & ZLAUNCH_F_HOLD_OUTPUT) != 0, .guest_pidfd = -1, .out_open = 1, .err_open = 1,
                                .report_open = 1, .next = instances };
+    clock_gettime(CLOCK_MONOTONIC, &inst->sent);
     inst->t_out = (struct tag){ T_OUT, inst };
     inst->t_err = (struct tag){ T_ERR, inst };
     inst->t_report = (struct tag){ T_REPORT, inst };
     inst->t_proc = (struct tag){ T_PROC, inst };
     instances = inst;
     watch(s.out_fd, &inst->t_out, outq_throttled ? 0 : EPOLLIN);
-    watch(s.err_fd, &inst->t_err, EPOLLIN);
-    watch(s.report_fd, &inst->t_report, EPOLLIN);
+    /* The stub's stderr matters only once it has ended (its error, if any),
+     * and so does the report without a monitor: both are read then. With a
+     * monitor, its hello (the guest's pid) is awaited. */
+    inst->err_watched = 0;
+    inst->report_watched = monitor;
+    if (monitor)
+        watch(s.report_fd, &inst->t_report, EPOLLIN);
     watch(s.pidfd, &inst->t_proc, EPOLLIN);
     if (!monitor)
         started(inst, s.pid);
@@ -606,12 +659,24 @@ static void on_frame(void)
             send_failed(cur.id, "the launch frame came without its fds (or with others than it said)");
             return;
         }
-        launch(cur.id, cur_fds, cur_nfds, payload, cur.len, (plan_flags(payload, cur.len) & PLAN_F_MONITOR) != 0);
+        if (cur.len < sizeof(struct zygote_launch)) {
+            drop_fds();
+            send_failed(cur.id, "the launch frame is too short for its header");
+            return;
+        }
+        {
+            struct zygote_launch zl;
+            memcpy(&zl, payload, sizeof zl);
+            const char *plan = payload + sizeof zl;
+            size_t plen = cur.len - sizeof zl;
+            launch(cur.id, cur_fds, cur_nfds, plan, plen, (plan_flags(plan, plen) & PLAN_F_MONITOR) != 0, zl.flags);
+        }
         cur_nfds = 0;
         return;
     case ZMSG_KILL:
     case ZMSG_PAUSE:
-    case ZMSG_RESUME: {
+    case ZMSG_RESUME:
+    case ZMSG_STREAM: {
         drop_fds();
         struct instance *i = find(cur.id);
         if (!i)
@@ -621,6 +686,9 @@ static void on_frame(void)
             memcpy(&sig, payload, 4);
             if (sig >= 1 && sig <= 64)
                 send_signal(i, (int)sig);
+        } else if (cur.type == ZMSG_STREAM) {
+            i->hold = 0;
+            release_held(i);
         } else if (cur.type != ZMSG_KILL) {
             i->paused = cur.type == ZMSG_PAUSE;
             set_console_reading(i);
@@ -750,11 +818,18 @@ int main(int argc, char **argv)
     if (epfd < 0)
         fatal("epoll_create1");
     watch(ZYGOTE_CONTROL_FD, &control_tag, EPOLLIN);
-    struct zygote_hello hello = { getpid(), (uint32_t)(nofile.rlim_cur > 0xffffffffu ? 0xffffffffu : nofile.rlim_cur) };
+    self_pid = getpid();
+    devnull = open("/dev/null", O_RDONLY | O_CLOEXEC);
+    if (devnull < 0)
+        fatal("open /dev/null");
+    struct zygote_hello hello = { self_pid, (uint32_t)(nofile.rlim_cur > 0xffffffffu ? 0xffffffffu : nofile.rlim_cur) };
     send_frame(ZMSG_HELLO, 0, &hello, sizeof hello, NULL, 0, NULL, 0);
 
     int refill_failures = 0;
     for (;;) {
+        /* What this turn queued for Node goes out before the next wait. */
+        if (outq_len)
+            flush_out();
         /* Refill one stub per turn, and only when nothing is waiting, so a
          * launch or an exit is never queued behind a burst of forks. A
          * failing refill (no fds, no processes) backs off rather than spin. */
@@ -765,7 +840,6 @@ int main(int argc, char **argv)
             fatal("epoll_wait");
         if (n == 0 && idle < pool_size) {
             if (spawn_stub(&pool[idle]) == 0) {
-                watch_idle(idle);
                 idle++;
                 refill_failures = 0;
             } else {
@@ -799,12 +873,9 @@ int main(int argc, char **argv)
                 /* Later events of this batch may name the freed instance. */
                 for (int j = k + 1; j < n; j++) {
                     struct tag *u = evs[j].data.ptr;
-                    if (u->kind != T_CONTROL && u->kind != T_IDLE && u->obj == i)
+                    if (u->kind != T_CONTROL && u->obj == i)
                         evs[j].data.ptr = &control_tag, evs[j].events = 0;
                 }
-                break;
-            case T_IDLE:
-                on_idle_exit(t->obj);
                 break;
             }
         }

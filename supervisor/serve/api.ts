@@ -230,7 +230,7 @@ export function buildApi(ctx: ApiContext, opts: ApiOptions): FastifyInstance {
   app.post('/instances', { schema: { body: launchSchema } }, async (req, reply) => {
     const body = req.body as LaunchRequest & { wait?: boolean };
     checkDevices(body);
-    const inst = await instances.launch(body);
+    const inst = await instances.launch(body, body.wait === true);
     if (!body.wait) return reply.code(201).send(describeInstance(inst));
     const ended = await inst.ended;
     if (ended.error) return fail(reply, ended.error);

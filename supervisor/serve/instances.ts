@@ -104,6 +104,8 @@ interface Live {
   launchId: number;
   /** Consumers that asked for a pause: while any is full, the console is not read. */
   full: Set<Consumer>;
+  /** The zygote holds the console for the EXIT frame (a waiting launch), until a reader asks for it live. */
+  held: boolean;
 }
 
 const PLAN_CACHE_LIMIT = 256;
@@ -182,12 +184,15 @@ export class InstanceManager {
     return this.live.size;
   }
 
-  /** Starts a launch; resolves with the instance once its guest exists. */
-  async launch(req: LaunchRequest): Promise<Instance> {
+  /**
+   * Starts a launch; resolves with the instance once its guest exists, or,
+   * with `waitsForEnd`, once it has ended (the cheaper path: see Zygote.launch).
+   */
+  async launch(req: LaunchRequest, waitsForEnd = false): Promise<Instance> {
     const t0 = process.hrtime.bigint();
     let inst: Instance;
     try {
-      inst = this.begin(req, t0);
+      inst = this.begin(req, t0, waitsForEnd);
     } catch (e) {
       this.metrics.launchErrors.inc({ reason: e instanceof TendrilError ? e.kind : 'internal' });
       throw e;
@@ -195,7 +200,7 @@ export class InstanceManager {
     return inst.started;
   }
 
-  private begin(req: LaunchRequest, t0: bigint): Instance {
+  private begin(req: LaunchRequest, t0: bigint, waitsForEnd: boolean): Instance {
     if (this.live.size >= this.limits.maxRunning) {
       throw new BusyError(`${this.live.size} instances are running, the most this server runs at once (${this.limits.maxRunning})`,
         'retry when some have ended, or start the server with a larger --max-instances');
@@ -265,20 +270,25 @@ export class InstanceManager {
       this.retire(inst);
       resolveEnded(inst);
     };
+    const begun = () => {
+      inst.state = 'running';
+      unpend();
+      launched = process.hrtime.bigint();
+      inst.timings.launchMs = Number(launched - t0) / 1e6;
+      this.metrics.launchLatency.observe(inst.timings.launchMs / 1000);
+      if (req.timeoutMs) timer = setTimeout(() => this.kill(inst.id, 'SIGKILL', 'timeout'), req.timeoutMs);
+    };
     const handlers: LaunchHandlers = {
       started: (guestPid, stubPid) => {
         if (this.isolation) cgroups = this.isolation.cgroupsOf(stubPid);
         inst.pid = guestPid;
-        inst.state = 'running';
-        unpend();
-        launched = process.hrtime.bigint();
-        inst.timings.launchMs = Number(launched - t0) / 1e6;
-        this.metrics.launchLatency.observe(inst.timings.launchMs / 1000);
-        if (req.timeoutMs) timer = setTimeout(() => this.kill(inst.id, 'SIGKILL', 'timeout'), req.timeoutMs);
+        begun();
         resolveStarted(inst);
       },
       output: (chunk) => this.output(inst, chunk),
-      exit: (waitStatus, stubError, monitorBytes) => {
+      exit: (waitStatus, stubError, monitorBytes, ended) => {
+        inst.pid ??= ended.guestPid;
+        if (ended.held.length) this.output(inst, ended.held);
         const { report } = parseMonitorMessages(monitorBytes);
         // The stub refused before the guest ran: not the guest's status.
         if (monitor ? !report?.started : stubError !== '') {
@@ -286,7 +296,9 @@ export class InstanceManager {
           return;
         }
         const sig = (waitStatus & 0x7f) !== 0 ? waitStatus & 0x7f : undefined;
-        done(guestEnd(report, sig === undefined ? (waitStatus >> 8) & 0xff : null, sig, launched), undefined);
+        const end = guestEnd(report, sig === undefined ? (waitStatus >> 8) & 0xff : null, sig, launched);
+        end.durationMs = ended.runMs; // measured by the zygote, not delayed by this process's turns
+        done(end, undefined);
       },
       failed: (reason, kind) => {
         // Not the guest's doing: no guest status. A guest running when its
@@ -298,8 +310,10 @@ export class InstanceManager {
       },
     };
     try {
-      const launchId = zygote.launch(plan, fds, handlers);
-      this.live.set(inst.id, { inst, zygote, launchId, full: new Set() });
+      const launchId = zygote.launch(plan, fds, handlers, waitsForEnd);
+      this.live.set(inst.id, { inst, zygote, launchId, full: new Set(), held: waitsForEnd });
+      // Waiting for the end: the guest is as good as started once its plan is handed over.
+      if (waitsForEnd) begun();
     } catch (e) {
       unpend();
       removeCgroups(cgroups);
@@ -388,6 +402,11 @@ export class InstanceManager {
       return () => undefined;
     }
     inst.consumers.add(c);
+    const l = this.live.get(inst.id);
+    if (l?.held) {
+      l.held = false;
+      l.zygote.stream(l.launchId);
+    }
     return () => {
       inst.consumers.delete(c);
       this.drained(inst.id, c);

@@ -11,7 +11,7 @@
 import { spawn, type ChildProcess } from 'node:child_process';
 import type { Socket } from 'node:net';
 import {
-  decodeStruct, encodeStruct, PLAN, ZYGOTE, ZYGOTE_MSG, ZygoteExit, ZygoteFrame, ZygoteHello, ZygoteStarted,
+  decodeStruct, encodeStruct, PLAN, ZYGOTE, ZYGOTE_LAUNCH_FLAG, ZYGOTE_MSG, ZygoteExit, ZygoteFrame, ZygoteHello, ZygoteLaunch, ZygoteStarted,
 } from '../../loader/formats.js';
 import { EnvironmentError } from '../errors.js';
 import { log } from '../log.js';
@@ -25,8 +25,12 @@ export interface LaunchHandlers {
   /** The guest exists; stubPid is the monitor when there is one. */
   started(guestPid: number, stubPid: number): void;
   output(chunk: Buffer): void;
-  /** waitStatus: of the stub; stubError: its own message if it failed; monitor: the monitor's bytes. */
-  exit(waitStatus: number, stubError: string, monitor: Buffer): void;
+  /**
+   * waitStatus: of the stub; stubError: its own message if it failed;
+   * monitor: the monitor's bytes; held: console output held back (HOLD_OUTPUT);
+   * guestPid; runMs: from the plan handed over to the stub's end.
+   */
+  exit(waitStatus: number, stubError: string, monitor: Buffer, end: { held: Buffer; guestPid: number; runMs: number }): void;
   /** Nothing ran: why. `kind` says whose fault it is. */
   failed(reason: string, kind: 'capacity' | 'environment' | 'internal'): void;
 }
@@ -95,15 +99,27 @@ export class Zygote {
   /**
    * Sends a launch. The fds are in the kernel's hands when this returns (the
    * caller may close its copies). Throws PoolDownError if the zygote is gone.
+   * `waitsForEnd`: the caller wants only the end, so the zygote sends no
+   * STARTED and holds the console for the EXIT: one frame, one wakeup of
+   * this process per launch, until stream(id) asks for the console live.
    */
-  launch(plan: Buffer, fds: number[], handlers: LaunchHandlers): number {
+  launch(plan: Buffer, fds: number[], handlers: LaunchHandlers, waitsForEnd = false): number {
     if (this.dead) throw new PoolDownError('the stub pool process has ended; a new one is starting', 'retry in a moment');
     if (plan.length > ZYGOTE.MAX_PAYLOAD) throw new EnvironmentError(`the launch plan is ${plan.length} bytes, more than the stub pool accepts (${ZYGOTE.MAX_PAYLOAD})`);
     if (fds.length > ZYGOTE.MAX_FDS || fds.length > PLAN.MAX_RECV_FDS) throw new EnvironmentError(`too many fds for one launch (${fds.length})`);
     const id = this.nextId++;
-    const frame = Buffer.concat([encodeStruct(ZygoteFrame, { type: ZYGOTE_MSG.LAUNCH, id, len: plan.length, nfds: fds.length }), plan]);
+    const flags = waitsForEnd ? ZYGOTE_LAUNCH_FLAG.QUIET_START | ZYGOTE_LAUNCH_FLAG.HOLD_OUTPUT : 0;
+    const frame = Buffer.concat([
+      encodeStruct(ZygoteFrame, { type: ZYGOTE_MSG.LAUNCH, id, len: ZygoteLaunch.size + plan.length, nfds: fds.length }),
+      encodeStruct(ZygoteLaunch, { flags }), plan,
+    ]);
     this.handlers.set(id, handlers);
-    this.write(frame, fds);
+    try {
+      this.write(frame, fds);
+    } catch (e) {
+      this.handlers.delete(id); // nothing was sent: no frame will ever answer this id
+      throw e;
+    }
     return id;
   }
 
@@ -117,6 +133,11 @@ export class Zygote {
 
   resume(id: number): void {
     this.control(ZYGOTE_MSG.RESUME, id);
+  }
+
+  /** A launch that waited for its end has a console reader now: the console as it comes. */
+  stream(id: number): void {
+    this.control(ZYGOTE_MSG.STREAM, id);
   }
 
   /** Ends the zygote; it kills its instances and idle stubs on the way out. */
@@ -233,7 +254,9 @@ export class Zygote {
           this.handlers.delete(f.id);
           const e = decodeStruct(ZygoteExit, payload);
           const errEnd = ZygoteExit.size + e.stderr_len;
-          h.exit(e.wait_status, payload.toString('utf8', ZygoteExit.size, errEnd).trim(), Buffer.from(payload.subarray(errEnd)));
+          const outEnd = errEnd + e.output_len;
+          h.exit(e.wait_status, payload.toString('utf8', ZygoteExit.size, errEnd).trim(), Buffer.from(payload.subarray(outEnd)),
+            { held: Buffer.from(payload.subarray(errEnd, outEnd)), guestPid: e.guest_pid, runMs: Number(e.run_us) / 1000 });
           break;
         }
         case ZYGOTE_MSG.FAILED: {

@@ -33,7 +33,7 @@ export function inspectGuest(file: string, memMiB: number): Record<string, unkno
     const img = parseGuestImage(file, bytes);
     report.abi = { target: abiTargetName(img.abi.target), version: img.abi.version };
     report.devices = img.manifest.devices.map((d) => ({ handle: d.index, name: d.name, type: deviceTypeName(d.type) }));
-    report.minimumMemMiB = minimumMemMiB(phdrs);
+    report.minimumMemMiB = minimumMemMiB(hdr, phdrs);
     report.imageEnd = hex(phdrs.filter((p) => p.type === ELF.PT_LOAD).reduce((m, p) => (p.vaddr + p.memsz > m ? p.vaddr + p.memsz : m), 0n));
     checkMemory(img, BigInt(memMiB) << 20n, '--mem', memMiB);
     report.runnable = true;

@@ -33,7 +33,7 @@ function stateOf(pid: number): TimeoutState {
   }
 }
 
-/** `node bin/tendril.js ARGS` with a deadline; output beyond 256 KiB is drained and dropped. */
+/** `node bin/tendril.cjs ARGS` with a deadline; output beyond 256 KiB is drained and dropped. */
 export async function launchTendril(args: string[], opts: { timeoutMs?: number; cwd?: string; until?: (pid: number) => Promise<unknown> } = {}): Promise<WatchedResult> {
   const r = await runCmdAsync(process.execPath, [TENDRIL, ...runArgs(args)],
     { timeoutMs: opts.timeoutMs ?? 10_000, cwd: opts.cwd, captureLimit: 256 << 10, atDeadline: stateOf, until: opts.until });

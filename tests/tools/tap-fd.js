@@ -11,7 +11,7 @@
 // can check that tendril refuses such an fd.
 //
 // Run it inside the test's network namespace:
-//   ip netns exec NS node tests/tools/tap-fd.js tap100 -- node bin/tendril.js run --net:service0=@3 guest.spt
+//   ip netns exec NS node tests/tools/tap-fd.js tap100 -- node bin/tendril.cjs run --net:service0=@3 guest.spt
 
 import { spawn } from 'node:child_process';
 import { closeSync, constants as fsc, existsSync, openSync } from 'node:fs';
