@@ -404,6 +404,9 @@ export const ZygoteExit = defineStruct('zygote_exit', "An instance has ended: th
   output_len: 'u32',
   /** From the plan handed to the stub to the stub's end, measured by the zygote. */
   run_us: 'u64',
+  /** The stub's own pid (serve --isolate: its cgroups are named for it, and removed once it has ended). */
+  stub_pid: 'i32',
+  reserved: 'u32',
 } as const);
 
 export const ZygoteHello = defineStruct('zygote_hello', 'The zygote is up: its limits.', {

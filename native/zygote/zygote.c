@@ -471,7 +471,7 @@ static void finish(struct instance *i)
     struct timespec now;
     clock_gettime(CLOCK_MONOTONIC, &now);
     uint64_t run_us = (uint64_t)(now.tv_sec - i->sent.tv_sec) * 1000000u + (uint64_t)(now.tv_nsec - i->sent.tv_nsec) / 1000;
-    struct zygote_exit ex = { status, (uint32_t)i->err_len, i->started ? i->guest_pid : i->s.pid, (uint32_t)i->held_len, run_us };
+    struct zygote_exit ex = { status, (uint32_t)i->err_len, i->started ? i->guest_pid : i->s.pid, (uint32_t)i->held_len, run_us, i->s.pid, 0 };
     /* One frame: the exit, the stub's error, the held console, the monitor's messages. */
     size_t tail = i->held_len + i->report_len;
     char *rest = tail ? malloc(tail) : NULL;

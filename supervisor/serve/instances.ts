@@ -279,8 +279,7 @@ export class InstanceManager {
       if (req.timeoutMs) timer = setTimeout(() => this.kill(inst.id, 'SIGKILL', 'timeout'), req.timeoutMs);
     };
     const handlers: LaunchHandlers = {
-      started: (guestPid, stubPid) => {
-        if (this.isolation) cgroups = this.isolation.cgroupsOf(stubPid);
+      started: (guestPid) => {
         inst.pid = guestPid;
         begun();
         resolveStarted(inst);
@@ -288,6 +287,8 @@ export class InstanceManager {
       output: (chunk) => this.output(inst, chunk),
       exit: (waitStatus, stubError, monitorBytes, ended) => {
         inst.pid ??= ended.guestPid;
+        // serve --isolate: the stub's own cgroups, named for it; done() removes them.
+        if (this.isolation) cgroups = this.isolation.cgroupsOf(ended.stubPid);
         if (ended.held.length) this.output(inst, ended.held);
         const { report } = parseMonitorMessages(monitorBytes);
         // The stub refused before the guest ran: not the guest's status.

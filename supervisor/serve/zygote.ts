@@ -28,9 +28,9 @@ export interface LaunchHandlers {
   /**
    * waitStatus: of the stub; stubError: its own message if it failed;
    * monitor: the monitor's bytes; held: console output held back (HOLD_OUTPUT);
-   * guestPid; runMs: from the plan handed over to the stub's end.
+   * guestPid, stubPid; runMs: from the plan handed over to the stub's end.
    */
-  exit(waitStatus: number, stubError: string, monitor: Buffer, end: { held: Buffer; guestPid: number; runMs: number }): void;
+  exit(waitStatus: number, stubError: string, monitor: Buffer, end: { held: Buffer; guestPid: number; stubPid: number; runMs: number }): void;
   /** Nothing ran: why. `kind` says whose fault it is. */
   failed(reason: string, kind: 'capacity' | 'environment' | 'internal'): void;
 }
@@ -256,7 +256,7 @@ export class Zygote {
           const errEnd = ZygoteExit.size + e.stderr_len;
           const outEnd = errEnd + e.output_len;
           h.exit(e.wait_status, payload.toString('utf8', ZygoteExit.size, errEnd).trim(), Buffer.from(payload.subarray(outEnd)),
-            { held: Buffer.from(payload.subarray(errEnd, outEnd)), guestPid: e.guest_pid, runMs: Number(e.run_us) / 1000 });
+            { held: Buffer.from(payload.subarray(errEnd, outEnd)), guestPid: e.guest_pid, stubPid: e.stub_pid, runMs: Number(e.run_us) / 1000 });
           break;
         }
         case ZYGOTE_MSG.FAILED: {
