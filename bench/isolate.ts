@@ -160,7 +160,7 @@ export const bench: Bench = {
     coldInterleaved([['run', ...hello], ['run', '--isolate', ...hello]], 1);
     const [plain, isolated] = coldInterleaved([['run', ...hello], ['run', '--isolate', ...hello]], pick(20, 3));
     rows.push({
-      name: 'cold', what: '`tendril run --isolate` hello, wall time, median', unit: 'ms', direction: 'lower',
+      name: 'isolate cold', what: '`tendril run --isolate` hello, wall time, median', unit: 'ms', direction: 'lower',
       tendril: median(isolated), baseline: measured(median(plain), '`tendril run`', '`tendril run` of the same guest without --isolate, interleaved with it, median'),
       details: { addedMs: median(isolated) - median(plain), plain, isolated, missingLayers: missing },
     });
@@ -186,7 +186,7 @@ export const bench: Bench = {
         const p50 = percentile(per[i], 0.5);
         const base = percentile(per[b], 0.5);
         rows.push({
-          name: `stub: ${v.label}`,
+          name: `isolate stub: ${v.label}`,
           what: `${v.pool ? 'plan sent to a waiting stub' : 'C fork+exec of the stub on a ready plan'} → exit of hello, p50`, unit: 'ms', direction: 'lower',
           tendril: p50, baseline: measured(base, VARIANTS[b].label, `the same C loop without isolation (${VARIANTS[b].label}), interleaved, p50`),
           details: { addedMs: p50 - base, p10: percentile(per[i], 0.1), baseP10: percentile(per[b], 0.1), p99: percentile(per[i], 0.99), baseP99: percentile(per[b], 0.99), missingLayers: missing },
@@ -224,7 +224,7 @@ export const bench: Bench = {
           const p50 = percentile(lat[k], 0.5);
           const base = percentile(lat[0], 0.5);
           rows.push({
-            name: `API${pace ? ', paced' : ''}: ${kinds[k].label}`,
+            name: `isolate API${pace ? ', paced' : ''}: ${kinds[k].label}`,
             what: `POST /instances launch→exit of hello, monitored, ${pace ? 'one launch per 40 ms per server' : 'back to back'}, p50`, unit: 'ms', direction: 'lower',
             tendril: p50, baseline: measured(base, kinds[0].label, 'the same launches on a server without isolation, interleaved, p50'),
             details: { addedMs: p50 - base, p99: percentile(lat[k], 0.99), baseP99: percentile(lat[0], 0.99), missingLayers: missing },
@@ -246,7 +246,7 @@ export const bench: Bench = {
       times.push(made);
     }
     rows.push({
-      name: 'cgroups from Node', what: 'making one guest\'s cgroups and their limits in the supervisor (per "isolate": true launch), p50', unit: 'ms', direction: 'lower',
+      name: 'isolate cgroups from Node', what: 'making one guest\'s cgroups and their limits in the supervisor (per "isolate": true launch), p50', unit: 'ms', direction: 'lower',
       tendril: percentile(times, 0.5), baseline: { value: 0.3, quoted: true, what: 'the goal for what isolation may add to a warm launch', source: 'issue 15' },
       details: { p99: percentile(times, 0.99) },
     });

@@ -454,3 +454,18 @@ test('run by an unprivileged user: every layer that needs root is reported missi
   t.is(strict.status, 1);
   t.regex(strict.stderr, new RegExp(`--isolate=strict: this host cannot provide ${expected.length} layers: uid/gid, capabilities, `));
 });
+
+test('ociIsolation: a bundle\'s namespaces, user and resources become the same layers, as run words that tendril run accepts', async (t) => {
+  const { ociIsolation } = await import('../supervisor/isolate/oci.js');
+  t.is(ociIsolation({ namespaces: [{ type: 'user' }] }), undefined, 'no namespace a jail has: no jail');
+  const o = ociIsolation({
+    namespaces: [{ type: 'pid' }, { type: 'network', path: '/var/run/netns/cni-1' }, { type: 'mount' }],
+    user: { uid: 1234, gid: 0 }, resources: { memory: { limit: 50 * (1 << 20) + 1 }, cpu: { quota: 50000, period: 100000 } },
+  })!;
+  t.deepEqual(o.args, ['--isolate', '--uid=1234', '--mem-limit=51', '--cpus=0.5']);
+  t.deepEqual(o.joinsIgnored, ['network']);
+  // The words are run options: a guest runs under them, jailed as any other.
+  const r = await run([...o.args, '--mem=2', guest('test_hello'), 'Hello_Solo5']);
+  t.is(r.status, 0, r.stderr);
+  t.regex(r.stdout, /SUCCESS/);
+});

@@ -161,7 +161,7 @@ export function missingLines(plan: JailPlan): string[] {
 export function requireAll(plan: JailPlan): void {
   if (plan.missing.length === 0) return;
   throw new IsolationError(`--isolate=strict: this host cannot provide ${plan.missing.length === 1 ? 'a layer' : `${plan.missing.length} layers`}: ` +
-    plan.missing.map((l) => l.name).join(', '), 'each is named above; run with --isolate to accept the others');
+    plan.missing.map((l) => l.name).join(', '), 'each is reported with its reason; without strict the guest runs with the others');
 }
 
 /** The summary `inspect` and `filter` print: one line per layer. */

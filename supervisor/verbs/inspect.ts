@@ -60,7 +60,7 @@ export function inspectVerb(argv: string[]): number {
   if (files.length !== 1) throw new UsageError('inspect: expected one GUEST', 'usage: tendril inspect [--json] [--mem=MB] GUEST');
   const r = inspectGuest(files[0], memMiB);
   const jail = planJail({ strict: false }, memMiB);
-  r.isolation = jail.layers.map(({ name, ok, detail }) => ({ name, ok, detail }));
+  r.isolation = jail.layers.map(({ name, ok, detail, stops }) => ({ name, ok, detail, stops }));
   if (json) {
     process.stdout.write(`${JSON.stringify(r, null, 2)}\n`);
   } else {
