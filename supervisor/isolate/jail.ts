@@ -76,8 +76,15 @@ export function landlockRights(abi: number): { fs: bigint; net: bigint; scoped: 
   return { fs, net, scoped };
 }
 
-/** uid or gid → the name that /etc/passwd or /etc/group gives it, if any. */
+/** uid or gid → the name that /etc/passwd or /etc/group gives it, if any (read once per process: a server asks per launch). */
+const entries = new Map<string, string | undefined>();
 function entryFor(file: string, id: number): string | undefined {
+  const key = `${file}:${id}`;
+  if (!entries.has(key)) entries.set(key, readEntry(file, id));
+  return entries.get(key);
+}
+
+function readEntry(file: string, id: number): string | undefined {
   try {
     for (const line of readFileSync(file, 'utf8').split('\n')) {
       const f = line.split(':');

@@ -117,13 +117,23 @@ const nextId = () => `${ID_PREFIX}${(++idCounter).toString(16).padStart(8, '0')}
 /** Each missing layer is logged once per server: the host does not change between launches. */
 const missingLogged = new Set<string>();
 
+/** Jails decided, by their options: the host does not change while the server runs. */
+const jails = new Map<string, Jail>();
+
 function jailOf(req: LaunchRequest, server: ServerIsolation | undefined): Jail | undefined {
   if (server && req.isolate === false) {
     throw new RequestError('"isolate": false: this server isolates every guest (tendril serve --isolate)', 'leave "isolate" out, or give its options');
   }
   if (!req.isolate && !server) return undefined;
   const o = typeof req.isolate === 'object' ? req.isolate : {};
-  const jail = decideJail({ strict: o.strict === true || server?.strict === true, uid: o.uid, gid: o.gid, cpus: o.cpus, memLimitMiB: o.memLimitMiB }, req.memMiB ?? 512);
+  const opts = { strict: o.strict === true || server?.strict === true, uid: o.uid, gid: o.gid, cpus: o.cpus, memLimitMiB: o.memLimitMiB };
+  const key = JSON.stringify([opts, req.memMiB ?? 512]);
+  let jail = jails.get(key);
+  if (!jail) {
+    jail = decideJail(opts, req.memMiB ?? 512);
+    if (jails.size >= PLAN_CACHE_LIMIT) jails.delete(jails.keys().next().value!);
+    jails.set(key, jail);
+  }
   for (const l of jail.missing) {
     if (missingLogged.has(l.name)) continue;
     missingLogged.add(l.name);
@@ -244,8 +254,9 @@ export class InstanceManager {
     const done = (end: GuestEnd | undefined, error: TendrilError | undefined) => {
       if (timer) clearTimeout(timer);
       unpend();
-      // The guest's parent in the stub removes its cgroups; this covers a stub that ended before it could.
-      removeCgroups(cgroups);
+      // Ours to remove (the stub leaves them), after the answer: not part of the launch.
+      const made = cgroups;
+      if (made) setImmediate(() => removeCgroups(made));
       this.live.delete(inst.id);
       if (error) {
         inst.state = 'failed';
@@ -334,9 +345,10 @@ export class InstanceManager {
    * until the launch is sent).
    */
   private plan(entry: ImageEntry, req: LaunchRequest, monitor: boolean, jail?: Jail): { plan: Buffer; fds: number[]; release: () => void; cgroups?: GuestCgroups } {
-    // An isolated plan names the guest's own cgroups: never the same twice.
-    const nodevices = !jail && (!req.devices || Object.keys(req.devices).length === 0);
-    const key = nodevices ? `${entry.id}\0${req.memMiB ?? 512}\0${monitor ? 1 : 0}${req.xExecHeap ? 1 : 0}\0${(req.args ?? []).join('\0')}` : undefined;
+    // An isolated plan names the guest's own cgroups, never the same twice, except on serve --isolate:
+    // there the stub has its own, and the plan (their limits included) depends on the request alone.
+    const nodevices = (!jail || this.isolation !== undefined) && (!req.devices || Object.keys(req.devices).length === 0);
+    const key = nodevices ? `${entry.id}\0${req.memMiB ?? 512}\0${monitor ? 1 : 0}${req.xExecHeap ? 1 : 0}\0${jail ? JSON.stringify(req.isolate ?? {}) : ''}\0${(req.args ?? []).join('\0')}` : undefined;
     const cached = key === undefined ? undefined : this.plans.get(key);
     if (cached && entry.memory) return { plan: cached, fds: [entry.memory.fd], release: () => undefined };
     const prepared = prepareLaunch(toRunOptions(req), entry.image);
