@@ -25,15 +25,16 @@
  * knows.
  *
  * The init also makes and holds the other namespaces (mount with the empty
- * root, network, ipc, uts), and the guest joins them with one setns() on a
- * pidfd of the init: so the guest's own exit tears nothing down (namespace
- * teardown waits for RCU grace periods, milliseconds on a busy host), and
- * the namespaces could be made before a launch is even asked for. When the
- * guest has ended the parent reads whether the cgroup's OOM killer ended
- * it, removes the guest's cgroups (in exec mode nobody else could: Node is
- * gone) and kills the init without waiting for it: the namespaces go with
- * it, off the guest's path, and whoever adopts it (a subreaper, or pid 1)
- * reaps it.
+ * root, network, ipc, uts, cgroup), and the guest joins them with one
+ * setns() on a pidfd of the init: so the guest's own exit tears nothing
+ * down (namespace teardown waits for RCU grace periods, milliseconds on a
+ * busy host), and a pool stub can make them before a launch is asked for
+ * (isolate_prepare). The parent joins the guest's cgroups before forking
+ * it (join_cgroups). When the guest has ended the parent reads whether the
+ * cgroup's OOM killer ended it, leaves and removes the guest's cgroups (in
+ * exec mode nobody else could: Node is gone; serve removes them itself) and
+ * kills the init without waiting for it: the namespaces go with it, off the
+ * guest's path, and whoever adopts it (a subreaper, or pid 1) reaps it.
  *
  * Included by stub.c (one translation unit, no libc), after monitor.c.
  */
@@ -181,7 +182,14 @@ static long write_file(const char *path, const char *value)
     return r;
 }
 
-/* The parent, into the guest's cgroups, before forking the guest: the guest is born in them. */
+/*
+ * The parent, into the guest's cgroups, before forking the guest: the guest
+ * is born in them, as moving a running process into a cgroup waits for an
+ * RCU grace period (cgroup v1), during which every fork and exit on the
+ * machine waits too. So pids.max is 2, the guest and its parent. The
+ * memory limit's OOM killer takes the biggest task, always the guest (its
+ * parent holds ~100 KiB), so no memory.oom.group, which would take both.
+ */
 static void join_cgroups(void)
 {
     char path[ISOLATE_MAX_PATH];
@@ -417,15 +425,6 @@ static void isolate_fork_init(void)
     join_cgroups();
 }
 
-/*
- * The parent, once the guest is forked. It shares the guest's memory
- * cgroup, but the cgroup's OOM killer takes the biggest task, always the
- * guest (its parent holds ~100 KiB); so no memory.oom.group, which would
- * take the parent too, and nothing to do here yet.
- */
-static void isolate_parent_forked(void)
-{
-}
 
 /* In the guest after the fork: whether the parent that forked it is still there. */
 static int isolate_parent_alive(void)
@@ -653,7 +652,6 @@ static void waiter_fork(void)
         return;
     }
     guest_pid = child;
-    isolate_parent_forked();
     waiter_signals();
     int keep[] = { 0, 1, 2 };
     close_all_but(keep, sizeof keep / sizeof keep[0]);

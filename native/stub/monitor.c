@@ -260,7 +260,6 @@ static void monitor_fork(void)
     if (sys_prctl(PR_SET_PDEATHSIG, SIGKILL, 0, 0, 0) < 0 || sys_getppid() != parent)
         sys_exit_group(1);
     guest_pid = child;
-    isolate_parent_forked();
     r = sys_ptrace(PTRACE_SEIZE, child, 0, PTRACE_O_TRACEEXIT | PTRACE_O_EXITKILL);
     if (r < 0) {
         sys_kill(child, SIGKILL);

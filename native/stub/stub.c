@@ -656,7 +656,6 @@ static void isolate_fork_init(void);
 static int isolate_parent_alive(void);
 static u32 isolate_end(int status);
 static void isolate_remove_cgroups(void);
-static void isolate_parent_forked(void);
 /* The process that forks the guest (monitor or waiter), for the guest's check that it is still there. */
 static long jail_parent = -1;
 
