@@ -8,6 +8,8 @@ import { FilterError } from './errors.js';
 
 export const SCMP_ACT_KILL_PROCESS = 0x80000000;
 export const SCMP_ACT_ALLOW = 0x7fff0000;
+/** SECCOMP_RET_TRACE(msg): the call stops for a tracer with PTRACE_O_TRACESECCOMP, which lets it run or answers it (ENOSYS without one). */
+export const SCMP_ACT_TRACE = (msg: number) => (0x7ff00000 | (msg & 0xffff)) >>> 0;
 export const SCMP_FLTATR_ACT_BADARCH = 2;
 const MFD_CLOEXEC = 1;
 
@@ -71,9 +73,10 @@ export class SeccompContext {
     this.check(this.lib.attrSet(this.ctx, SCMP_FLTATR_ACT_BADARCH, SCMP_ACT_KILL_PROCESS), 'seccomp_attr_set(ACT_BADARCH)');
   }
 
-  allow(nr: number, args: { arg: number; op: number; value: bigint }[], what: string): void {
+  /** Allows the call when its arguments match; `action` replaces ALLOW for a call its tracer must see (snapshots, record and replay). */
+  allow(nr: number, args: { arg: number; op: number; value: bigint }[], what: string, action = SCMP_ACT_ALLOW): void {
     const packed = args.length ? packArgs(args) : null;
-    this.check(this.lib.ruleAddArray(this.ctx, SCMP_ACT_ALLOW, nr, args.length, packed), `seccomp_rule_add(${what})`);
+    this.check(this.lib.ruleAddArray(this.ctx, action, nr, args.length, packed), `seccomp_rule_add(${what})`);
   }
 
   exportBpf(): Buffer {

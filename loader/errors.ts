@@ -48,3 +48,6 @@ export class EnvironmentError extends TendrilError {
 export function isTendrilError(e: unknown): e is TendrilError {
   return e instanceof TendrilError;
 }
+
+/** A snapshot cannot be made, or is not one tendril can restore (missing, corrupt, from another version or machine). */
+export class SnapshotError extends TendrilError {}

@@ -152,6 +152,12 @@ export const PLAN_FLAG = constants('PLAN_F', 'Launch plan flags (plan_header.fla
   SEND_PIDFD: 1 << 5,
   /** --isolate: the guest runs jailed as a child of the stub (native/stub/isolate.c); the plan carries ISOLATE sections. */
   ISOLATE: 1 << 16,
+  /** Snapshot creation (monitor mode): the monitor stops the guest at the point PLAN_SECTION.SNAPSHOT names and dumps it (native/stub/snapshot_dump.c). */
+  SNAPSHOT: 1 << 8,
+  /** Record: the monitor answers the guest's calls for real and writes them to a recording (PLAN_SECTION_REC_RECORD). */
+  RECORD: 1 << 12,
+  /** Replay: the monitor answers the guest's calls from a recording (PLAN_SECTION_REC_REPLAY); no device is attached. */
+  REPLAY: 1 << 13,
 });
 
 /**
@@ -161,6 +167,10 @@ export const PLAN_FLAG = constants('PLAN_F', 'Launch plan flags (plan_header.fla
  */
 export const PLAN_SECTION = constants('PLAN_SECTION', 'Plan section types (plan_section.type).', {
   RESTORE_FIRST: 1,
+  /** restore_header + snapshot_cpu + its XSAVE area: the guest resumes from this state instead of its entry point (native/stub/restore.c). */
+  RESTORE: 1,
+  /** snapshot_request: where to stop the guest and where the dump goes (with PLAN_F.SNAPSHOT). */
+  SNAPSHOT: 2,
   RECORD_FIRST: 16,
   ISOLATE_FIRST: 32,
   LIMIT: 48,
@@ -306,6 +316,8 @@ export const REPORT_FLAG = constants('REPORT_F', 'What a monitor report holds (m
   FAULT: 1 << 4,
   /** Isolated: the OOM killer of the guest's own memory cgroup ended it (its limit, not the host's memory). */
   OOM: 1 << 5,
+  /** Snapshot creation: the guest reached the point, was dumped (snapshot_dump says how that went) and was killed. */
+  SNAPSHOT: 1 << 8,
 });
 
 export const MonitorReport = defineStruct('monitor_report', 'How a guest ended, as its monitor saw it.', {
@@ -323,6 +335,127 @@ export const MonitorReport = defineStruct('monitor_report', 'How a guest ended, 
   utime_us: 'u64',
   stime_us: 'u64',
   maxrss_kb: 'u64',
+} as const);
+
+// ---------------------------------------------------------------------------
+// Snapshots (supervisor/snapshot/, native/stub/snapshot_dump.c, restore.c).
+// Creation: the monitor stops the guest at a yield, writes guest memory to
+// the memory file (at file offset = guest address, pages of zeros left as
+// holes) and, to the state fd, a snapshot_dump, a snapshot_cpu, the XSAVE
+// area and the stored page runs. Restore: the plan carries a restore_header, the
+// snapshot_cpu and the XSAVE area in a PLAN_SECTION.RESTORE section; the
+// supervisor has checked them against this CPU (which the stub describes once
+// with `tendril-stub --cpu`: a snapshot_cpu with no registers), the stub
+// checks what would make XRSTOR fault and resumes the guest there.
+
+export const SNAPSHOT = constants('SNAPSHOT', 'Snapshot dump and CPU state identity and limits.', {
+  DUMP_MAGIC: 0x31444e53, // "SND1"
+  CPU_MAGIC: 0x31434e53, // "SNC1"
+  /** Largest XSAVE area a snapshot may hold (the kernel's user XSAVE size on this CPU, AMX included, is below it). */
+  MAX_XSAVE: 16384,
+  /** Components of the XSAVE layout table (snapshot_cpu.xsave_layout). */
+  XSAVE_COMPONENTS: 64,
+});
+
+export const SNAPSHOT_CPU_FLAG = constants('SNAPSHOT_CPU_F', 'What a snapshot_cpu holds (snapshot_cpu.flags).', {
+  /** The area is an XSAVE area in standard format (xcr0, xsave_layout apply); otherwise a 512-byte FXSAVE area. */
+  XSAVE: 1 << 0,
+});
+
+/** Which step of a dump failed (snapshot_dump.error_step), for the message. */
+export const SNAPSHOT_STEP = constants('SNAPSHOT_STEP', 'Steps of a snapshot dump (snapshot_dump.error_step).', {
+  REGISTERS: 1,
+  FPU: 2,
+  OPEN_PROC: 3,
+  PAGEMAP: 4,
+  READ_MEMORY: 5,
+  WRITE_MEMORY: 6,
+  WRITE_STATE: 7,
+  BUFFER: 8,
+});
+
+export const SnapshotRequest = defineStruct('snapshot_request', 'Snapshot creation: stop at the at-th yield whose deadline lies in the future; dump to mem_fd and state_fd (fds as in the plan header: a number, or -1 - index of a received fd).', {
+  at: 'u32',
+  reserved: 'u32',
+  mem_fd: 'i32',
+  state_fd: 'i32',
+} as const);
+
+export const SnapshotDump = defineStruct('snapshot_dump', 'The head of the state fd: how the dump went and where the guest was. A snapshot_cpu, xsave_size bytes of XSAVE area and nruns snapshot_run follow.', {
+  magic: 'u32',
+  /** 0, or the errno of the step that failed. */
+  error: 'u32',
+  error_step: 'u32',
+  /** Qualifying yields seen (the point is the last). */
+  yields: 'u32',
+  /** Pages written to the memory file (pages of zeros are not). */
+  pages: 'u64',
+  nruns: 'u64',
+  /** CLOCK_MONOTONIC at the point, and the deadline the guest's yield had set. */
+  monotonic_ns: 'u64',
+  deadline_ns: 'u64',
+  /** The system call the guest was about to make (orig_rax at the stop). */
+  orig_rax: 'u64',
+  cs: 'u64',
+  ss: 'u64',
+  ds: 'u64',
+  es: 'u64',
+  fs: 'u64',
+  gs: 'u64',
+} as const);
+
+export const SnapshotRun = defineStruct('snapshot_run', 'Consecutive stored pages of guest memory (at file offset = guest address).', {
+  start: 'u64',
+  pages: 'u64',
+} as const);
+
+export const SnapshotCpu = defineStruct('snapshot_cpu', 'Every register the guest can observe, and what the CPU that saved them offers; xsave_size bytes of XSAVE (or FXSAVE) area follow.', {
+  magic: 'u32',
+  flags: 'u32',
+  xsave_size: 'u32',
+  reserved: 'u32',
+  rax: 'u64',
+  rbx: 'u64',
+  rcx: 'u64',
+  rdx: 'u64',
+  rsi: 'u64',
+  rdi: 'u64',
+  rbp: 'u64',
+  rsp: 'u64',
+  r8: 'u64',
+  r9: 'u64',
+  r10: 'u64',
+  r11: 'u64',
+  r12: 'u64',
+  r13: 'u64',
+  r14: 'u64',
+  r15: 'u64',
+  rip: 'u64',
+  rflags: 'u64',
+  fs_base: 'u64',
+  gs_base: 'u64',
+  /** XCR0 of the saving CPU: the state components the XSAVE area is laid out for. */
+  xcr0: 'u64',
+  /** Instruction-set feature words (cpuid 1 ecx/edx, 7.0 ebx/ecx/edx, 0x80000001 ecx/edx, 0xd.1 eax), masked to what user code can use. */
+  cpuid_1_ecx: 'u32',
+  cpuid_1_edx: 'u32',
+  cpuid_7_ebx: 'u32',
+  cpuid_7_ecx: 'u32',
+  cpuid_7_edx: 'u32',
+  cpuid_81_ecx: 'u32',
+  cpuid_81_edx: 'u32',
+  cpuid_d1_eax: 'u32',
+  /** XSAVE components this CPU enables only on first use (XFD, cpuid 0xd.i ecx bit 2, e.g. AMX tile data). */
+  xfd_components: 'u64',
+  /** Per XSAVE state component i: u32 offset and u32 size in the standard-format area (cpuid 0xd.i), zero if not in xcr0. */
+  xsave_layout: ['u8', 64 * 8],
+} as const);
+
+export const RestoreHeader = defineStruct('restore_header', 'The start of a PLAN_SECTION.RESTORE section: how to load the state on this CPU; a snapshot_cpu and its XSAVE area follow.', {
+  /** The XRSTOR requested-feature bitmap, chosen by the supervisor for this CPU (a subset of the saved xcr0). */
+  rfbm: 'u64',
+  /** The deadline the guest's timer had (absolute CLOCK_MONOTONIC ns), armed again on the new timerfd; 0 leaves it disarmed. */
+  timer_ns: 'u64',
 } as const);
 
 // ---------------------------------------------------------------------------
@@ -415,12 +548,272 @@ export const ZygoteHello = defineStruct('zygote_hello', 'The zygote is up: its l
   nofile: 'u32',
 } as const);
 
+// ---------------------------------------------------------------------------
+// Record and replay (docs/record-replay.md). A recording is one file:
+//   rec_file_header, then meta_len bytes of JSON (what was run, for people and
+//   for `replay --info`), image_len bytes (the guest ELF), lowmem_len bytes
+//   (boot info + manifest copy + command line, exactly as the guest got them),
+//   padding to 8 — written by the supervisor (supervisor/record/);
+//   then the event stream — rec_event records written by the stub's monitor
+//   (native/stub/record.c), the first one a REC_EV_CPU record;
+//   then one rec_trailer, written by the monitor when the guest has ended.
+// The replayer (native/stub/replay.c) reads the stream back and answers the
+// guest's calls from it.
+
+export const REC = constants('REC', 'Recordings: identity, limits and the replay exit status.', {
+  MAGIC: 0x5244_4e54, // "TNDR"
+  TRAILER_MAGIC: 0x4544_4e54, // "TNDE"
+  VERSION: 1,
+  /** Largest data an input event (read, pread64, clock, epoll) may carry: what the replayer writes into guest memory in one call. */
+  MAX_INPUT: 1 << 17,
+  /** epoll_pwait answered by the monitor itself up to this many events; larger maxevents go to the kernel. */
+  MAX_EPOLL_EVENTS: 128,
+  /** Largest write the recorder performs for the guest from its own buffer; a larger one is made by the guest itself. */
+  MAX_EMULATED_WRITE: 1 << 20,
+  /** Bytes of each side's data a divergence report quotes. */
+  QUOTE: 48,
+  /** Exit status of `tendril replay` when the guest departed from its recording (docs/abi.md §13). */
+  DIVERGED_STATUS: 125,
+});
+
+export const REC_EV = constants('REC_EV', 'Recording event kinds (rec_event.kind).', {
+  /** First record of every stream, not counted as an event: the CPU the guest ran on (rec_cpu in data). */
+  CPU: 1,
+  /** A system call: nr, its arguments, the result; data = what it read (read, pread64, clock_gettime, epoll_pwait) or wrote. */
+  SYSCALL: 2,
+  /** rdtsc/rdtscp trapped and answered: result = the counter; args = rip, instruction length, TSC_AUX (rdtscp). */
+  RDTSC: 3,
+  RDTSCP: 4,
+  /** cpuid faulted and answered: args = rip, eax, ecx in; data = eax, ebx, ecx, edx out (4 × u32). */
+  CPUID: 5,
+  /** A signal delivered to the guest: nr = signal; args = si_code, si_addr, rip; data = user_regs_struct at delivery. */
+  SIGNAL: 6,
+});
+
+export const REC_EVF = constants('REC_EVF', 'Recording event flags (rec_event.flags).', {
+  /** The guest made the call itself (the monitor only watched its entry and exit). */
+  NATIVE: 1 << 0,
+  /** SIGNAL: raised by the guest's own instruction (a fault); replay expects it, never sends it. */
+  SYNC: 1 << 1,
+  /** SIGNAL: its default action ends the process. */
+  FATAL: 1 << 2,
+  /** SYSCALL: the guest died in this call; result is meaningless. */
+  KILLED: 1 << 4,
+});
+
+export const RecEvent = defineStruct('rec_event', 'One recorded event; nargs × u64 arguments follow, then data_len bytes padded to 8.', {
+  kind: 'u16',
+  nargs: 'u16',
+  /** The syscall number, the signal, or 0. */
+  nr: 'u32',
+  data_len: 'u32',
+  flags: 'u32',
+  result: 'i64',
+} as const);
+
+export const REC_CPUID = constants('REC_CPUID', 'How cpuid was handled while recording (rec_cpu.mode).', {
+  /** The CPU cannot fault cpuid: the guest ran it natively, so only an identical CPU replays the recording. */
+  NATIVE: 1,
+  /** cpuid faulted (ARCH_SET_CPUID) and every answer is in the recording (rdrand, rdseed, rdpid and TSX hidden). */
+  FAULTED: 2,
+});
+
+export const RecCpu = defineStruct('rec_cpu', 'The CPU a recording was made on: identity and feature words, as cpuid and xgetbv report them.', {
+  mode: 'u32',
+  /** cpuid leaf 0: the highest basic leaf. */
+  max_leaf: 'u32',
+  vendor: ['u8', 12],
+  /** Leaf 1 eax: family, model, stepping. */
+  signature: 'u32',
+  leaf1_ecx: 'u32',
+  leaf1_edx: 'u32',
+  leaf7_ebx: 'u32',
+  leaf7_ecx: 'u32',
+  leaf7_edx: 'u32',
+  ext1_ecx: 'u32',
+  ext1_edx: 'u32',
+  reserved: 'u32',
+  /** XCR0: the register state the OS enables (what xsave saves). */
+  xcr0: 'u64',
+  brand: ['u8', 48],
+} as const);
+
+export const REC_END = constants('REC_END', 'How a recorded guest ended (rec_trailer.end).', {
+  EXITED: 1,
+  SIGNALED: 2,
+  /** The stub failed before the guest's first instruction. */
+  NOT_STARTED: 3,
+});
+
+export const REC_ENDF = constants('REC_ENDF', 'rec_trailer.flags.', {
+  CORE: 1 << 0,
+  /** fault_* describe the fault that killed the guest. */
+  FAULT: 1 << 1,
+  /** regs holds the registers at the end. */
+  REGS: 1 << 2,
+  /** The guest died inside its last system call (regs.orig_rax says which). */
+  IN_SYSCALL: 1 << 3,
+});
+
+export const RecTrailer = defineStruct('rec_trailer', 'The end of a recording, written by the monitor once the guest has ended.', {
+  magic: 'u32',
+  version: 'u32',
+  /** Events in the stream (the CPU record is not one). */
+  events: 'u64',
+  syscalls: 'u64',
+  /** rdtsc and rdtscp. */
+  tsc_reads: 'u64',
+  cpuids: 'u64',
+  signals: 'u64',
+  /** Bytes of the event stream (from rec_file_header.header_len to this trailer). */
+  stream_len: 'u64',
+  /** CRC-32 (IEEE, as zlib) of the event stream. */
+  stream_crc: 'u32',
+  end: 'u32',
+  /** Exit code, or the signal. */
+  status: 'i32',
+  flags: 'u32',
+  fault_addr: 'u64',
+  fault_code: 'i32',
+  fault_signal: 'i32',
+  /** Wall time from the first instruction to the end, ns. */
+  duration_ns: 'u64',
+  /** struct user_regs_struct at the end (27 × u64). */
+  regs: ['u8', 216],
+} as const);
+
+export const RecFileHeader = defineStruct('rec_file_header', 'The start of a recording file (written and read by the supervisor).', {
+  magic: 'u32',
+  version: 'u32',
+  /** Bytes before the event stream: this header, meta, image, low memory, padding. */
+  header_len: 'u32',
+  /** CRC-32 of the first header_len bytes, computed with this field zero. */
+  header_crc: 'u32',
+  meta_len: 'u32',
+  image_len: 'u32',
+  lowmem_len: 'u32',
+  /** Plan flags of the guest half (X_EXEC_HEAP). */
+  plan_flags: 'u32',
+  mem_size: 'u64',
+  /** The guest's registers at its first instruction (abi.md §3): every other register is zero. */
+  entry_rip: 'u64',
+  entry_rsp: 'u64',
+  entry_rdi: 'u64',
+} as const);
+
+/** Plan section types of the record/replay range (PLAN_SECTION.RECORD_FIRST…). */
+export const PLAN_SECTION_REC = constants('PLAN_SECTION_REC', 'Record/replay plan section types.', {
+  RECORD: PLAN_SECTION.RECORD_FIRST,
+  REPLAY: PLAN_SECTION.RECORD_FIRST + 1,
+});
+
+export const REC_PLAN_FLAG = constants('REC_PLAN_F', 'plan_record.flags and plan_replay.flags.', {
+  /** Ask for cpuid faulting (record: if the CPU can; replay: required, the recording was made with it). */
+  FAULT_CPUID: 1 << 0,
+  /** Replay: do not reproduce the console output on stdout. */
+  QUIET: 1 << 1,
+  /** Replay: at event `until`, leave the guest stopped and detached for a debugger. */
+  GDB: 1 << 2,
+  /** Replay: at event `until`, leave a core of the guest as it is (the process is dumpable, RLIMIT_CORE is set). */
+  CORE_AT_UNTIL: 1 << 3,
+});
+
+export const PlanRecord = defineStruct('plan_record', 'PLAN_SECTION_REC_RECORD: record this run.', {
+  /** The recording, open for writing and positioned at the start of the event stream (an fd of the stub, or received). */
+  file_src: 'i32',
+  flags: 'u32',
+} as const);
+
+export const PlanReplay = defineStruct('plan_replay', 'PLAN_SECTION_REC_REPLAY: replay a recording instead of running with devices.', {
+  /** The recording, open for reading (read with pread: the offset is not used). */
+  file_src: 'i32',
+  flags: 'u32',
+  stream_offset: 'u64',
+  stream_len: 'u64',
+  /** 1-based event to stop before; 0: none. */
+  until: 'u64',
+} as const);
+
+export const REPLAY_OUT = constants('REPLAY_OUT', 'replay_status.outcome.', {
+  /** Every event matched; the guest ended as recorded. */
+  FAITHFUL: 1,
+  DIVERGED: 2,
+  /** --until reached: the guest is stopped before that event (detached for a debugger with GDB). */
+  STOPPED: 3,
+  /** This CPU is not the one the recording needs. */
+  CPU_MISMATCH: 4,
+  /** The event stream does not parse (it changed since it was checked). */
+  BAD_RECORDING: 5,
+  /** A signal from outside (not in the recording) ended the replay. */
+  INTERRUPTED: 6,
+});
+
+export const REPLAY_WHY = constants('REPLAY_WHY', 'replay_status.why: what differs.', {
+  KIND: 1,
+  SYSCALL: 2,
+  ARG: 3,
+  DATA: 4,
+  END: 5,
+  NO_MORE: 6,
+  MEMORY: 7,
+  SIGNAL: 8,
+  CPUID_NEEDED: 9,
+});
+
+export const REPLAY_NOTE = constants('REPLAY_NOTE', 'replay_status.detail of a FAITHFUL verdict: what was only approximately reproduced.', {
+  /**
+   * A signal from outside that arrived while the guest ran its own code was sent at the recorded
+   * instruction, but the moment with the recorded registers was not found within BP_BUDGET hits of
+   * it (no branch counter: docs/record-replay.md, "What is not captured").
+   */
+  SIGNAL_MOMENT: 1 << 0,
+  BP_BUDGET: 20000,
+});
+
+export const ReplayStatus = defineStruct('replay_status', "The replayer's verdict (monitor → supervisor, before the monitor_report).", {
+  magic: 'u32',
+  outcome: 'u32',
+  /** 1-based event index the verdict is about. */
+  event: 'u64',
+  why: 'u32',
+  /** ARG: which argument; DATA: the first differing byte. */
+  detail: 'u32',
+  /** What the guest did: a rec_event header, args and a quote of its data. */
+  guest_kind: 'u16',
+  guest_nargs: 'u16',
+  guest_nr: 'u32',
+  guest_data_len: 'u32',
+  guest_flags: 'u32',
+  guest_result: 'i64',
+  guest_args: ['u8', 48],
+  guest_quote: ['u8', 48],
+  /** What the recording has at that event. */
+  rec_kind: 'u16',
+  rec_nargs: 'u16',
+  rec_nr: 'u32',
+  rec_data_len: 'u32',
+  rec_flags: 'u32',
+  rec_result: 'i64',
+  rec_args: ['u8', 48],
+  rec_quote: ['u8', 48],
+  /** CPU_MISMATCH: this CPU (the recording's is in its stream). */
+  cpu: ['u8', 128],
+  guest_pid: 'i32',
+  /** Where in the data both quotes start (near the first difference for DATA). */
+  quote_offset: 'u32',
+} as const);
+
+export const REPLAY_MAGIC = constants('REPLAY', 'Replayer messages.', { STATUS_MAGIC: 0x3150_4c52 }); // "RLP1"
+
 /** Everything the generator emits, in order. */
 export const C_EXPORTS: { constants: ConstGroup[]; structs: StructDef[] } = {
   constants: [GUEST_FD.group, PLAN.group, PLAN_FLAG.group, PLAN_SECTION.group, ISOLATE.group, ISOLATE_FLAG.group, REPORT.group, REPORT_FLAG.group,
-    ZYGOTE.group, ZYGOTE_MSG.group, ZYGOTE_LAUNCH_FLAG.group],
-  structs: [PlanHeader, PlanRegion, PlanFdMove, PlanPoll, PlanSection, PlanIsolate, MonitorHello, MonitorReport, ZygoteFrame, ZygoteLaunch,
-    ZygoteStarted, ZygoteExit, ZygoteHello],
+    SNAPSHOT.group, SNAPSHOT_CPU_FLAG.group, SNAPSHOT_STEP.group, ZYGOTE.group, ZYGOTE_MSG.group, ZYGOTE_LAUNCH_FLAG.group,
+    REC.group, REC_EV.group, REC_EVF.group, REC_CPUID.group, REC_END.group, REC_ENDF.group, PLAN_SECTION_REC.group, REC_PLAN_FLAG.group,
+    REPLAY_OUT.group, REPLAY_WHY.group, REPLAY_NOTE.group, REPLAY_MAGIC.group],
+  structs: [PlanHeader, PlanRegion, PlanFdMove, PlanPoll, PlanSection, PlanIsolate, MonitorHello, MonitorReport, SnapshotRequest, SnapshotDump, SnapshotRun,
+    SnapshotCpu, RestoreHeader, ZygoteFrame, ZygoteLaunch, ZygoteStarted, ZygoteExit, ZygoteHello,
+    RecEvent, RecCpu, RecTrailer, RecFileHeader, PlanRecord, PlanReplay, ReplayStatus],
 };
 
 /** Small values stay plain ints (no signedness warnings when compared with an fd); large ones are unsigned. */

@@ -184,7 +184,7 @@ export function encodePlan(g: GuestPlan, bpf: Buffer, h: Handover): Buffer {
   }
   if (h.deviceSrc.length !== g.deviceFds.length) throw new PlanError('a source is needed for every device fd');
   const flags = g.flags | (h.flags ?? 0);
-  if ((flags & PLAN_FLAG.MONITOR) && (h.reportFd === undefined)) throw new PlanError('monitor mode needs a report fd');
+  if ((flags & (PLAN_FLAG.MONITOR | PLAN_FLAG.REPLAY)) && (h.reportFd === undefined)) throw new PlanError('monitor mode needs a report fd');
   if ((flags & PLAN_FLAG.WAIT_START) && (h.startFd === undefined)) throw new PlanError('wait-for-start needs a start fd');
   const n = g.regions.length;
   const sections = [...(g.sections ?? []), ...(h.sections ?? [])];
@@ -198,7 +198,8 @@ export function encodePlan(g: GuestPlan, bpf: Buffer, h: Handover): Buffer {
   encodeStruct(PlanHeader, {
     magic: PLAN.MAGIC, version: PLAN.VERSION, flags, nregions: n, mem_size: g.memSize, entry: g.entry,
     nmoves: g.deviceFds.length, npoll: g.polls.length, lowmem_size: g.lowMemory.length, bpf_insns: bpf.length / 8,
-    image_src: n ? h.imageSrc : -1, report_fd: flags & PLAN_FLAG.MONITOR ? h.reportFd : -1,
+    image_src: n ? h.imageSrc : -1,
+    report_fd: flags & (PLAN_FLAG.MONITOR | PLAN_FLAG.RECORD | PLAN_FLAG.REPLAY) ? (h.reportFd ?? -1) : -1,
     start_fd: flags & PLAN_FLAG.WAIT_START ? h.startFd : -1, extra_size: extra,
   }, buf, 0);
   let o = PlanHeader.size;

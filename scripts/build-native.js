@@ -39,8 +39,11 @@ const FORMATS = join(root, 'dist/loader/formats.js');
 const CHECKOUT = existsSync(join(root, 'tsconfig.json'));
 
 export function buildNative() {
+  // In a checkout, `npm install` runs prepare next, which compiles dist/ (the
+  // headers come from it) and then builds this: building here, from a dist/
+  // that may be stale or missing, could only fail or waste time.
+  if (CHECKOUT && process.env.npm_lifecycle_event === 'install') process.exit(0);
   if (!existsSync(FORMATS)) {
-    if (CHECKOUT && process.env.npm_lifecycle_event === 'install') process.exit(0); // prepare builds dist/, then this
     fail(`cannot build the native parts: ${FORMATS} is missing; ${CHECKOUT ? 'run npm run build' : 'the package is incomplete: reinstall tendril'}`);
   }
   if (process.platform !== 'linux' || process.arch !== 'x64') {

@@ -3,14 +3,14 @@
 // dist/), the native parts (native/build/, see build-native.js), and the
 // example guest. With --guests it also builds the test guests
 // (tests/guests/build/), which `npm test` needs. Guests are rebuilt only when
-// a source is newer.
+// a source, a local header it includes or the bindings are newer.
 //
 // With --dist (the package's prepack) it builds only what the tarball ships
 // prebuilt: dist/ from a clean slate, so that no output of a deleted source
 // is packed. The native parts are built where the package is installed.
 
 import { spawnSync } from 'node:child_process';
-import { existsSync, mkdirSync, readdirSync, rmSync, statSync } from 'node:fs';
+import { existsSync, mkdirSync, readFileSync, readdirSync, rmSync, statSync } from 'node:fs';
 import { dirname, join, resolve } from 'node:path';
 import { fileURLToPath } from 'node:url';
 import { buildNative } from './build-native.js';
@@ -46,9 +46,17 @@ buildNative();
 
 const { buildGuest, loadManifestFile, BINDINGS_OBJ } = await import('../dist/supervisor/verbs/cc.js');
 
+/** SRC and the local headers it includes ("name.h", followed through the headers). */
+function withHeaders(src, seen = new Set()) {
+  if (seen.has(src) || !existsSync(src)) return seen;
+  seen.add(src);
+  for (const m of readFileSync(src, 'utf8').matchAll(/^\s*#\s*include\s+"([^"]+)"/gm)) withHeaders(join(dirname(src), m[1]), seen);
+  return seen;
+}
+
 /** Builds OUT from SRC (+ an optional manifest JSON beside it) when out of date. */
 function guest(src, out, manifest) {
-  const deps = [src, BINDINGS_OBJ, manifest].filter((p) => p && existsSync(p));
+  const deps = [...withHeaders(src), BINDINGS_OBJ, manifest].filter((p) => p && existsSync(p));
   if (mtime(out) > Math.max(...deps.map(mtime))) return;
   mkdirSync(dirname(out), { recursive: true });
   try {
@@ -63,13 +71,17 @@ guest(join(root, 'examples/hello/hello.c'), join(root, 'examples/hello/hello.spt
 
 /**
  * The tests drive real host tools: ping floods in network namespaces (ip,
- * ping), gdb on cores, and rsvg-convert for the benchmark plots' PNGs. On a
- * fresh Debian machine they may be missing; as root we install them,
- * otherwise we say what to install.
+ * ping), gdb on cores, rsvg-convert for the benchmark plots' PNGs, and
+ * containerd with runc and the CNI bridge and host-local plugins (the CRI
+ * tests). On a fresh Debian machine they may be missing; as root we install
+ * them, otherwise we say what to install.
  */
 function ensureHostTools() {
-  const need = { ping: 'iputils-ping', gdb: 'gdb', ip: 'iproute2', containerd: 'containerd', 'rsvg-convert': 'librsvg2-bin' };
-  const has = (cmd) => spawnSync('sh', ['-c', `command -v ${cmd}`], { stdio: 'ignore' }).status === 0;
+  const need = {
+    ping: 'iputils-ping', gdb: 'gdb', ip: 'iproute2', containerd: 'containerd', 'rsvg-convert': 'librsvg2-bin', runc: 'runc',
+    '/usr/lib/cni/bridge': 'containernetworking-plugins',
+  };
+  const has = (cmd) => (cmd.startsWith('/') ? existsSync(cmd) : spawnSync('sh', ['-c', `command -v ${cmd}`], { stdio: 'ignore' }).status === 0);
   const missing = Object.entries(need).filter(([cmd]) => !has(cmd)).map(([, pkg]) => pkg);
   if (missing.length === 0) return;
   if (process.getuid?.() !== 0) {

@@ -10,12 +10,14 @@ export type Verb = (argv: string[], prog: string) => Promise<number> | number;
 
 const VERBS: Record<string, { load: () => Promise<Verb>; summary: string }> = {
   run: { load: async () => (await import('./verbs/run.js')).runVerb, summary: 'run a guest (solo5-spt compatible options)' },
+  replay: { load: async () => (await import('./verbs/replay.js')).replayVerb, summary: 're-run a recorded execution (run --record=FILE) exactly, anywhere, under gdb' },
   cc: { load: async () => (await import('./verbs/cc.js')).ccVerb, summary: 'build a guest from C sources' },
   filter: { load: async () => (await import('./verbs/filter.js')).filterVerb, summary: 'show the syscall filter a guest would run under' },
   inspect: { load: async () => (await import('./verbs/inspect.js')).inspectVerb, summary: 'describe a guest image and why it would be rejected' },
   serve: { load: async () => (await import('./verbs/serve.js')).serveVerb, summary: 'run the launch API server (unix socket)' },
   launch: { load: async () => (await import('./verbs/launch.js')).launchVerb, summary: 'run a guest through a server: tendril launch --server SOCKET GUEST' },
   elftool: { load: async () => (await import('./verbs/elftool.js')).elftoolVerb, summary: 'gen-manifest, query-manifest, query-abi' },
+  snapshot: { load: async () => (await import('./verbs/snapshot.js')).snapshotVerb, summary: 'boot a guest to its first blocking yield and save it: tendril snapshot create -o DIR GUEST' },
   image: { load: async () => (await import('./verbs/image.js')).imageVerb, summary: 'package a guest as an OCI image: tendril image build GUEST -o IMAGE.tar' },
 };
 

@@ -1,6 +1,6 @@
 import { EnvironmentError, TendrilError } from '../loader/errors.js';
 
-export { CapacityError, EnvironmentError, TendrilError, ElfError, ManifestError, PlanError, isTendrilError, type ErrorKind } from '../loader/errors.js';
+export { CapacityError, EnvironmentError, TendrilError, ElfError, ManifestError, PlanError, SnapshotError, isTendrilError, type ErrorKind } from '../loader/errors.js';
 export { FilterError } from '../filters/errors.js';
 
 /** A command line that cannot be understood; the usage text follows the message. */

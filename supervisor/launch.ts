@@ -18,8 +18,10 @@ import { join, resolve } from 'node:path';
 import { GUEST_FD } from '../loader/formats.js';
 import type { LoadSegment } from '../loader/elf.js';
 import { checkMemory, loadGuestImage, type GuestImage } from '../loader/image.js';
-import { deviceFd, encodeCmdline, encodePlan, makeGuestPlan, memoryImage, PlanFlags, type GuestPlan, type MemoryImage } from '../loader/plan.js';
-import { compilePolicyCached, type CompiledFilter } from '../filters/compile.js';
+import {
+  deviceFd, encodeCmdline, encodePlan, makeGuestPlan, memoryImage, PlanFlags, type GuestPlan, type MemoryImage, type PlanSectionData,
+} from '../loader/plan.js';
+import { compilePolicyCached, TRACE_ALL, type CompiledFilter, type CompileOptions } from '../filters/compile.js';
 import { corePolicy, type Policy } from '../filters/policy.js';
 import { attachDevices, matchRequests, releaseDevices, type AttachedDevice } from './devices/index.js';
 import { LaunchError } from './errors.js';
@@ -45,6 +47,21 @@ export interface CompiledLaunch {
   filter: CompiledFilter;
   plan: GuestPlan;
   memory: MemoryImage;
+}
+
+/**
+ * What recording adds to a hand-over (supervisor/record/): the filter in
+ * its traced form, plan flags, the recording's fd and the section that
+ * names it, and a look at the compiled launch (the recording starts with
+ * the guest's initial state) before the stub starts.
+ */
+export interface TraceSetup {
+  flags: number;
+  /** The recording, in this process. */
+  fd: number;
+  /** The plan section, given the fd number the stub will find the recording at. */
+  section: (stubFd: number) => PlanSectionData;
+  onCompiled: (c: CompiledLaunch) => void;
 }
 
 function sysFail(what: string): LaunchError {
@@ -83,15 +100,25 @@ export function releaseLaunch(p: PreparedLaunch): void {
 }
 
 /**
+ * The guest's allowlist for its attached devices, at the fd numbers every
+ * hand-over gives it (formats.ts GUEST_FD): the same for a fresh guest and
+ * a restored one with the same manifest and devices.
+ */
+export function launchPolicy(devices: AttachedDevice[]): Policy {
+  return {
+    rules: [...corePolicy({ epollfd: GUEST_FD.EPOLL, timerfd: GUEST_FD.TIMER }), ...devices.flatMap((d, i) => d.rules(deviceFd(i)))],
+  };
+}
+
+/**
  * The policy, filter and guest plan, for the fd numbers every hand-over
  * gives the guest (formats.ts GUEST_FD). `memory` may be passed in when the
- * caller keeps the image's memory file (serve).
+ * caller keeps the image's memory file (serve); `filterOptions` are for
+ * snapshot creation, whose yields stop for the monitor.
  */
-export function compileLaunch(p: PreparedLaunch, memory: MemoryImage = memoryImage(p.segments)): CompiledLaunch {
-  const policy: Policy = {
-    rules: [...corePolicy({ epollfd: GUEST_FD.EPOLL, timerfd: GUEST_FD.TIMER }), ...p.devices.flatMap((d, i) => d.rules(deviceFd(i)))],
-  };
-  const filter = compilePolicyCached(policy);
+export function compileLaunch(p: PreparedLaunch, memory: MemoryImage = memoryImage(p.segments), filterOptions: CompileOptions = {}): CompiledLaunch {
+  const policy = launchPolicy(p.devices);
+  const filter = compilePolicyCached(policy, filterOptions);
   log.debug({ syscalls: new Set(policy.rules.map((r) => r.syscall)).size, rules: policy.rules.length, instructions: filter.instructions }, 'filter compiled');
   const plan = makeGuestPlan({
     memSize: p.memSize,
@@ -189,17 +216,38 @@ export function writePlanFd(bytes: Buffer): number {
  * stdio included, so each fd the stub must find has the flag cleared.
  * Returns only by throwing.
  */
-export function execStub(p: PreparedLaunch, argv0: string, opts: { startFd?: number; jail?: () => StartedJail } = {}): never {
-  const c = compileLaunch(p);
-  const memFd = memoryFileFd(c.memory);
-  // Last, so nothing above can leave its cgroups behind; the stub removes them when the guest ends.
+export function execStub(p: PreparedLaunch, argv0: string, opts: { startFd?: number; trace?: TraceSetup; jail?: () => StartedJail } = {}): never {
+  const t = opts.trace;
+  const c = compileLaunch(p, undefined, t ? TRACE_ALL : {});
+  t?.onCompiled(c);
+  return execPlan(c.plan, c.filter.bpf, p.devices.map((d) => d.hostfd), memoryFileFd(c.memory), argv0, {
+    startFd: opts.startFd, jail: opts.jail,
+    ...(t ? { flags: t.flags, sections: [t.section(t.fd)], extraFds: [t.fd] } : {}),
+  });
+}
+
+/** How execPlan's caller extends the plan: record/replay add a flag, a section and the recording's fd; --isolate a jail. */
+interface ExecOptions {
+  startFd?: number;
+  flags?: number;
+  sections?: PlanSectionData[];
+  /** More fds the stub must inherit, at the same numbers. */
+  extraFds?: number[];
+  /** --isolate: makes the guest's cgroups and the plan's isolation sections (supervisor/isolate/). */
+  jail?: () => StartedJail;
+}
+
+/** execStub for a guest plan made elsewhere (a restore): devices and memory file at this process's fd numbers. */
+export function execPlan(plan: GuestPlan, bpf: Buffer, deviceFds: number[], memFd: number, argv0: string, opts: ExecOptions = {}): never {
+  // Last, so nothing before can leave its cgroups behind; the stub removes them when the guest ends.
   const jail = opts.jail?.();
   try {
-    const planFd = writePlanFd(encodePlan(c.plan, c.filter.bpf, {
-      deviceSrc: p.devices.map((d) => d.hostfd), imageSrc: memFd,
-      flags: (opts.startFd !== undefined ? PlanFlags.WAIT_START : 0) | (jail?.flags ?? 0), startFd: opts.startFd, sections: jail?.sections,
+    const planFd = writePlanFd(encodePlan(plan, bpf, {
+      deviceSrc: deviceFds, imageSrc: memFd,
+      flags: (opts.startFd !== undefined ? PlanFlags.WAIT_START : 0) | (opts.flags ?? 0) | (jail?.flags ?? 0), startFd: opts.startFd,
+      sections: [...(opts.sections ?? []), ...(jail?.sections ?? [])],
     }));
-    const inherit = [0, 1, 2, ...p.devices.map((d) => d.hostfd), memFd, planFd, ...(opts.startFd !== undefined ? [opts.startFd] : [])];
+    const inherit = [0, 1, 2, ...deviceFds, memFd, planFd, ...(opts.startFd !== undefined ? [opts.startFd] : []), ...(opts.extraFds ?? [])];
     for (const fd of inherit) {
       if (os.fcntl(fd, os.F_SETFD, 0) < 0) throw sysFail(`fcntl(${fd}, F_SETFD)`);
     }

@@ -59,6 +59,10 @@ export interface RunOptions {
   waitFifo?: string;
   /** --isolate[=strict] and its options: the guest runs jailed (supervisor/isolate/). */
   isolate?: IsolateOptions;
+  /** --restore=DIR: continue from a snapshot (supervisor/snapshot/restore.ts); no GUEST operand then. */
+  restore?: string;
+  /** --record=FILE: run for real and record the execution for `tendril replay` (docs/record-replay.md). */
+  record?: string;
   /** The request came from the API: messages name JSON fields ("memMiB", "devices.NAME"), not options. */
   api?: boolean;
 }
@@ -116,7 +120,7 @@ export function parseMac(word: string, value: string): Buffer {
   return Buffer.from(value.split(':').map((h) => parseInt(h, 16)));
 }
 
-function parseSectorSize(word: string, value: string): number {
+export function parseSectorSize(word: string, value: string): number {
   if (!/^[0-9]{1,5}$/.test(value)) throw invalid(word, 'sector size must be a number of bytes');
   const n = Number(value);
   if (n < 512 || n > 32768 || (n & (n - 1)) !== 0) {
@@ -134,7 +138,7 @@ function splitDeviceOption(word: string): [string, string, string] | undefined {
 /** Every option of `run`, as written in the usage: flags, `--opt=VALUE`, and device options `--kind:NAME=VALUE`. */
 const FLAGS = ['--x-exec-heap', '--dumpable', '--gdb', '--supervise', '--isolate', '--help', '--version'];
 const VALUED: Record<string, string> = {
-  '--mem': 'MB', '--log-level': 'LEVEL', '--log-format': 'FORMAT', '--wait-fifo': 'PATH', '--dumpcore': 'DIR',
+  '--mem': 'MB', '--log-level': 'LEVEL', '--log-format': 'FORMAT', '--wait-fifo': 'PATH', '--dumpcore': 'DIR', '--restore': 'DIR', '--record': 'FILE',
   '--uid': 'UID', '--gid': 'GID', '--cpus': 'N', '--mem-limit': 'MB', '--cgroup-parent': 'DIR',
 };
 /** Options that only mean something with --isolate. */
@@ -209,6 +213,7 @@ export function parseRunArgs(argv: string[], dialect: Dialect = 'tendril'): Pars
   const seen = new Set<string>();
   let isolateSeen = false;
   const isolateWords: string[] = [];
+  let memGiven = false;
 
   let i = 0;
   for (; i < argv.length; i++) {
@@ -279,8 +284,21 @@ export function parseRunArgs(argv: string[], dialect: Dialect = 'tendril'): Pars
       opts.dumpable = true;
       continue;
     }
+    if (word.startsWith('--record=')) {
+      const file = word.slice('--record='.length);
+      if (!file) throw invalid(word, 'missing file to record into');
+      opts.record = file;
+      continue;
+    }
     if (word.startsWith('--mem=')) {
       opts.memMiB = parseMem(word, word.slice(6));
+      memGiven = true;
+      continue;
+    }
+    if (word.startsWith('--restore=')) {
+      const dir = word.slice('--restore='.length);
+      if (!dir) throw invalid(word, 'missing snapshot directory');
+      opts.restore = dir;
       continue;
     }
     const dev = splitDeviceOption(word);
@@ -322,12 +340,25 @@ export function parseRunArgs(argv: string[], dialect: Dialect = 'tendril'): Pars
         throw unknownOption(word);
     }
   }
-  if (i >= argv.length) {
+  if (opts.restore !== undefined) {
+    // What the snapshot fixed cannot be given again.
+    if (memGiven) throw invalid('--mem', 'the guest memory size is fixed by the snapshot', 'leave it out with --restore');
+    if (opts.xExecHeap) throw invalid('--x-exec-heap', 'fixed by the snapshot (it was made with or without it)', 'leave it out with --restore');
+    if (opts.record !== undefined) {
+      // A recording replays from the image's first instruction, which a restored guest never ran.
+      throw invalid('--record', 'cannot be combined with --restore (a recording starts at the guest\'s boot)', 'record a fresh run: tendril run --record=FILE GUEST');
+    }
+    if (i < argv.length) {
+      throw new UsageError(`--restore takes no GUEST or guest arguments ('${argv[i]}'): the guest and its command line are fixed by the snapshot`,
+        'tendril run --restore=DIR [device options]', true);
+    }
+  } else if (i >= argv.length) {
     throw dialect === 'solo5-spt' ? new UsageError('Missing KERNEL operand', 'name the unikernel to run', true)
       : new UsageError('missing GUEST operand', 'name the guest image to run, e.g. `tendril run app.spt`', true);
+  } else {
+    opts.guest = argv[i];
+    opts.guestArgs = argv.slice(i + 1);
   }
-  opts.guest = argv[i];
-  opts.guestArgs = argv.slice(i + 1);
 
   for (const [name, [word, mac]] of macs) {
     const net = nets.get(name);
@@ -344,6 +375,11 @@ export function parseRunArgs(argv: string[], dialect: Dialect = 'tendril'): Pars
   if (!isolateSeen && isolateWords.length) throw invalid(isolateWords[0], 'only applies with --isolate', `add --isolate (or --isolate=strict)`);
   if (opts.isolate && opts.gdb) throw invalid('--gdb', 'cannot be combined with --isolate (the isolated guest runs as another user in its own pid namespace)');
   if (opts.isolate && opts.dumpcore) throw invalid('--dumpcore', 'cannot be combined with --isolate (the isolated guest has no filesystem to write a core to)');
+  if (opts.gdb && opts.record) {
+    throw invalid('--gdb', 'cannot be combined with --record (the recorder is the guest\'s tracer)', 'record first, then debug the replay: tendril replay --gdb FILE');
+  }
+  if (opts.isolate && opts.record) throw invalid('--record', 'cannot be combined with --isolate: recording a jailed guest is not implemented');
+  if (opts.isolate && opts.restore) throw invalid('--restore', 'cannot be combined with --isolate: restoring into a jail is not implemented');
   opts.devices = [...nets.values(), ...blocks.values()];
   return { kind: 'run', options: opts };
 }
@@ -367,6 +403,8 @@ Options:
   --dumpable                    leave the guest process dumpable (core dumps, ptrace by non-root)
   --dumpcore=DIR                if the guest dies by a signal, write DIR/core (open it with gdb GUEST DIR/core)
   --gdb                         stop before the guest's first instruction and wait for gdb to attach
+  --record=FILE                 run for real and record the execution into FILE, to re-run it exactly
+                                with \`tendril replay FILE' (anywhere: the file carries the image)
   --supervise                   run the guest as a child: log its exit and say why it died (a forbidden
                                 system call by name, a fault by address); same exit status
   --isolate[=strict]            jail the guest beneath its filter: an id that owns nothing, no capabilities,
@@ -378,6 +416,8 @@ Options:
   --cgroup-parent=DIR           a delegated cgroup v2 directory for isolated guests' cgroups
   --wait-fifo=PATH              load the guest, then wait until a byte is written to the FIFO PATH
                                 (create/start as in OCI runtimes; used by tendril-oci)
+  --restore=DIR                 continue from the snapshot DIR (tendril snapshot create) instead of
+                                booting ${G}: no ${G} or ARGS, no --mem or --x-exec-heap; devices again
   --log-level=LEVEL             trace, debug, info, warn (default), error, fatal or silent
   --log-format=FORMAT           pretty (default on a terminal) or json
   --help                        show this help${dialect === 'solo5-spt' ? ' (on stderr, exit 1, as solo5-spt)' : ''}

@@ -25,6 +25,8 @@ export interface GuestReport {
   maxrssKb: number;
   /** Isolated: the OOM killer of the guest's own memory cgroup ended it. */
   oom: boolean;
+  /** Snapshot creation: the guest reached the point and was dumped (then killed on purpose). */
+  snapshot?: boolean;
 }
 
 export interface GuestEnd {
@@ -64,6 +66,7 @@ export function decodeReport(buf: Buffer): GuestReport {
     stimeUs: Number(r.stime_us),
     maxrssKb: Number(r.maxrss_kb),
     oom: has(REPORT_FLAG.OOM),
+    ...(has(REPORT_FLAG.SNAPSHOT) ? { snapshot: true } : {}),
   };
 }
 

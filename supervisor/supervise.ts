@@ -7,8 +7,9 @@
 import { spawn, type ChildProcess } from 'node:child_process';
 import { closeSync } from 'node:fs';
 import type { Readable } from 'node:stream';
-import { PlanFlags, encodePlan } from '../loader/plan.js';
-import { compileLaunch, memoryFileFd, releaseLaunch, writePlanFd, type PreparedLaunch } from './launch.js';
+import { PlanFlags, encodePlan, type GuestPlan, type PlanSectionData } from '../loader/plan.js';
+import { TRACE_ALL } from '../filters/compile.js';
+import { compileLaunch, memoryFileFd, releaseLaunch, writePlanFd, type PreparedLaunch, type TraceSetup } from './launch.js';
 import { STUB_PATH } from './paths.js';
 import { guestEnd, parseMonitorMessages, type GuestEnd } from './report.js';
 import * as os from './os.js';
@@ -28,23 +29,58 @@ export interface Spawned {
  * where the guest wants them. Our own copies are closed once the child has
  * its own.
  */
-export function spawnSupervised(p: PreparedLaunch, argv0: string, makeJail?: () => StartedJail): Spawned {
-  const c = compileLaunch(p);
-  const n = p.devices.length;
+export function spawnSupervised(p: PreparedLaunch, argv0: string, trace?: TraceSetup, jail?: () => StartedJail): Spawned {
+  const c = compileLaunch(p, undefined, trace ? TRACE_ALL : {});
+  trace?.onCompiled(c);
+  try {
+    return spawnPlan({
+      plan: c.plan, bpf: c.filter.bpf, deviceFds: p.devices.map((d) => d.hostfd), memFd: memoryFileFd(c.memory), argv0, jail,
+      ...(trace ? { flags: trace.flags, extraFds: [trace.fd], sections: (at: number[]) => [trace.section(at[0])] } : {}),
+    });
+  } finally {
+    if (trace) closeSync(trace.fd);
+    releaseLaunch(p);
+  }
+}
+
+export interface SpawnSpec {
+  plan: GuestPlan;
+  bpf: Buffer;
+  /** Host fds of the devices, in the plan's order. */
+  deviceFds: number[];
+  /** The memory file; closed here once the child has it. */
+  memFd: number;
+  argv0: string;
+  /** More plan flags (e.g. SNAPSHOT) besides MONITOR. */
+  flags?: number;
+  /** fds the stub needs besides the devices and the memory file (e.g. a snapshot's files), and the
+   * hand-over sections that refer to them by the numbers the child gets. */
+  extraFds?: number[];
+  sections?: (extraAt: number[]) => PlanSectionData[];
+  /** The guest's stdout and stderr: ours (default), or a pipe (child.stdout) for a server to collect. */
+  console?: 'inherit' | 'pipe';
+  /** --isolate: makes the guest's cgroups and the plan's isolation sections (supervisor/isolate/). */
+  jail?: () => StartedJail;
+}
+
+/** The supervised hand-over of a guest plan: the stub as a child in monitor mode. */
+export function spawnPlan(s: SpawnSpec): Spawned {
+  const n = s.deviceFds.length;
   const memAt = 3 + n;
-  const planAt = memAt + 1;
+  const extra = s.extraFds ?? [];
+  const extraAt = extra.map((_, i) => memAt + 1 + i);
+  const planAt = memAt + 1 + extra.length;
   const reportAt = planAt + 1;
-  const memFd = memoryFileFd(c.memory);
   let planFd: number;
   let jail: StartedJail | undefined;
   try {
-    jail = makeJail?.();
-    planFd = writePlanFd(encodePlan(c.plan, c.filter.bpf, {
-      deviceSrc: p.devices.map((_, i) => 3 + i), imageSrc: memAt, flags: PlanFlags.MONITOR | (jail?.flags ?? 0), reportFd: reportAt,
-      sections: jail?.sections,
+    jail = s.jail?.();
+    planFd = writePlanFd(encodePlan(s.plan, s.bpf, {
+      deviceSrc: s.deviceFds.map((_, i) => 3 + i), imageSrc: memAt, flags: PlanFlags.MONITOR | (s.flags ?? 0) | (jail?.flags ?? 0), reportFd: reportAt,
+      sections: [...(s.sections?.(extraAt) ?? []), ...(jail?.sections ?? [])],
     }));
   } catch (e) {
-    closeSync(memFd);
+    closeSync(s.memFd);
     jail?.cgroups.remove();
     throw e;
   }
@@ -52,25 +88,27 @@ export function spawnSupervised(p: PreparedLaunch, argv0: string, makeJail?: () 
   let child: ChildProcess;
   try {
     child = spawn(STUB_PATH, [String(planAt)], {
-      argv0,
+      argv0: s.argv0,
       env: {},
-      stdio: ['inherit', 'inherit', 'inherit', ...p.devices.map((d) => d.hostfd), memFd, planFd, 'pipe'],
+      stdio: s.console === 'pipe' ? ['ignore', 'pipe', 'pipe', ...s.deviceFds, s.memFd, ...extra, planFd, 'pipe']
+        : ['inherit', 'inherit', 'inherit', ...s.deviceFds, s.memFd, ...extra, planFd, 'pipe'],
     });
   } finally {
     closeSync(planFd);
-    closeSync(memFd);
-    releaseLaunch(p);
+    closeSync(s.memFd);
   }
   const done = watchGuest(child, child.stdio[reportAt] as Readable, started);
+  if (!jail) return { child, done };
   // The monitor removes the guest's cgroups; this covers a stub that died before it could.
+  const made = jail.cgroups;
   const removeLeft = () => {
     try {
-      jail!.cgroups.remove();
+      made.remove();
     } catch {
       // the monitor has said why on stderr
     }
   };
-  return { child, done: jail ? done.finally(removeLeft) : done };
+  return { child, done: done.finally(removeLeft) };
 }
 
 /** Collects the monitor's messages and the child's end into a GuestEnd. */

@@ -1,10 +1,11 @@
 // tendril-oci under real containerd (Debian's 1.6): images built by
 // `tendril image build`, imported with ctr, run by containerd's standard shim
-// (io.containerd.runc.v2) with tendril-oci as its runc binary. The file
-// starts its own containerd (private root, state, socket, namespace and
-// runtime root under a temp dir), stops it by pid and removes everything,
-// even when a test fails. Also: the runtime driven directly (no containerd)
-// for the config.json rules.
+// (io.containerd.runc.v2) with tendril-oci (the native front,
+// native/build/tendril-oci) as its runc binary. The file starts its own
+// containerd (private root, state, socket, namespace and runtime root under
+// a temp dir), stops it by pid and removes everything, even when a test
+// fails. Also: the runtime driven directly (no containerd) for the
+// config.json rules and for containers it hands to runc.
 
 import test from 'ava';
 import { spawn, spawnSync, type ChildProcess } from 'node:child_process';
@@ -15,9 +16,15 @@ import {
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { setTimeout as sleep } from 'node:timers/promises';
+import { BAD_ELF_CASES } from './fixtures/bad-elf.js';
 import { guest, ROOT, runCmdAsync, tendril, type RunResult } from './helpers.js';
 
-const TENDRIL_OCI = join(ROOT, 'bin/tendril-oci.js');
+/** test_hello with its ABI note saying hvt: a Solo5 guest, so tendril's, refused with tendril's reason. */
+function hvtGuest(): Buffer {
+  return BAD_ELF_CASES.find((c) => c.name === 'hvt target')!.mutate(readFileSync(guest('test_hello')));
+}
+
+const TENDRIL_OCI = join(ROOT, 'native/build/tendril-oci');
 const isRoot = process.getuid?.() === 0;
 const hasContainerd = spawnSync('sh', ['-c', 'command -v containerd && command -v ctr'], { stdio: 'ignore' }).status === 0;
 const ctest = isRoot && hasContainerd ? test : test.skip;
@@ -77,7 +84,7 @@ test.before(async () => {
     runtime: join(dir, 'tendril-oci'), calls: join(dir, 'calls.log'), snapshotter: [], runBefore: existsSync('/run/containerd'),
   };
   // The shim needs an executable; this one also records each command line the shim used.
-  writeFileSync(env.runtime, `#!/bin/sh\nprintf '%s\\n' "$*" >> '${env.calls}'\nexec '${process.execPath}' '${TENDRIL_OCI}' "$@"\n`);
+  writeFileSync(env.runtime, `#!/bin/sh\nprintf '%s\\n' "$*" >> '${env.calls}'\nexec '${TENDRIL_OCI}' "$@"\n`);
   chmodSync(env.runtime, 0o755);
   writeFileSync(join(dir, 'config.toml'), `version = 2
 root = "${dir}/root"
@@ -222,7 +229,7 @@ ctest('a long-running guest: RUNNING in ctr task ls, killed, deleted; the shim\'
   // The task's pid is the guest itself: the stub's image, under its seccomp filter.
   t.is(readFileSync(`/proc/${pid}/cmdline`, 'latin1').split('\0')[0], 'tendril: test_time.spt');
   t.regex(readFileSync(`/proc/${pid}/status`, 'utf8'), /^Seccomp:\s+2$/m);
-  const state = await runCmdAsync(process.execPath, [TENDRIL_OCI, '--root', join(env!.runcRoot, env!.namespace), 'state', id]);
+  const state = await runCmdAsync(TENDRIL_OCI, ['--root', join(env!.runcRoot, env!.namespace), 'state', id]);
   t.is(state.status, 0, state.stderr);
   t.like(JSON.parse(state.stdout), { id, pid, status: 'running' });
   // The runtime log in the bundle: JSON records as the shim asked (--log-format json).
@@ -266,7 +273,7 @@ function bundle(dir: string, config: Record<string, unknown>, setup?: (rootfs: s
 
 /** tendril-oci with a private root; async, so the tests of this file overlap. */
 function oci(dir: string, ...args: string[]): Promise<RunResult> {
-  return runCmdAsync(process.execPath, [TENDRIL_OCI, '--root', join(dir, 'state'), ...args], { timeoutMs: 30_000 });
+  return runCmdAsync(TENDRIL_OCI, ['--root', join(dir, 'state'), ...args], { timeoutMs: 30_000 });
 }
 
 /** create with stdio on a file: the waiting guest keeps create's stdio, and a pipe would never close. */
@@ -274,8 +281,7 @@ async function ociCreate(dir: string, ...args: string[]): Promise<{ status: numb
   const file = join(dir, 'out');
   const fd = openSync(file, 'w');
   try {
-    const r = await runCmdAsync(process.execPath, [TENDRIL_OCI, '--root', join(dir, 'state'), 'create', ...args],
-      { timeoutMs: 30_000, stdio: ['ignore', fd, fd] });
+    const r = await runCmdAsync(TENDRIL_OCI, ['--root', join(dir, 'state'), 'create', ...args], { timeoutMs: 30_000, stdio: ['ignore', fd, fd] });
     return { status: r.status, out: readFileSync(file, 'utf8') };
   } finally {
     closeSync(fd);
@@ -294,15 +300,20 @@ for (const [what, config, setup, message] of [
   ['a disk behind a symlink out of the rootfs', { annotations: { 'org.tendril.block.storage': '/disk.img' } },
     (rootfs: string) => symlinkSync('/etc/hostname', join(rootfs, 'disk.img')), /org\.tendril\.block\.storage: \/disk\.img leads outside the container's rootfs/],
   ['too little memory', { linux: { resources: { memory: { limit: 1 << 20 } } } }, undefined, /memory\.limit: 1048576 bytes: a guest needs at least 2 MiB/],
-  ['a guest that is not a unikernel', { process: { args: ['/bin.sh'] } }, (rootfs: string) => writeFileSync(join(rootfs, 'bin.sh'), '#!/bin/sh\n'),
-    /process\.args\[0\] \/bin\.sh: /],
+  ['a bad sector size', { annotations: { 'org.tendril.block.storage': '/disk.img', 'org.tendril.block-sector-size.storage': '1000' } },
+    (rootfs: string) => {
+      writeFileSync(join(rootfs, 'hello.spt'), readFileSync(guest('test_blk')));
+      writeFileSync(join(rootfs, 'disk.img'), Buffer.alloc(1 << 20));
+    }, /annotation org\.tendril\.block-sector-size\.storage=1000: Block size must be a power of two/],
+  ['a Solo5 guest for another target', { process: { args: ['/hvt.spt'] } },
+    (rootfs: string) => writeFileSync(join(rootfs, 'hvt.spt'), hvtGuest()), /process\.args\[0\] \/hvt\.spt: .*not for the solo5-spt target \(it is for hvt\)/],
 ] as const) {
   test(`tendril-oci create rejects ${what}, naming the field`, async (t) => {
     const dir = mkdtempSync(join(tmpdir(), 'tendril-oci-'));
     try {
       const b = bundle(dir, config as Record<string, unknown>, setup);
       const log = join(dir, 'log.json');
-      const r = await runCmdAsync(process.execPath, [TENDRIL_OCI, '--root', join(dir, 'state'), '--log', log, '--log-format', 'json', 'create', '--bundle', b, 'c1']);
+      const r = await runCmdAsync(TENDRIL_OCI, ['--root', join(dir, 'state'), '--log', log, '--log-format', 'json', 'create', '--bundle', b, 'c1']);
       t.is(r.status, 1);
       t.regex(r.stderr, /^tendril-oci: [^\n]+\n$/);
       t.regex(r.stderr, message);
@@ -345,7 +356,7 @@ test('tendril-oci lifecycle without containerd: created waits, start runs, state
     t.regex(readFileSync(out, 'utf8'), /Memory map: 4 MB addressable/);
     t.regex(readFileSync(out, 'utf8'), /SUCCESS/);
     t.like(JSON.parse((await oci(dir, 'state', 'c1')).stdout), { status: 'stopped', pid: 0 });
-    t.regex((await oci(dir, 'kill', 'c1', 'KILL')).stderr, /container c1 is not running/);
+    t.regex((await oci(dir, 'kill', 'c1', 'KILL')).stderr, /container not running/, 'the words the shim takes for "already exited"');
     t.regex((await oci(dir, 'start', 'c1')).stderr, /cannot start container c1: it is stopped, not created/);
     t.is((await oci(dir, 'delete', 'c1')).status, 0);
     t.false(existsSync(join(dir, 'state', 'c1')));
@@ -360,15 +371,16 @@ test('tendril-oci: a recorded pid that now belongs to another process reads as s
     const b = bundle(dir, {});
     const c = await ociCreate(dir, '--bundle', b, 'c1');
     t.is(c.status, 0, c.out);
-    const stateFile = join(dir, 'state', 'c1', 'state.json');
-    const real = JSON.parse(readFileSync(stateFile, 'utf8'));
-    writeFileSync(stateFile, JSON.stringify({ ...real, startTime: '1' }));
+    const stateFile = join(dir, 'state', 'c1', 'state');
+    const real = readFileSync(stateFile, 'utf8');
+    const pid = Number(/^pid (\d+)$/m.exec(real)![1]);
+    writeFileSync(stateFile, real.replace(/^start_time \d+$/m, 'start_time 1'));
     t.is(JSON.parse((await oci(dir, 'state', 'c1')).stdout).status, 'stopped');
-    t.regex((await oci(dir, 'kill', 'c1', '9')).stderr, /not running/, 'never signals a pid it cannot vouch for');
-    writeFileSync(stateFile, JSON.stringify(real));
+    t.regex((await oci(dir, 'kill', 'c1', '9')).stderr, /container not running/, 'never signals a pid it cannot vouch for');
+    writeFileSync(stateFile, real);
     t.is(JSON.parse((await oci(dir, 'state', 'c1')).stdout).status, 'created');
     t.is((await oci(dir, 'delete', 'c1')).status, 0, 'deleting a created container ends its waiting guest');
-    await waitFor('the stub to end', () => !existsSync(`/proc/${real.pid}`) || /^State:\s+Z/m.test(readFileSync(`/proc/${real.pid}/status`, 'utf8')));
+    await waitFor('the stub to end', () => !existsSync(`/proc/${pid}`) || /^State:\s+Z/m.test(readFileSync(`/proc/${pid}/status`, 'utf8')));
     t.pass();
   } finally {
     rmSync(dir, { recursive: true, force: true });
@@ -376,16 +388,78 @@ test('tendril-oci: a recorded pid that now belongs to another process reads as s
 });
 
 test('tendril-oci --version, features and refusals of commands it cannot honour', async (t) => {
-  const v = spawnSync(process.execPath, [TENDRIL_OCI, '--version'], { encoding: 'utf8' });
+  const v = spawnSync(TENDRIL_OCI, ['--version'], { encoding: 'utf8' });
   t.regex(v.stdout, /^tendril-oci version \d+\.\d+\.\d+\nspec: 1\.0\.2\n$/);
-  const f = JSON.parse(spawnSync(process.execPath, [TENDRIL_OCI, 'features'], { encoding: 'utf8' }).stdout);
+  const f = JSON.parse(spawnSync(TENDRIL_OCI, ['features'], { encoding: 'utf8' }).stdout);
   t.is(f.ociVersionMin, '1.0.0');
   t.deepEqual(f.hooks, []);
-  const dir = tmpdir();
-  t.regex((await oci(dir, 'exec', 'c1')).stderr, /^tendril-oci: exec is not supported: a unikernel is one program/);
-  t.regex((await oci(dir, 'create', '--preserve-fds', '2', 'c1')).stderr, /--preserve-fds 2/);
-  t.regex((await oci(dir, '--bogus', 'state', 'c1')).stderr, /unknown global option --bogus/);
-  t.regex((await oci(dir, 'kill', 'c1', 'SIGNOPE')).stderr, /unknown signal 'SIGNOPE'/);
-  t.regex((await oci(dir, 'state', '../etc')).stderr, /invalid container id/);
-  t.is(spawnSync(process.execPath, [TENDRIL_OCI, '--systemd-cgroup', '--root', join(dir, 'nonexistent-root'), 'delete', '--force', 'x']).status, 0);
+  const dir = mkdtempSync(join(tmpdir(), 'tendril-oci-'));
+  try {
+    const c = await ociCreate(dir, '--bundle', bundle(dir, {}), 'c1');
+    t.is(c.status, 0, c.out);
+    t.regex((await oci(dir, 'exec', '--process', '/dev/null', 'c1')).stderr, /^tendril-oci: exec is not supported for container c1: a unikernel is one program/);
+    t.regex((await oci(dir, 'update', '--resources', '-', 'c1')).stderr, /update is not supported for container c1: tendril creates no cgroups/);
+    t.regex((await oci(dir, 'exec', 'c9')).stderr, /container c9 does not exist/);
+    t.regex((await oci(dir, 'run', 'c1')).stderr, /run is not supported: use create, then start/);
+    t.regex((await oci(dir, 'create', '--preserve-fds', '2', '--bundle', bundle(dir, {}), 'c2')).stderr, /--preserve-fds 2/);
+    t.regex((await oci(dir, '--bogus', 'state', 'c1')).stderr, /unknown global option --bogus/);
+    t.regex((await oci(dir, 'kill', 'c1', 'SIGNOPE')).stderr, /unknown signal 'SIGNOPE'/);
+    t.regex((await oci(dir, 'kill', '--nope', 'c1')).stderr, /kill: unknown option --nope/);
+    t.regex((await oci(dir, 'state', '../etc')).stderr, /invalid container id/);
+    t.is((await oci(dir, 'delete', 'c1')).status, 0);
+    t.is(spawnSync(TENDRIL_OCI, ['--systemd-cgroup', '--root', join(dir, 'nonexistent-root'), 'delete', '--force', 'x']).status, 0);
+  } finally {
+    rmSync(dir, { recursive: true, force: true });
+  }
+});
+
+/** A static C program in a rootfs: what runc runs for a container that is not a unikernel. */
+function staticHello(rootfs: string): void {
+  const src = join(rootfs, '..', 'hello.c');
+  writeFileSync(src, '#include <stdio.h>\nint main(int c, char **v) { printf("runc ran %s\\n", c > 1 ? v[1] : "it"); return 3; }\n');
+  const cc = spawnSync('gcc', ['-static', '-O2', '-o', join(rootfs, 'hello'), src], { encoding: 'utf8' });
+  if (cc.status !== 0) throw new Error(`gcc -static: ${cc.stderr}`);
+}
+
+const hasRunc = spawnSync('sh', ['-c', 'command -v runc'], { stdio: 'ignore' }).status === 0;
+(isRoot && hasRunc ? test : test.skip)('a container that is not a unikernel goes to runc, and every later command for it too', async (t) => {
+  const dir = mkdtempSync(join(tmpdir(), 'tendril-oci-'));
+  try {
+    const b = bundle(dir, {
+      process: { args: ['/hello', 'delegated'], cwd: '/', user: { uid: 0, gid: 0 } },
+      mounts: [{ destination: '/proc', type: 'proc', source: 'proc' }],
+      linux: { namespaces: [{ type: 'pid' }, { type: 'mount' }] },
+    }, staticHello);
+    const log = join(dir, 'log.json');
+    const c = await ociCreate(dir, '--bundle', b, 'r1');
+    t.is(c.status, 0, c.out);
+    const record = readFileSync(join(dir, 'state', 'r1', 'state'), 'utf8');
+    t.regex(record, /^runtime runc$/m);
+    t.regex(record, /^delegate \/\S*runc$/m);
+    const st = JSON.parse((await oci(dir, 'state', 'r1')).stdout);
+    t.like(st, { id: 'r1', status: 'created' }, 'runc\'s own state');
+    t.true(existsSync(join(dir, 'state', 'r1', 'runc', 'r1', 'state.json')), 'runc keeps its state under the container\'s directory');
+    t.is((await runCmdAsync(TENDRIL_OCI, ['--root', join(dir, 'state'), '--log', log, '--log-format', 'json', 'start', 'r1'])).status, 0);
+    await waitFor('runc\'s container to exit', async () => JSON.parse((await oci(dir, 'state', 'r1')).stdout).status === 'stopped');
+    t.is(readFileSync(join(dir, 'out'), 'utf8'), 'runc ran delegated\n');
+    t.is((await oci(dir, 'delete', 'r1')).status, 0);
+    t.false(existsSync(join(dir, 'state', 'r1')), 'delete removed tendril-oci\'s record too');
+    t.regex((await oci(dir, 'state', 'r1')).stderr, /container r1 does not exist/);
+
+    // No runc to hand it to: a clear error, and nothing left.
+    const none = await runCmdAsync(TENDRIL_OCI, ['--root', join(dir, 'state'), '--delegate=/nonexistent/runc', 'create', '--bundle', b, 'r2']);
+    t.is(none.status, 1);
+    t.regex(none.stderr, /^tendril-oci: process\.args\[0\] \/hello is not an ELF without a Solo5 ABI note|^tendril-oci: process\.args\[0\] \/hello is an ELF without a Solo5 ABI note, so not a unikernel, and there is no runc to hand the container to: install runc or give --delegate=PATH\n$/);
+    t.false(existsSync(join(dir, 'state', 'r2')));
+
+    // A FIFO as process.args[0] is looked at, never opened (an open would block until a writer came).
+    const fifoBundle = bundle(join(dir, 'f'), { process: { args: ['/pipe'], cwd: '/', user: { uid: 0, gid: 0 } } },
+      (rootfs) => spawnSync('mkfifo', [join(rootfs, 'pipe')]));
+    const fifo = await runCmdAsync(TENDRIL_OCI, ['--root', join(dir, 'state'), '--delegate=/nonexistent/runc', 'create', '--bundle', fifoBundle, 'r3'],
+      { timeoutMs: 10_000 });
+    t.is(fifo.timedOut, undefined);
+    t.regex(fifo.stderr, /process\.args\[0\] \/pipe is not a regular file, so not a unikernel, and there is no runc/);
+  } finally {
+    rmSync(dir, { recursive: true, force: true });
+  }
 });

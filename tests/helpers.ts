@@ -2,7 +2,7 @@
 
 import { spawn, spawnSync, type SpawnSyncOptions } from 'node:child_process';
 import { mkdtempSync, readFileSync, readlinkSync, rmSync } from 'node:fs';
-import { tmpdir } from 'node:os';
+import { constants as osConstants, tmpdir } from 'node:os';
 import { dirname, join, resolve } from 'node:path';
 import { setTimeout as pause } from 'node:timers/promises';
 import { fileURLToPath } from 'node:url';
@@ -25,10 +25,8 @@ export interface RunResult {
   stderr: string;
 }
 
-const SIGNUM: Partial<Record<NodeJS.Signals, number>> = { SIGSEGV: 11, SIGSYS: 31, SIGABRT: 6, SIGKILL: 9, SIGILL: 4, SIGBUS: 7, SIGFPE: 8, SIGTRAP: 5 };
-
 export function shellStatus(status: number | null, signal: NodeJS.Signals | null): number {
-  if (signal) return 128 + (SIGNUM[signal] ?? 0);
+  if (signal) return 128 + (osConstants.signals[signal] ?? 0);
   return status ?? -1;
 }
 

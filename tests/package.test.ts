@@ -75,8 +75,8 @@ test.serial('the tarball has the compiled supervisor and the native sources, and
     t.true(existsSync(join(src, p)), `the packed copy has ${p}`);
   }
   for (const p of [
-    'package.json', 'README.md', 'bin/tendril.cjs', 'bin/tendril-spt.cjs', 'bin/tendril-oci.js',
-    'dist/supervisor/cli.js', 'dist/supervisor/oci/cli.js', 'dist/loader/elf.js', 'dist/filters/policy.js',
+    'package.json', 'README.md', 'bin/tendril.cjs', 'bin/tendril-spt.cjs', 'bin/tendril-oci',
+    'dist/supervisor/cli.js', 'dist/supervisor/oci/create-main.js', 'native/oci/main.c', 'native/oci/Makefile', 'dist/loader/elf.js', 'dist/filters/policy.js',
     'scripts/build-native.js', 'native/Makefile', 'native/stub/stub.c', 'native/zygote/zygote.c',
     'native/bindings/Makefile', 'native/bindings/spt.lds', 'native/bindings/include/solo5.h',
   ]) {
@@ -87,7 +87,7 @@ test.serial('the tarball has the compiled supervisor and the native sources, and
 });
 
 test.serial('the install built the native parts', (t) => {
-  for (const p of ['tendril-stub', 'tendril-zygote', 'bindings.o']) {
+  for (const p of ['tendril-stub', 'tendril-zygote', 'bindings.o', 'tendril-oci']) {
     t.true(existsSync(join(installed, 'native/build', p)), `${p} was built at install`);
   }
 });

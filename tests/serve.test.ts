@@ -170,7 +170,7 @@ test('unknown JSON fields are refused by name, with the field meant', async (t) 
 });
 
 for (const [what, body, status, expect] of [
-  ['no image', { memMiB: 2 }, 400, /^"image" is required$/],
+  ['no image', { memMiB: 2 }, 400, /^"image" is required; or "snapshot": ID, to restore a snapshot instead$/],
   ['an image that is not an id', { image: 'hello.spt' }, 400, /"image" must be an image id/],
   ['memory of the wrong type', { memMiB: '64' }, 400, /^"memMiB" must be integer$/],
   ['too much memory', { memMiB: 70000 }, 400, /^"memMiB" must be <= 65536$/],

@@ -14,7 +14,7 @@ import { childrenOf, guest, ROOT, runCmdAsync, TENDRIL, TENDRIL_SPT, waitFor, wa
 import { startServer } from './serve-helpers.js';
 
 const SIGDIRTY = join(ROOT, 'tests/tools/build/sigdirty');
-const TENDRIL_OCI = join(ROOT, 'bin/tendril-oci.js');
+const TENDRIL_OCI = join(ROOT, 'native/build/tendril-oci');
 
 /** The signal masks of a live process, from /proc/PID/status. */
 function signalState(pid: number): Record<'SigIgn' | 'SigBlk' | 'SigPnd' | 'ShdPnd' | 'SigCgt', string> {
@@ -67,18 +67,18 @@ test('tendril-oci: the created, then started container guest has no signal ignor
     const state = join(dir, 'state');
     const out = openSync(join(dir, 'out'), 'w');
     try {
-      const create = await runCmdAsync(SIGDIRTY, [process.execPath, TENDRIL_OCI, '--root', state, 'create', '--bundle', b, '--pid-file', join(dir, 'pid'), 'sig1'],
+      const create = await runCmdAsync(SIGDIRTY, [TENDRIL_OCI, '--root', state, 'create', '--bundle', b, '--pid-file', join(dir, 'pid'), 'sig1'],
         { stdio: ['ignore', out, out] });
       t.is(create.status, 0, readFileSync(join(dir, 'out'), 'utf8'));
       const pid = Number(readFileSync(join(dir, 'pid'), 'utf8'));
       try {
-        const start = await runCmdAsync(process.execPath, [TENDRIL_OCI, '--root', state, 'start', 'sig1']);
+        const start = await runCmdAsync(TENDRIL_OCI, ['--root', state, 'start', 'sig1']);
         t.is(start.status, 0, start.stderr);
         await waitForGuest(pid);
         t.deepEqual(signalState(pid), CLEAN);
       } finally {
         process.kill(pid, 'SIGKILL');
-        await runCmdAsync(process.execPath, [TENDRIL_OCI, '--root', state, 'delete', '--force', 'sig1']);
+        await runCmdAsync(TENDRIL_OCI, ['--root', state, 'delete', '--force', 'sig1']);
       }
     } finally {
       closeSync(out);

@@ -21,29 +21,14 @@
 
 #define NR_wait4 61
 #define NR_fork 57
-#define NR_ptrace 101
 #define NR_gettid 186
 #define NR_tkill 200
 #define NR_rt_sigreturn 15
 
-#define PTRACE_CONT 7
-#define PTRACE_GETREGS 12
-#define PTRACE_SEIZE 0x4206
-#define PTRACE_LISTEN 0x4208
-#define PTRACE_GETSIGINFO 0x4202
-#define PTRACE_O_TRACEEXIT 0x40
-#define PTRACE_O_EXITKILL 0x100000
-#define PTRACE_EVENT_EXIT 6
-#define PTRACE_EVENT_STOP 128
 #define WALL 0x40000000
 #define SA_RESTORER 0x04000000
 #define SA_RESTART 0x10000000
 #define SIG_IGN_ ((void *)1)
-
-static long sys_ptrace(long req, long pid, void *addr, long data)
-{
-    return syscall6(NR_ptrace, req, pid, (long)addr, data, 0, 0);
-}
 
 static long guest_pid;
 
@@ -174,6 +159,15 @@ __attribute__((noreturn)) static void monitor_loop(long child, int ready_fd)
             sys_ptrace(PTRACE_CONT, child, 0, 0);
             continue;
         }
+        if (event == PTRACE_EVENT_SECCOMP) {
+            /* Snapshot creation: a traced yield call. At the point the guest is dumped and
+             * killed; it never makes that call. */
+            if (snapshot_stop(child))
+                sys_kill(child, SIGKILL);
+            else
+                sys_ptrace(PTRACE_CONT, child, 0, 0);
+            continue;
+        }
         if (event == PTRACE_EVENT_STOP) {
             /* Group-stop: stay stopped, as an untraced process would, until SIGCONT. */
             sys_ptrace(is_stop_signal(sig) ? PTRACE_LISTEN : PTRACE_CONT, child, 0, 0);
@@ -204,8 +198,13 @@ __attribute__((noreturn)) static void monitor_loop(long child, int ready_fd)
     rep.utime_us = rusage[0] * 1000000 + rusage[1];
     rep.stime_us = rusage[2] * 1000000 + rusage[3];
     rep.flags |= isolate_end(status);
+    if (snap_taken)
+        rep.flags |= REPORT_F_SNAPSHOT;
     send_report(&rep, sizeof rep, -1);
     isolate_remove_cgroups();
+    /* A snapshot ends the guest on purpose: that is success, not the guest's SIGKILL. */
+    if (snap_taken)
+        sys_exit_group(0);
     mirror_status(status);
 }
 
@@ -231,6 +230,7 @@ static void monitor_fork(void)
         sys_close(sync[1]);
         sys_close(report_fd);
         report_fd = -1;
+        snapshot_close_fds();
         /* The guest dies with its monitor (EXITKILL covers the monitor's
          * death once attached; this covers the moment before). */
         sys_prctl(PR_SET_PDEATHSIG, SIGKILL, 0, 0, 0);
@@ -254,13 +254,23 @@ static void monitor_fork(void)
     /* The monitor keeps stdio, the report fd and its pipes; the devices,
      * the plan and the memory file are the guest's. It dies with whoever
      * started the stub, and the guest with it (EXITKILL). */
-    int keep[] = { 0, 1, 2, report_fd, ready[0], sync[1] };
-    close_all_but(keep, sizeof keep / sizeof keep[0]);
+    /* Recording, it also keeps the guest's epoll set, timer and devices, to make the guest's calls on them. */
+    int keep[9 + PLAN_MAX_MOVES] = { 0, 1, 2, report_fd, ready[0], sync[1], snap_mem_fd, snap_state_fd, rec_fd };
+    u32 nkeep = 9;
+    if (trace_mode == PLAN_F_RECORD) {
+        keep[nkeep++] = GUEST_FD_EPOLL;
+        keep[nkeep++] = GUEST_FD_TIMER;
+        for (u32 i = 0; i < hdr.nmoves; i++)
+            keep[nkeep++] = moves[i].dst;
+    }
+    close_all_but(keep, nkeep);
     plan_fd = image_fd = start_fd = -1;
     if (sys_prctl(PR_SET_PDEATHSIG, SIGKILL, 0, 0, 0) < 0 || sys_getppid() != parent)
         sys_exit_group(1);
     guest_pid = child;
-    r = sys_ptrace(PTRACE_SEIZE, child, 0, PTRACE_O_TRACEEXIT | PTRACE_O_EXITKILL);
+    /* Record/replay also stop the guest at every call its filter traces (0x80: TRACESECCOMP) and tell a
+     * syscall stop by SIGTRAP|0x80 (1: TRACESYSGOOD). */
+    r = sys_ptrace(PTRACE_SEIZE, child, 0, PTRACE_O_TRACEEXIT | PTRACE_O_EXITKILL | snapshot_ptrace_options() | (trace_mode ? 0x80 | 1 : 0));
     if (r < 0) {
         sys_kill(child, SIGKILL);
         die_errno("ptrace(PTRACE_SEIZE)", "attaching the monitor to the guest", r);
@@ -271,7 +281,13 @@ static void monitor_fork(void)
     send_report(&hello, sizeof hello, (int)pidfd);
     if (pidfd >= 0)
         sys_close((int)pidfd);
+    if (trace_mode == PLAN_F_REPLAY)
+        replay_prepare(child);
     sys_write(sync[1], "S", 1);
     sys_close(sync[1]);
+    if (trace_mode == PLAN_F_RECORD)
+        record_loop(child, ready[0]);
+    if (trace_mode == PLAN_F_REPLAY)
+        replay_loop(child, ready[0]);
     monitor_loop(child, ready[0]);
 }

@@ -19,6 +19,8 @@
 
 #include "sys.h"
 #include "tendril_formats.h"
+#include "cpu.h"
+#include "ptrace.h"
 
 /* abi.md §1, §2 and §9: fixed by the ABI, not by the plan. */
 #define SPT_HOST_MEM_BASE 0x10000ul
@@ -62,6 +64,19 @@ static int start_fd = -1;
 /* Monitor mode: written to just before the jump, so the monitor can tell a
  * guest's exit from a stub error. */
 static int guest_ready_fd = -1;
+/* Record and replay (trace.c, record.c, replay.c): the mode (0, PLAN_F_RECORD or
+ * PLAN_F_REPLAY), its section, and the recording's fd (the monitor's alone). */
+static int trace_mode;
+static u32 trace_flags;
+static int rec_fd = -1;
+static int record_section_known(u32 type);
+static void record_check_plan(void);
+static void record_resolve_fd(void);
+static char record_guest_setup(void);
+static void pin_to_this_cpu(void);
+static void replay_prepare(long child);
+__attribute__((noreturn)) static void record_loop(long child, int ready_fd);
+__attribute__((noreturn)) static void replay_loop(long child, int ready_fd);
 
 __attribute__((noreturn)) static void malformed(const char *detail)
 {
@@ -74,8 +89,13 @@ static int isolated;
 /* The plan section types this build implements (each capability adds its own). */
 static int section_known(u32 type)
 {
-    return type == ISOLATE_SECTION_JAIL || type == ISOLATE_SECTION_CGROUPS || type == ISOLATE_SECTION_CGROUP_LIMITS;
+    return type == PLAN_SECTION_RESTORE || type == PLAN_SECTION_SNAPSHOT || record_section_known(type) ||
+           type == ISOLATE_SECTION_JAIL || type == ISOLATE_SECTION_CGROUPS || type == ISOLATE_SECTION_CGROUP_LIMITS;
 }
+
+/* Snapshots: creation (snapshot_dump.c, run by the monitor) and restore (restore.c). */
+static void snapshot_resolve_fds(void);
+static void snapshot_lift_fds(const int *guest_src, u32 n, int top);
 
 static void read_full(void *dst, u64 len, const char *what)
 {
@@ -138,7 +158,8 @@ static void check_header(void)
 {
     if (hdr.magic != PLAN_MAGIC || hdr.version != PLAN_VERSION)
         die("launch plan has the wrong magic or version", "the stub and the supervisor come from different builds; rebuild tendril");
-    if (hdr.flags & ~(u32)(PLAN_F_X_EXEC_HEAP | PLAN_F_DUMPABLE | PLAN_F_STOP_AT_ENTRY | PLAN_F_MONITOR | PLAN_F_WAIT_START | PLAN_F_SEND_PIDFD | PLAN_F_ISOLATE))
+    if (hdr.flags & ~(u32)(PLAN_F_X_EXEC_HEAP | PLAN_F_DUMPABLE | PLAN_F_STOP_AT_ENTRY | PLAN_F_MONITOR | PLAN_F_WAIT_START |
+                           PLAN_F_SEND_PIDFD | PLAN_F_SNAPSHOT | PLAN_F_RECORD | PLAN_F_REPLAY | PLAN_F_ISOLATE))
         malformed("unknown flags");
     if (hdr.nregions > PLAN_MAX_REGIONS || hdr.nmoves > PLAN_MAX_MOVES || hdr.npoll > PLAN_MAX_POLL)
         malformed("region, fd or poll count out of range");
@@ -157,10 +178,14 @@ static void check_header(void)
         malformed("entry point outside guest memory");
     if ((hdr.flags & PLAN_F_WAIT_START) ? hdr.start_fd < 0 : hdr.start_fd != -1)
         malformed("start fd and wait-for-start disagree");
-    if ((hdr.flags & PLAN_F_MONITOR) ? hdr.report_fd < 0 : hdr.report_fd != -1)
+    /* A recording run may have nobody to report to (exec mode); a monitored run or a replay has. */
+    if ((hdr.flags & (PLAN_F_MONITOR | PLAN_F_REPLAY)) ? hdr.report_fd < 0
+        : (hdr.flags & PLAN_F_RECORD) ? hdr.report_fd < -1 : hdr.report_fd != -1)
         malformed("report fd and monitor mode disagree");
-    if ((hdr.flags & PLAN_F_SEND_PIDFD) && !(hdr.flags & PLAN_F_MONITOR))
+    if ((hdr.flags & PLAN_F_SEND_PIDFD) && !(hdr.flags & (PLAN_F_MONITOR | PLAN_F_RECORD | PLAN_F_REPLAY)))
         malformed("pidfd without a monitor");
+    if ((hdr.flags & (PLAN_F_RECORD | PLAN_F_REPLAY)) && (hdr.flags & PLAN_F_STOP_AT_ENTRY))
+        malformed("--gdb with record/replay: the guest has only one tracer");
 }
 
 static void check_tables(void)
@@ -279,24 +304,29 @@ static void place_fds(void)
         src[i] = resolve(moves[i].src, "placing the guest's fds");
     if (hdr.nregions)
         image_fd = resolve(hdr.image_src, "the guest memory file");
+    snapshot_resolve_fds();
+    record_resolve_fd();
     for (u32 i = 0; i < nreceived; i++)
         if (received[i] >= 0)
             malformed("an fd came with it that it does not use");
-    if (hdr.flags & PLAN_F_MONITOR)
+    if (hdr.report_fd >= 0)
         report_fd = resolve(hdr.report_fd, "the monitor report fd");
     if (hdr.flags & PLAN_F_WAIT_START)
         start_fd = resolve(hdr.start_fd, "the start fd");
     if (plan_fd == image_fd || plan_fd == report_fd || plan_fd == start_fd ||
-        (report_fd >= 0 && (report_fd == start_fd || report_fd == image_fd)) || (start_fd >= 0 && start_fd == image_fd))
+        (report_fd >= 0 && (report_fd == start_fd || report_fd == image_fd)) || (start_fd >= 0 && start_fd == image_fd) ||
+        (rec_fd >= 0 && (rec_fd == plan_fd || rec_fd == image_fd || rec_fd == report_fd || rec_fd == start_fd)))
         malformed("one fd given two roles");
     for (u32 i = 0; i < hdr.nmoves; i++)
-        if (src[i] == plan_fd || src[i] == image_fd || src[i] == report_fd || src[i] == start_fd)
+        if (src[i] == plan_fd || src[i] == image_fd || src[i] == report_fd || src[i] == start_fd || (rec_fd >= 0 && src[i] == rec_fd))
             malformed("a guest fd is also one of the stub's");
+    snapshot_lift_fds(src, hdr.nmoves, top);
 
     plan_fd = lift(plan_fd, top);
     image_fd = lift(image_fd, top);
     report_fd = lift(report_fd, top);
     start_fd = lift(start_fd, top);
+    rec_fd = lift(rec_fd, top);
     for (u32 i = 0; i < hdr.nmoves; i++)
         src[i] = lift(src[i], top);
     /* Whatever else sits on the guest's numbers is not the guest's. */
@@ -659,13 +689,21 @@ static void isolate_remove_cgroups(void);
 /* The process that forks the guest (monitor or waiter), for the guest's check that it is still there. */
 static long jail_parent = -1;
 
+#include "snapshot_dump.c"
 #include "monitor.c"
 #include "isolate.c"
+#include "restore.c"
+#include "trace.c"
+#include "record.c"
+#include "replay.c"
 
 __attribute__((noreturn, used)) void stub_main(long *sp)
 {
     long argc = sp[0];
     char **argv = (char **)(sp + 1);
+
+    if (argc == 2 && argv[1][0] == '-' && argv[1][1] == '-' && argv[1][2] == 'c' && argv[1][3] == 'p' && argv[1][4] == 'u' && !argv[1][5])
+        cpu_probe();
 
     if (argc < 2 || argc > 3 + ISOLATE_MAX_CGROUPS || parse_fd(argv[1], &plan_fd) != 0)
         die("usage: tendril-stub PLAN-FD [JAIL [CGROUP-PARENT...]]", "the stub is started by the tendril supervisor, not by hand");
@@ -686,12 +724,24 @@ __attribute__((noreturn, used)) void stub_main(long *sp)
     read_full(polls, sizeof polls[0] * hdr.npoll, "poll table");
     read_sections();
     isolate_read();
+    snapshot_check_request();
+    restore_check();
+    record_check_plan();
+    /* The record/replay loop owns the ptrace stops the snapshot monitor would need, and a
+     * recording replays from the entry point, which a restored guest never ran. */
+    if ((restoring || snapshotting()) && (hdr.flags & (PLAN_F_RECORD | PLAN_F_REPLAY)))
+        malformed("record/replay with a snapshot or a restore");
+    /* Their monitors and setups read /proc and files the jail takes away, and none of them knows the jail's parent. */
+    if (isolated && (restoring || snapshotting() || (hdr.flags & (PLAN_F_RECORD | PLAN_F_REPLAY))))
+        malformed("isolation with a snapshot, a restore, a recording or a replay");
     check_tables();
     place_fds();
     make_poll_set();
 
     /* Fork the monitor (or the isolated guest's waiter) before guest memory exists, so it stays tiny. */
-    if (hdr.flags & PLAN_F_MONITOR)
+    if (trace_mode)
+        pin_to_this_cpu();
+    if (hdr.flags & (PLAN_F_MONITOR | PLAN_F_RECORD | PLAN_F_REPLAY))
         monitor_fork();
     else if (isolated)
         waiter_fork();
@@ -725,8 +775,11 @@ __attribute__((noreturn, used)) void stub_main(long *sp)
     /* After the waits, and after the signal reset: both read /proc files, which the fd limit would forbid. */
     reset_signals();
     set_limits();
+    if (restoring)
+        restore_prepare();
+    char ready = record_guest_setup();
     if (guest_ready_fd >= 0) {
-        sys_write(guest_ready_fd, "G", 1);
+        sys_write(guest_ready_fd, &ready, 1);
         sys_close(guest_ready_fd);
     }
 
@@ -735,6 +788,8 @@ __attribute__((noreturn, used)) void stub_main(long *sp)
     for (u32 i = 0; i < hdr.bpf_insns; i++)
         filter[i] = bpf[i];
     struct sock_fprog prog = { .len = (u16)hdr.bpf_insns, .filter = filter };
+    if (restoring)
+        enter_restored(&prog);
     enter_guest(hdr.entry, hdr.mem_size - 8, &prog);
 }
 

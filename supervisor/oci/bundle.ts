@@ -10,6 +10,7 @@
 // arguments. Devices and memory come from annotations:
 //   org.tendril.mem=MiB
 //   org.tendril.net.NAME=IFACE          org.tendril.net-mac.NAME=HWADDR
+//   org.tendril.pod-net.NAME=IFACE      (the pod's interface, taken over: podnet.ts)
 //   org.tendril.block.NAME=PATH         org.tendril.block-ro.NAME=PATH
 //   org.tendril.block-sector-size.NAME=N
 // where PATH is a file inside the rootfs: '..' is refused and so is any
@@ -20,15 +21,25 @@ import { isAbsolute, join, resolve } from 'node:path';
 import { MAX_MEM_MIB } from '../../loader/abi.js';
 import { DEVICE_NAME_RE } from '../../loader/manifest.js';
 import { BundleError } from './errors.js';
+import { checkPlaceholders } from './podargs.js';
 import { RLIMITS } from './sys.js';
 
 export const ANNOTATION_PREFIX = 'org.tendril.';
+/** Every annotation tendril reads, for messages and `features`. */
+export const ANNOTATION_SUMMARY = `${ANNOTATION_PREFIX}{mem, net.NAME, net-mac.NAME, pod-net.NAME, block.NAME, block-ro.NAME, block-sector-size.NAME}`;
 
 export interface NetSpec {
   name: string;
   iface: string;
   mac?: string;
   /** The annotation that asked for it, for messages. */
+  source: string;
+}
+
+/** A net device that takes over the pod's interface IFACE (podnet.ts). */
+export interface PodNetSpec {
+  name: string;
+  iface: string;
   source: string;
 }
 
@@ -40,6 +51,8 @@ export interface BlockSpec {
   inImage: string;
   readOnly: boolean;
   sectorSize?: string;
+  /** The annotation that set the sector size. */
+  sectorSource?: string;
   source: string;
 }
 
@@ -59,6 +72,7 @@ export interface BundlePlan {
   guestArgs: string[];
   memMiB?: number;
   nets: NetSpec[];
+  podNets: PodNetSpec[];
   blocks: BlockSpec[];
   terminal: boolean;
   consoleSize?: { height: number; width: number };
@@ -237,10 +251,12 @@ function checkResources(r: unknown, plan: Partial<BundlePlan>): void {
         break;
       }
       case 'cpu': {
-        // shares 1024 is the kernel's default weight: honoured by doing nothing.
+        // shares is a relative weight under contention, never a limit, and the CRI always
+        // sets it (2 for a BestEffort pod): accepted, not applied (no cgroups). Quotas and
+        // CPU sets are limits tendril could not keep: rejected.
         const c = v as Json;
         for (const [ck, cv] of Object.entries(c)) {
-          if (cv === undefined || cv === null || (ck === 'shares' && cv === 1024)) continue;
+          if (cv === undefined || cv === null || ck === 'shares') continue;
           reject(`linux.resources.cpu.${ck}`, 'not supported: tendril creates no cgroups', 'remove CPU limits for tendril containers');
         }
         break;
@@ -281,6 +297,7 @@ const MEM_RE = /^[0-9]{1,6}$/;
 
 function checkAnnotations(annotations: Record<string, string>, rootfs: string, rootReadonly: boolean, plan: Partial<BundlePlan>): void {
   const nets = new Map<string, NetSpec>();
+  const podNets = new Map<string, PodNetSpec>();
   const macs = new Map<string, [string, string]>();
   const sectors = new Map<string, [string, string]>();
   const blocks = new Map<string, BlockSpec>();
@@ -298,10 +315,10 @@ function checkAnnotations(annotations: Record<string, string>, rootfs: string, r
       plan.memMiB = Number(value);
       continue;
     }
-    const m = /^(net|net-mac|block|block-ro|block-sector-size)\.(.*)$/.exec(rest);
+    const m = /^(net|net-mac|pod-net|block|block-ro|block-sector-size)\.(.*)$/.exec(rest);
     if (!m) {
       throw new BundleError(`${where}: unknown tendril annotation`,
-        `tendril reads ${ANNOTATION_PREFIX}{mem, net.NAME, net-mac.NAME, block.NAME, block-ro.NAME, block-sector-size.NAME}`);
+        `tendril reads ${ANNOTATION_SUMMARY}`);
     }
     const [, kind, name] = m;
     if (!DEVICE_NAME_RE.test(name)) throw new BundleError(`${where}: device name '${name}' must be 1 to 67 letters or digits`);
@@ -314,6 +331,12 @@ function checkAnnotations(annotations: Record<string, string>, rootfs: string, r
         break;
       case 'net-mac':
         macs.set(name, [key, value]);
+        break;
+      case 'pod-net':
+        if (!/^[^\s/@:]{1,15}$/.test(value) || value === '.' || value === '..') {
+          throw new BundleError(`${where}=${value}: not a network interface name (1 to 15 characters, no '/', '@', ':' or spaces)`);
+        }
+        podNets.set(name, { name, iface: value, source: key });
         break;
       case 'block':
       case 'block-ro': {
@@ -334,6 +357,7 @@ function checkAnnotations(annotations: Record<string, string>, rootfs: string, r
   }
   for (const [name, [key, mac]] of macs) {
     const net = nets.get(name);
+    if (!net && podNets.has(name)) continue; // refused below, with the reason
     if (!net) throw new BundleError(`annotation ${key}: no ${ANNOTATION_PREFIX}net.${name} annotation to apply the MAC address to`);
     net.mac = mac;
   }
@@ -341,10 +365,25 @@ function checkAnnotations(annotations: Record<string, string>, rootfs: string, r
     const blk = blocks.get(name);
     if (!blk) throw new BundleError(`annotation ${key}: no ${ANNOTATION_PREFIX}block.${name} annotation to apply the sector size to`);
     blk.sectorSize = size;
+    blk.sectorSource = key;
   }
   for (const name of nets.keys()) {
     if (blocks.has(name)) throw new BundleError(`annotation ${ANNOTATION_PREFIX}net.${name}: '${name}' is also attached as a block device`);
+    if (podNets.has(name)) throw new BundleError(`annotation ${ANNOTATION_PREFIX}net.${name}: '${name}' is also attached to the pod's interface by ${podNets.get(name)!.source}`);
   }
+  for (const p of podNets.values()) {
+    if (blocks.has(p.name)) throw new BundleError(`annotation ${p.source}: '${p.name}' is also attached as a block device`);
+    if (macs.has(p.name)) throw new BundleError(`annotation ${macs.get(p.name)![0]}: device '${p.name}' takes the MAC address of the pod's interface (${p.iface})`);
+  }
+  if (podNets.size > 1) {
+    throw new BundleError(`annotations ${[...podNets.values()].map((p) => p.source).join(', ')}: a guest can take over one pod interface`);
+  }
+  if (podNets.size > 0 && !plan.netns) {
+    const p = [...podNets.values()][0];
+    throw new BundleError(`annotation ${p.source}: the container joins no existing network namespace (linux.namespaces has no network path), so there is no pod interface ${p.iface} to take over`,
+      'run it in a pod (the CRI gives the pod\'s namespace), or attach a tap with org.tendril.net.NAME=TAP');
+  }
+  plan.podNets = [...podNets.values()];
   plan.nets = [...nets.values()];
   plan.blocks = [...blocks.values()];
 }
@@ -376,6 +415,11 @@ export function loadBundle(bundleDir: string): BundlePlan {
 
   plan.guestInImage = args[0];
   plan.guestArgs = args.slice(1);
+  checkPlaceholders(plan.guestArgs, plan.podNets![0]?.name);
+  // The state records these paths one per line (contract.ts).
+  for (const [what, path] of [['bundle', bundle], ['root.path', plan.rootfs!], ['linux.namespaces network path', plan.netns ?? '']]) {
+    if (/[\n\r]/.test(path)) reject(what, `${JSON.stringify(path)}: a path with a line break cannot be recorded in the container's state`);
+  }
   try {
     plan.guest = resolveInRootfs(plan.rootfs!, args[0], 'process.args[0]');
   } catch (e) {
@@ -386,19 +430,4 @@ export function loadBundle(bundleDir: string): BundlePlan {
   }
   regularFile(plan.guest, 'process.args[0]', args[0]);
   return plan as BundlePlan;
-}
-
-/** The `tendril run` options for the plan; block devices are passed as already open fds. */
-export function runOptions(plan: BundlePlan, blockFds: Map<string, number>): string[] {
-  const out: string[] = [];
-  if (plan.memMiB !== undefined) out.push(`--mem=${plan.memMiB}`);
-  for (const n of plan.nets) {
-    out.push(`--net:${n.name}=${n.iface}`);
-    if (n.mac) out.push(`--net-mac:${n.name}=${n.mac}`);
-  }
-  for (const b of plan.blocks) {
-    out.push(`--block${b.readOnly ? '-ro' : ''}:${b.name}=@${blockFds.get(b.name)}`);
-    if (b.sectorSize) out.push(`--block-sector-size:${b.name}=${b.sectorSize}`);
-  }
-  return out;
 }

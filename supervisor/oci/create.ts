@@ -1,28 +1,34 @@
-// `create`: check the bundle, then start the container's init (init.ts:
-// `tendril run --wait-fifo=ROOT/ID/start.fifo ... GUEST ARGS`) detached, in
-// its own session, with this process's stdio (what the shim handed over:
-// FIFOs, pipes or /dev/null) or a new pty. Return once the init has become
-// the stub and waits on the FIFO (exit 0, pid file written), or has failed
-// (its message goes to the log, exit 1). The shim, a subreaper, adopts the
-// init when we exit, reaps it and sees the guest's real exit status.
+// `create` of a unikernel container, in the one Node process the native
+// front starts for it (create-main.ts): check the bundle and the guest, open
+// its devices (in the pod's network namespace, taking over the pod's
+// interface if asked), compile the launch plan, then start the stub itself
+// (spawn.ts), in its own session, with the container's stdio (what the shim
+// handed over: FIFOs, pipes or /dev/null) or a new pty, its fds placed at
+// 3, 4, ... Return once the stub has loaded the guest and blocks reading the
+// start FIFO (state and pid file written), or has failed (the error goes to
+// the caller). The shim, a subreaper, adopts the stub when we exit, reaps it
+// and sees the guest's real exit status: the container's pid is the guest.
 
-import { spawn, type ChildProcess } from 'node:child_process';
 import { closeSync, constants as fsc, openSync, readlinkSync, renameSync, statSync, writeFileSync } from 'node:fs';
-import { dirname, join } from 'node:path';
-import { fileURLToPath } from 'node:url';
-import { setTimeout as sleep } from 'node:timers/promises';
-import { MftType } from '../../loader/abi.js';
+import { basename, dirname, join } from 'node:path';
+import { DEFAULT_MEM_MIB, MftType } from '../../loader/abi.js';
 import { isTendrilError } from '../../loader/errors.js';
-import { loadGuestImage } from '../../loader/image.js';
-import { deviceTypeName, findDevice, type Manifest } from '../../loader/manifest.js';
+import { loadGuestImage, type GuestImage } from '../../loader/image.js';
+import { deviceTypeName, findDevice } from '../../loader/manifest.js';
+import { encodePlan, PlanFlags } from '../../loader/plan.js';
+import { compileLaunch, memoryFileFd, openStartFifo, prepareLaunch, releaseLaunch, writePlanFd, type PreparedLaunch } from '../launch.js';
+import { parseMac, parseSectorSize, type DeviceRequest, type RunOptions } from '../options.js';
 import * as os from '../os.js';
 import { STUB_PATH } from '../paths.js';
-import { ANNOTATION_PREFIX, insideRootfs, loadBundle, runOptions, type BundlePlan } from './bundle.js';
-import { closePty, openPty, sendConsole, type Pty } from './console.js';
+import { ANNOTATION_PREFIX, insideRootfs, loadBundle, type BundlePlan } from './bundle.js';
+import type { Pty } from './console.js';
+import { RUNTIME_TENDRIL } from './contract.js';
 import { BundleError, ContainerError } from './errors.js';
-import type { RuntimeLog } from './log.js';
+import { substitute } from './podargs.js';
+import type { PodNet } from './podnet.js';
 import { exePath, fdIsFile, procStat, readingFd } from './proc.js';
-import { checkId, createContainerDir, exists, removeContainerDir, saveState, startFifo } from './state.js';
+import { exited, pause, pipe, spawnWithFds, waitReadable } from './spawn.js';
+import { checkId, createContainerDir, removeContainerDir, saveState, startFifo } from './state.js';
 import * as sys from './sys.js';
 
 export interface CreateOptions {
@@ -31,21 +37,20 @@ export interface CreateOptions {
   bundle: string;
   pidFile?: string;
   consoleSocket?: string;
-  log: RuntimeLog;
 }
 
-const INIT_JS = fileURLToPath(new URL('./init.js', import.meta.url));
-/** The init's fds: 0-2 stdio, 3 the error pipe, then the block devices. */
-const ERR_FD = 3;
-const FIRST_DEVICE_FD = 4;
-/** Loading a guest takes milliseconds; a stuck init is a bug or a starved machine. */
+/** Loading a guest takes milliseconds; a stub that is not ready by then is stuck, or the machine starved. */
 const READY_TIMEOUT_MS = 30_000;
+/** The stub's fds: 0-2 stdio, then the devices from 3 on (the stub places them at the guest's numbers itself). */
+const FIRST_FD = 3;
 
 /** Devices named by annotations against the guest's manifest, in OCI terms (annotations, not options). */
-function checkDevices(manifest: Manifest, plan: BundlePlan): void {
+function checkDevices(image: GuestImage, plan: BundlePlan): void {
+  const manifest = image.manifest;
   const declared = manifest.devices.map((d) => `${d.name} (${deviceTypeName(d.type)})`).join(', ') || 'no devices';
   const wanted = [
     ...plan.nets.map((n) => ({ name: n.name, type: MftType.NET_BASIC, source: n.source })),
+    ...plan.podNets.map((n) => ({ name: n.name, type: MftType.NET_BASIC, source: n.source })),
     ...plan.blocks.map((b) => ({ name: b.name, type: MftType.BLOCK_BASIC, source: b.source })),
   ];
   for (const w of wanted) {
@@ -57,7 +62,9 @@ function checkDevices(manifest: Manifest, plan: BundlePlan): void {
   }
   for (const dev of manifest.devices) {
     if (wanted.some((w) => w.name === dev.name)) continue;
-    const hint = dev.type === MftType.NET_BASIC ? `${ANNOTATION_PREFIX}net.${dev.name}=TAP` : `${ANNOTATION_PREFIX}block.${dev.name}=/PATH-IN-IMAGE`;
+    const hint = dev.type === MftType.NET_BASIC
+      ? `${ANNOTATION_PREFIX}pod-net.${dev.name}=eth0 (in a pod) or ${ANNOTATION_PREFIX}net.${dev.name}=TAP`
+      : `${ANNOTATION_PREFIX}block.${dev.name}=/PATH-IN-IMAGE`;
     throw new BundleError(`the guest ${plan.guestInImage} declares ${deviceTypeName(dev.type)} device '${dev.name}' but no annotation attaches it`,
       `add the annotation ${hint}`);
   }
@@ -81,36 +88,64 @@ function openDisks(plan: BundlePlan): number[] {
   return fds;
 }
 
-function writeAtomically(file: string, text: string): void {
-  const tmp = join(dirname(file), `.${process.pid}.tmp`);
-  writeFileSync(tmp, text);
-  renameSync(tmp, file);
-}
-
-/** Waits until the init waits on the start FIFO (ready) or exits (then throws with its message). */
-async function waitReady(child: ChildProcess, fifo: string, errText: () => string, exit: () => { code: number | null; signal: string | null } | undefined,
-  spawnError: () => Error | undefined): Promise<void> {
-  const fifoId = statSync(fifo);
-  const deadline = Date.now() + READY_TIMEOUT_MS;
-  const pid = child.pid!;
-  for (;;) {
-    const err = spawnError();
-    if (err) throw new ContainerError(`cannot start the container's init: ${err.message}`);
-    const end = exit();
-    if (end) {
-      const msg = errText().trim().split('\n').filter(Boolean).pop();
-      if (msg) throw new ContainerError(msg);
-      throw new ContainerError(`the guest's loader ended (${end.signal ?? `status ${end.code}`}) before the guest was ready to start` +
-        '; its message, if any, went to the container\'s stderr');
+/** The guest joins the pod's network namespace: this thread enters it, so the taps are found (or made) there and the stub starts in it. */
+function enterNetns(path: string): void {
+  let fd: number;
+  try {
+    fd = openSync(path, fsc.O_RDONLY);
+  } catch (e) {
+    throw new BundleError(`config.json: linux.namespaces network path ${path}: ${(e as NodeJS.ErrnoException).code ?? (e as Error).message}`);
+  }
+  try {
+    if (os.setns(fd, os.CLONE_NEWNET) < 0) {
+      throw new ContainerError(`cannot join the network namespace ${path}: ${os.strerror(os.errno())}`, 'tendril-oci needs CAP_SYS_ADMIN');
     }
-    const fd = readingFd(pid);
-    if (typeof fd === 'number' && exePath(pid) === STUB_PATH && fdIsFile(pid, fd, fifoId)) return;
-    // Without access to /proc/PID/syscall: the stub running and asleep is the best sign there is.
-    if (fd === undefined && exePath(pid) === STUB_PATH && procStat(pid)?.state === 'S') return;
-    if (Date.now() > deadline) throw new ContainerError(`the guest was not ready to start after ${READY_TIMEOUT_MS / 1000} s`);
-    await sleep(1);
+  } finally {
+    closeSync(fd);
   }
 }
+
+const F_DUPFD_CLOEXEC = 1030;
+
+/**
+ * The launch gets its own copies of the fds we opened: it closes what it
+ * holds (after the hand-over, or when it fails half-way), we close ours.
+ */
+function dupFd(fd: number): number {
+  const d = os.fcntl(fd, F_DUPFD_CLOEXEC, 3);
+  if (d < 0) throw new ContainerError(`fcntl(F_DUPFD_CLOEXEC) failed: ${os.strerror(os.errno())}`);
+  return d;
+}
+
+function runOptions(plan: BundlePlan, disks: number[], pod: PodNet | undefined, podnet?: typeof import('./podnet.js')): RunOptions {
+  // Requests are checked before any fd is duplicated, so a refusal leaks nothing.
+  const macs = new Map(plan.nets.filter((n) => n.mac).map((n) => [n.name, macBytes(n.mac!, n.source)]));
+  const podMac = pod ? macBytes(pod.mac, plan.podNets[0].source) : undefined;
+  const sectors = plan.blocks.map((b) => (b.sectorSize ? sectorSize(b.sectorSize, b.sectorSource!) : undefined));
+  const devices: DeviceRequest[] = [
+    ...plan.nets.map((n): DeviceRequest => ({ kind: 'net', name: n.name, iface: n.iface, mac: macs.get(n.name) })),
+    ...plan.podNets.map((n): DeviceRequest => ({ kind: 'net', name: n.name, fd: dupFd(pod!.tapFd), mac: podMac })),
+    ...plan.blocks.map((b, i): DeviceRequest => ({ kind: 'block', name: b.name, fd: dupFd(disks[i]), readOnly: b.readOnly, sectorSize: sectors[i] })),
+  ];
+  return {
+    memMiB: plan.memMiB ?? DEFAULT_MEM_MIB, xExecHeap: false, guest: plan.guest,
+    guestArgs: pod ? substitute(plan.guestArgs, podnet!.podValues(pod)) : plan.guestArgs,
+    devices, dumpable: false, gdb: false, supervise: false,
+  };
+}
+
+/** The option parsers' own checks (one definition), reported against the annotation. */
+function fromAnnotation<T>(source: string, value: string, parse: (word: string, value: string) => T): T {
+  try {
+    return parse(`${source}=${value}`, value);
+  } catch (e) {
+    if (!isTendrilError(e)) throw e;
+    throw new BundleError(`annotation ${source}=${value}: ${e.message.replace(/^Invalid option: `[^']*': /, '')}`, e.hint);
+  }
+}
+
+const macBytes = (mac: string, source: string) => fromAnnotation(source, mac, parseMac);
+const sectorSize = (v: string, source: string) => fromAnnotation(source, v, parseSectorSize);
 
 /**
  * config.json's rlimits, applied to the loaded guest. The stub has already
@@ -135,9 +170,81 @@ function applyLimits(pid: number, plan: BundlePlan): void {
   if (plan.oomScoreAdj !== undefined) writeFileSync(`/proc/${pid}/oom_score_adj`, String(plan.oomScoreAdj));
 }
 
+/**
+ * The stub, started directly: stdio, the devices at 3, 4, ..., the guest's
+ * memory file, the plan, the start FIFO, and a pipe it closes with every fd
+ * it does not keep, after loading the guest and before waiting for start.
+ * Returns its pid and the pipe's read end.
+ */
+function startStub(p: PreparedLaunch, plan: BundlePlan, startFd: number, stdio: number[]): { pid: number; ready: number } {
+  const n = p.devices.length;
+  const memAt = FIRST_FD + n;
+  const planAt = memAt + 1;
+  const startAt = planAt + 1;
+  let memFd = -1;
+  let planFd = -1;
+  let ready: [number, number] | undefined;
+  try {
+    const c = compileLaunch(p);
+    memFd = memoryFileFd(c.memory);
+    planFd = writePlanFd(encodePlan(c.plan, c.filter.bpf, {
+      deviceSrc: p.devices.map((_, i) => FIRST_FD + i), imageSrc: memAt, flags: PlanFlags.WAIT_START, startFd: startAt,
+    }));
+    ready = pipe();
+    const fds = [...stdio, ...p.devices.map((d) => d.hostfd), memFd, planFd, startFd, ready[1]];
+    // A terminal must become the new session's controlling terminal: setsid(1) --ctty does that, then execs the stub.
+    const pid = plan.terminal
+      ? spawnWithFds('setsid', ['--ctty', STUB_PATH, String(planAt)], { argv0: 'setsid', fds, newSession: false })
+      : spawnWithFds(STUB_PATH, [String(planAt)], { argv0: `tendril: ${basename(plan.guest)}`, fds, newSession: true });
+    return { pid, ready: ready[0] };
+  } catch (e) {
+    if (ready) os.close(ready[0]);
+    throw e;
+  } finally {
+    if (ready) os.close(ready[1]);
+    if (planFd >= 0) closeSync(planFd);
+    if (memFd >= 0) closeSync(memFd);
+    releaseLaunch(p);
+  }
+}
+
+function describeEnd(end: { code?: number; signal?: number }): string {
+  return end.signal !== undefined ? `killed by signal ${end.signal}` : `status ${end.code}`;
+}
+
+/**
+ * Until the stub blocks reading the start FIFO, or ends (then throws). The
+ * readiness pipe ends first (nothing is ever written to it: it hangs up
+ * when the stub has closed its copy with every fd it does not keep, or has
+ * died); the stub's last steps before its read are then microseconds.
+ */
+function waitReady(pid: number, ready: number, fifo: string): void {
+  const deadline = Date.now() + READY_TIMEOUT_MS;
+  const fifoId = statSync(fifo);
+  waitReadable(ready, READY_TIMEOUT_MS);
+  for (;;) {
+    const end = exited(pid);
+    if (end) {
+      throw new ContainerError(`the guest's loader (the stub) ended (${describeEnd(end)}) before the guest was ready to start` +
+        '; its message went to the container\'s stderr');
+    }
+    const fd = readingFd(pid);
+    if (typeof fd === 'number' && exePath(pid) === STUB_PATH && fdIsFile(pid, fd, fifoId)) return;
+    // Without access to /proc/PID/syscall: the stub running and asleep is the best sign there is.
+    if (fd === undefined && exePath(pid) === STUB_PATH && procStat(pid)?.state === 'S') return;
+    if (Date.now() > deadline) throw new ContainerError(`the guest was not ready to start after ${READY_TIMEOUT_MS / 1000} s`);
+    pause(0.2);
+  }
+}
+
+function writeAtomically(file: string, text: string): void {
+  const tmp = join(dirname(file), `.${process.pid}.tmp`);
+  writeFileSync(tmp, text);
+  renameSync(tmp, file);
+}
+
 export async function create(o: CreateOptions): Promise<void> {
   checkId(o.id);
-  if (exists(o.root, o.id)) throw new ContainerError(`container with id ${o.id} already exists`);
   const plan = loadBundle(o.bundle);
   if (plan.terminal && !o.consoleSocket) {
     throw new ContainerError('config.json: process.terminal is true but no --console-socket was given', 'the caller must receive the terminal');
@@ -145,70 +252,70 @@ export async function create(o: CreateOptions): Promise<void> {
   if (!plan.terminal && o.consoleSocket) {
     throw new ContainerError('--console-socket given but config.json: process.terminal is not true');
   }
-  let manifest: Manifest;
+  let image: GuestImage;
   try {
-    manifest = loadGuestImage(plan.guest).manifest;
+    image = loadGuestImage(plan.guest);
   } catch (e) {
     if (!isTendrilError(e)) throw e;
     throw new BundleError(`process.args[0] ${plan.guestInImage}: ${e.message.replace(`${plan.guest}: `, '')}`, e.hint);
   }
-  checkDevices(manifest, plan);
+  checkDevices(image, plan);
 
   createContainerDir(o.root, o.id);
   const fifo = startFifo(o.root, o.id);
   let disks: number[] = [];
+  let startFd: number | undefined;
   let pty: Pty | undefined;
-  let child: ChildProcess | undefined;
-  let exited: { code: number | null; signal: string | null } | undefined;
+  let pod: PodNet | undefined;
+  // Loaded only when used: every module is milliseconds of the container's start.
+  const podnet = plan.podNets.length ? await import('./podnet.js') : undefined;
+  const tty = plan.terminal ? await import('./console.js') : undefined;
+  let started: { pid: number; ready: number } | undefined;
   try {
     if (sys.mkfifo(fifo, 0o600) < 0) throw new ContainerError(`mkfifo ${fifo} failed: ${os.strerror(os.errno())}`);
+    startFd = openStartFifo(fifo);
     disks = openDisks(plan);
-    const deviceFds = new Map(plan.blocks.map((b, i) => [b.name, FIRST_DEVICE_FD + i]));
-    const runArgs = [`--wait-fifo=${fifo}`, ...runOptions(plan, deviceFds), plan.guest, ...plan.guestArgs];
-    if (plan.terminal) pty = openPty(plan.consoleSize);
-    const stdio = pty ? [pty.slave, pty.slave, pty.slave] : [0, 1, 2];
-
-    // init.js replaces itself with the stub, and setsid/nsenter exec without forking,
-    // so the pid we spawn is the guest's. A terminal must become the session's
-    // controlling terminal, which needs setsid(1) --ctty in the new session.
-    let cmd = process.execPath;
-    let args = [INIT_JS, String(ERR_FD), ...runArgs];
-    if (plan.terminal) [cmd, args] = ['setsid', ['--ctty', cmd, ...args]];
-    if (plan.netns) [cmd, args] = ['nsenter', [`--net=${plan.netns}`, cmd, ...args]];
-    o.log.info('starting init', { cmd, args });
-    child = spawn(cmd, args, { stdio: [...stdio, 'pipe', ...disks], detached: !plan.terminal });
-    let errText = '';
-    let spawnError: Error | undefined;
-    child.on('error', (e) => { spawnError = e; });
-    child.on('exit', (code, signal) => { exited = { code, signal }; });
-    child.stdio[ERR_FD]?.on('data', (d: Buffer) => { errText += d.toString(); });
-
-    await waitReady(child, fifo, () => errText, () => exited, () => spawnError);
-    const pid = child.pid!;
+    if (plan.netns) enterNetns(plan.netns);
+    if (podnet) pod = podnet.takeOver(plan.podNets[0]);
+    const opts = runOptions(plan, disks, pod, podnet);
+    let prepared: PreparedLaunch;
+    try {
+      prepared = prepareLaunch(opts, image);
+    } catch (e) {
+      // Those the launch had already released fail with EBADF: nothing opens an fd in between.
+      for (const d of opts.devices) if (d.fd !== undefined) os.close(d.fd);
+      throw e;
+    }
+    if (tty) pty = tty.openPty(plan.consoleSize);
+    started = startStub(prepared, plan, startFd, pty ? [pty.slave, pty.slave, pty.slave] : [0, 1, 2]);
+    waitReady(started.pid, started.ready, fifo);
+    const pid = started.pid;
     const startTime = procStat(pid)?.startTime;
     if (startTime === undefined) throw new ContainerError('the guest vanished while being created');
-    if (pty) sendConsole(o.consoleSocket!, pty);
+    if (pty) tty!.sendConsole(o.consoleSocket!, pty);
     applyLimits(pid, plan);
-    saveState(o.root, {
-      id: o.id, pid, startTime, bundle: plan.bundle, rootfs: plan.rootfs, created: new Date().toISOString(),
-      annotations: plan.annotations, started: false,
+    saveState(o.root, o.id, {
+      runtime: RUNTIME_TENDRIL, pid: String(pid), startTime, bundle: plan.bundle, rootfs: plan.rootfs, created: new Date().toISOString(),
+      annotations: JSON.stringify(plan.annotations), netns: plan.netns,
+      ...(pod ? { podIface: pod.iface, podAddr: pod.addr ? `${pod.addr}/${pod.prefix}` : undefined, podGateway: pod.gateway, podTap: pod.tap } : {}),
     });
     if (o.pidFile) writeAtomically(o.pidFile, String(pid));
-    o.log.info('created', { id: o.id, pid, guest: plan.guestInImage });
   } catch (e) {
-    if (child?.pid && !exited) {
+    if (started && !exited(started.pid)) {
       try {
-        process.kill(child.pid, 'SIGKILL');
+        process.kill(started.pid, 'SIGKILL');
       } catch {
         // already gone
       }
     }
+    if (pod) podnet!.giveBack(pod);
     removeContainerDir(o.root, o.id);
     throw e;
   } finally {
     for (const fd of disks) closeSync(fd);
-    if (pty) closePty(pty);
-    child?.stdio[ERR_FD]?.destroy();
-    child?.unref();
+    if (pod) closeSync(pod.tapFd);
+    if (startFd !== undefined) closeSync(startFd);
+    if (pty) tty!.closePty(pty);
+    if (started) os.close(started.ready);
   }
 }

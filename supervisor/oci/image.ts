@@ -61,8 +61,7 @@ function parents(path: string): string[] {
   return parts.map((_, i) => parts.slice(0, i + 1).join('/'));
 }
 
-function layerEntries(spec: ImageSpec, guestBytes: Buffer): TarEntry[] {
-  const files = [{ dest: spec.entrypoint, data: guestBytes, mode: 0o755 }, ...spec.files];
+function layerEntries(files: ImageFile[]): TarEntry[] {
   const seen = new Set<string>();
   const entries: TarEntry[] = [];
   for (const f of files) {
@@ -79,23 +78,28 @@ function layerEntries(spec: ImageSpec, guestBytes: Buffer): TarEntry[] {
   return entries;
 }
 
+/** Any single-layer image: its files, Entrypoint and labels. The unikernel image below is one. */
+export interface LayoutSpec {
+  /** The full reference ("docker.io/library/hello:latest"). */
+  name: string;
+  entrypoint: string[];
+  files: ImageFile[];
+  labels: Record<string, string>;
+  /** The history entry's created_by and comment. */
+  createdBy: string;
+  comment: string;
+}
+
 /** The image layout tarball, and the digest of its manifest. */
-export function buildImageLayout(spec: ImageSpec): { tarball: Buffer; manifestDigest: string; name: string } {
-  const layerTar = tar(layerEntries(spec, spec.guest.bytes));
+export function buildLayout(spec: LayoutSpec): { tarball: Buffer; manifestDigest: string; name: string } {
+  const layerTar = tar(layerEntries(spec.files));
   const layer = gzipSync(layerTar, { level: 9 });
-  const devices = spec.guest.manifest.devices.map((d) => `${d.name}:${deviceTypeName(d.type)}`).join(',');
   const config = json({
     architecture: 'amd64',
     os: 'linux',
-    config: {
-      Entrypoint: [spec.entrypoint],
-      Labels: {
-        'org.tendril.abi': 'solo5-spt/2',
-        'org.tendril.devices': devices,
-      },
-    },
+    config: { Entrypoint: spec.entrypoint, Labels: spec.labels },
     rootfs: { type: 'layers', diff_ids: [`sha256:${sha256(layerTar)}`] },
-    history: [{ created_by: `tendril image build ${spec.entrypoint}`, comment: 'Solo5 spt unikernel for tendril-oci' }],
+    history: [{ created_by: spec.createdBy, comment: spec.comment }],
   });
   const manifest = json({
     schemaVersion: 2,
@@ -123,4 +127,17 @@ export function buildImageLayout(spec: ImageSpec): { tarball: Buffer; manifestDi
     ...blobs.map((b): TarEntry => ({ path: `blobs/sha256/${sha256(b)}`, type: 'file', mode: 0o644, data: b })),
   ]);
   return { tarball, manifestDigest, name: spec.name };
+}
+
+/** A unikernel's image: the guest at its entrypoint (0755), the extra files, and labels naming its ABI and devices. */
+export function buildImageLayout(spec: ImageSpec): { tarball: Buffer; manifestDigest: string; name: string } {
+  const devices = spec.guest.manifest.devices.map((d) => `${d.name}:${deviceTypeName(d.type)}`).join(',');
+  return buildLayout({
+    name: spec.name,
+    entrypoint: [spec.entrypoint],
+    files: [{ dest: spec.entrypoint, data: spec.guest.bytes, mode: 0o755 }, ...spec.files],
+    labels: { 'org.tendril.abi': 'solo5-spt/2', 'org.tendril.devices': devices },
+    createdBy: `tendril image build ${spec.entrypoint}`,
+    comment: 'Solo5 spt unikernel for tendril-oci',
+  });
 }

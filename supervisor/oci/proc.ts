@@ -1,6 +1,7 @@
-// What /proc says about a container's process. The pid in the state file is
-// trusted only while /proc/PID/stat shows the start time recorded at create:
-// after the guest exits and is reaped, its pid may be reused by anything.
+// What /proc says about the stub create has just started: its start time
+// (recorded with the pid, so that a reused pid is never taken for the guest),
+// what it runs and what it blocks reading. The later commands read the same
+// in C (native/oci/proc.c).
 
 import { readFileSync, readlinkSync, statSync } from 'node:fs';
 
@@ -21,16 +22,6 @@ export function procStat(pid: number): ProcStat | undefined {
   // The command name (field 2) is in parentheses and may hold spaces or ')'.
   const rest = text.slice(text.lastIndexOf(')') + 2).split(' ');
   return { state: rest[0], startTime: rest[19] };
-}
-
-/** The seccomp mode: 0 while the stub waits for start, 2 once the guest runs under its filter. */
-export function seccompMode(pid: number): number | undefined {
-  try {
-    const m = /^Seccomp:\s+(\d+)$/m.exec(readFileSync(`/proc/${pid}/status`, 'latin1'));
-    return m ? Number(m[1]) : undefined;
-  } catch {
-    return undefined;
-  }
 }
 
 export function exePath(pid: number): string | undefined {

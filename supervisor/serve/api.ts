@@ -2,11 +2,17 @@
 //
 //   POST   /images              {"path": ABSOLUTE-FILE} or the image bytes (application/octet-stream)
 //   GET    /images              list;  GET /images/:id;  DELETE /images/:id
-//   POST   /instances           {"image", "args", "memMiB", "devices", "timeoutMs", "monitor", "xExecHeap", "isolate", "wait"}:
+//   POST   /instances           {"image", "args", "memMiB", "devices", "timeoutMs", "monitor", "xExecHeap", "isolate", "record", "wait"}:
 //                               201 once the guest runs (with its pid); with "wait": true, 200 when it
-//                               has ended, with its output
+//                               has ended, with its output; {"snapshot": ID, "devices", …} instead of
+//                               "image" restores a snapshot
+//   POST   /snapshots           {"image", "args", "memMiB", "devices", "at", "xExecHeap", "timeoutMs"}: boots the
+//                               guest to its point and keeps the snapshot; 201 with its id
+//   GET    /snapshots           list;  GET /snapshots/:id;  DELETE /snapshots/:id
 //   GET    /instances           list;  GET /instances/:id  state, pid, status, reason, timings, output
 //   GET    /instances/:id/console   the console, streamed until the guest ends
+//   GET    /instances/:id/recording  the recording of an instance launched with "record": true,
+//                               once its guest has ended (tendril replay FILE re-runs it)
 //   POST   /instances/:id/kill  {"signal": "SIGTERM"} (default SIGKILL), to the guest itself
 //   DELETE /instances/:id       forget a finished instance
 //   GET    /metrics             Prometheus text;  GET /health
@@ -16,19 +22,21 @@
 // {"error", "hint"?, "kind"} with a status by kind (errors.ts).
 
 import { timingSafeEqual } from 'node:crypto';
+import { createReadStream, existsSync } from 'node:fs';
 import Fastify, { type FastifyInstance, type FastifyReply, type FastifyRequest } from 'fastify';
 import { DEVICE_NAME_RE } from '../../loader/manifest.js';
 import { MAX_MEM_MIB } from '../../loader/abi.js';
 import { macProblem, nearest } from '../options.js';
-import { BusyError, errorBody, httpStatus, RequestError, TooLargeError } from './errors.js';
+import { BusyError, ConflictError, errorBody, httpStatus, NotFoundError, RequestError, TooLargeError } from './errors.js';
 import type { Instance, InstanceManager, LaunchRequest } from './instances.js';
 import type { Metrics } from './metrics.js';
 import { describeImage, type ImageRegistry } from './registry.js';
+import { describeSnapshot, type SnapshotRequest, type SnapshotStore } from './snapshots.js';
 import type { PoolDownError, StubPool } from './zygote.js';
 
 export function describeInstance(i: Instance, withOutput = false): Record<string, unknown> {
   const out: Record<string, unknown> = {
-    id: i.id, image: i.image, args: i.args, memMiB: i.memMiB, pid: i.pid, state: i.state, createdAt: i.createdAt,
+    id: i.id, image: i.image, ...(i.snapshot ? { snapshot: i.snapshot } : {}), args: i.args, memMiB: i.memMiB, pid: i.pid, state: i.state, createdAt: i.createdAt,
     timings: i.timings, ...(i.timeoutMs ? { timeoutMs: i.timeoutMs } : {}),
   };
   if (i.end) {
@@ -40,6 +48,7 @@ export function describeInstance(i: Instance, withOutput = false): Record<string
   if (i.error) out.error = errorBody(i.error);
   if (i.killedBy) out.killedBy = i.killedBy;
   if (i.isolation) out.isolation = i.isolation;
+  if (i.recording) out.recording = `/instances/${i.id}/recording`;
   if (withOutput) {
     out.output = Buffer.concat(i.output).toString('utf8');
     out.outputTruncated = i.outputTruncated;
@@ -63,18 +72,21 @@ const deviceSchema = {
   },
 } as const;
 
+const snapshotId = { type: 'string', pattern: '^[0-9a-f]{16}$' } as const;
+
 const launchSchema = {
   type: 'object',
   additionalProperties: false,
-  required: ['image'],
   properties: {
     image: imageId,
+    snapshot: snapshotId,
     args: { type: 'array', items: { type: 'string' }, maxItems: 4096 },
     memMiB: { type: 'integer', minimum: 1, maximum: MAX_MEM_MIB },
     devices: { type: 'object', additionalProperties: deviceSchema, maxProperties: 63 },
     timeoutMs: { type: 'integer', minimum: 1 },
     monitor: { type: 'boolean' },
     xExecHeap: { type: 'boolean' },
+    record: { type: 'boolean' },
     // true, or an object of --isolate's options (the keywords below apply to the object only).
     isolate: {
       type: ['boolean', 'object'],
@@ -88,6 +100,21 @@ const launchSchema = {
       },
     },
     wait: { type: 'boolean' },
+  },
+} as const;
+
+const snapshotSchema = {
+  type: 'object',
+  additionalProperties: false,
+  required: ['image'],
+  properties: {
+    image: imageId,
+    args: { type: 'array', items: { type: 'string' }, maxItems: 4096 },
+    memMiB: { type: 'integer', minimum: 1, maximum: MAX_MEM_MIB },
+    devices: { type: 'object', additionalProperties: deviceSchema, maxProperties: 63 },
+    at: { type: 'string', maxLength: 32 },
+    xExecHeap: { type: 'boolean' },
+    timeoutMs: { type: 'integer', minimum: 1 },
   },
 } as const;
 
@@ -120,14 +147,15 @@ function validationError(errors: AjvError[]): RequestError {
     case 'required':
       return new RequestError(`${field(String(e.params.missingProperty))} is required`);
     case 'pattern':
-      return new RequestError(`"${path}" must be an image id (the 64 hex digits POST /images returned)`);
+      return path === 'snapshot' ? new RequestError('"snapshot" must be a snapshot id (the 16 hex digits POST /snapshots returned)')
+        : new RequestError(`"${path}" must be an image id (the 64 hex digits POST /images returned)`);
     default:
       return new RequestError(`"${path || 'body'}" ${e.message ?? 'is invalid'}`);
   }
 }
 
 /** What the schema cannot say: a device is either a tap or a disk, with the options of its kind. */
-function checkDevices(body: LaunchRequest): void {
+function checkDevices(body: Pick<LaunchRequest, 'devices'>): void {
   for (const [name, d] of Object.entries(body.devices ?? {})) {
     const f = `devices.${name}`;
     if (!DEVICE_NAME_RE.test(name)) throw new RequestError(`"${f}": a device name is 1 to 67 letters or digits`);
@@ -154,6 +182,7 @@ export interface ApiContext {
   instances: InstanceManager;
   metrics: Metrics;
   pool: StubPool;
+  snapshots: SnapshotStore;
 }
 
 export interface ApiOptions {
@@ -173,7 +202,7 @@ function authorized(req: FastifyRequest, auth: NonNullable<ApiOptions['auth']>):
 }
 
 export function buildApi(ctx: ApiContext, opts: ApiOptions): FastifyInstance {
-  const { registry, instances, metrics, pool } = ctx;
+  const { registry, instances, metrics, pool, snapshots } = ctx;
   const app = Fastify({
     logger: false,
     bodyLimit: JSON_LIMIT,
@@ -229,6 +258,14 @@ export function buildApi(ctx: ApiContext, opts: ApiOptions): FastifyInstance {
 
   app.post('/instances', { schema: { body: launchSchema } }, async (req, reply) => {
     const body = req.body as LaunchRequest & { wait?: boolean };
+    if (body.image === undefined && body.snapshot === undefined) throw new RequestError('"image" is required', 'or "snapshot": ID, to restore a snapshot instead');
+    if (body.image !== undefined && body.snapshot !== undefined) {
+      throw new RequestError('"image" and "snapshot" exclude each other', 'a restore runs the image the snapshot was made from');
+    }
+    if (body.snapshot !== undefined && body.record) {
+      // A recording replays from the image's first instruction; a restored guest never ran those.
+      throw new RequestError('"record" cannot be used with "snapshot"', 'record a fresh launch of the image instead');
+    }
     checkDevices(body);
     const inst = await instances.launch(body, body.wait === true);
     if (!body.wait) return reply.code(201).send(describeInstance(inst));
@@ -251,12 +288,36 @@ export function buildApi(ctx: ApiContext, opts: ApiOptions): FastifyInstance {
     });
     res.on('close', detach);
   });
+  app.get('/instances/:id/recording', { schema: { params: idParams } }, async (req, reply) => {
+    const inst = instances.get((req.params as { id: string }).id);
+    if (!inst.recording) throw new NotFoundError(`instance ${inst.id} was not recorded`, 'launch it with "record": true');
+    if (inst.state === 'starting' || inst.state === 'running') {
+      throw new ConflictError(`instance ${inst.id} is ${inst.state}: its recording is complete once the guest has ended`, `wait for it: GET /instances/${inst.id}`);
+    }
+    if (inst.state === 'failed' || !existsSync(inst.recording)) throw new NotFoundError(`instance ${inst.id} never ran its guest: it has no recording`);
+    return reply.type('application/octet-stream').header('content-disposition', `attachment; filename="${inst.id}.rec"`)
+      .send(createReadStream(inst.recording));
+  });
   app.post('/instances/:id/kill', { schema: { params: idParams, body: killSchema } }, async (req) => {
     const body = req.body as { signal?: string } | null;
     return describeInstance(instances.kill((req.params as { id: string }).id, body?.signal ?? 'SIGKILL'));
   });
   app.delete('/instances/:id', { schema: { params: idParams } }, async (req, reply) => {
     instances.remove((req.params as { id: string }).id);
+    return reply.code(204).send();
+  });
+
+  app.post('/snapshots', { schema: { body: snapshotSchema } }, async (req, reply) => {
+    const body = req.body as SnapshotRequest;
+    checkDevices(body);
+    return reply.code(201).send(describeSnapshot(await snapshots.create(body), true));
+  });
+  app.get('/snapshots', async () => snapshots.list().map((e) => describeSnapshot(e)));
+  app.get('/snapshots/:id', { schema: { params: idParams } }, async (req) => describeSnapshot(snapshots.get((req.params as { id: string }).id), true));
+  app.delete('/snapshots/:id', { schema: { params: idParams } }, async (req, reply) => {
+    const { id } = req.params as { id: string };
+    snapshots.remove(id);
+    instances.forgetSnapshot(id);
     return reply.code(204).send();
   });
 

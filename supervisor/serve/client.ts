@@ -1,7 +1,9 @@
 // A minimal client for the serve API: over its unix socket, or over
 // loopback TCP with the server's bearer token.
 
+import { createWriteStream } from 'node:fs';
 import { Agent, request as httpRequest, type IncomingMessage } from 'node:http';
+import { pipeline } from 'node:stream/promises';
 import { LaunchError } from '../errors.js';
 
 export interface ApiResponse {
@@ -56,6 +58,22 @@ export async function api(server: Server | string, method: string, path: string,
     parsed = text ? JSON.parse(text) : undefined;
   } catch { /* not JSON: keep the text */ }
   return { status: res.statusCode ?? 0, body: parsed };
+}
+
+/** Writes a response body (a recording) to `file`; returns the HTTP status and, on an error, its JSON body. */
+export async function download(server: Server | string, path: string, file: string): Promise<ApiResponse> {
+  const res = await send(server, 'GET', path);
+  if (res.statusCode !== 200) {
+    const chunks: Buffer[] = [];
+    for await (const c of res) chunks.push(c as Buffer);
+    let body: unknown;
+    try {
+      body = JSON.parse(Buffer.concat(chunks).toString('utf8'));
+    } catch { /* not JSON */ }
+    return { status: res.statusCode ?? 0, body };
+  }
+  await pipeline(res, createWriteStream(file, { mode: 0o600 }));
+  return { status: 200, body: undefined };
 }
 
 /** Streams a response body (the console) into `sink` until the server ends it. */

@@ -13,6 +13,7 @@
 import { randomBytes } from 'node:crypto';
 import { PlanFlags, encodePlan, receivedFd } from '../../loader/plan.js';
 import { TendrilError } from '../errors.js';
+import { TRACE_ALL } from '../../filters/compile.js';
 import { compileLaunch, prepareLaunch, releaseLaunch } from '../launch.js';
 import { log } from '../log.js';
 import type { DeviceRequest, RunOptions } from '../options.js';
@@ -23,15 +24,33 @@ import { BusyError, ConflictError, NotFoundError, RequestError } from './errors.
 import type { Metrics } from './metrics.js';
 import type { ImageEntry, ImageRegistry } from './registry.js';
 import { POOL_REPORT_FD, PoolDownError, type LaunchHandlers, type StubPool, type Zygote } from './zygote.js';
+import type { RecordingStore } from './recordings.js';
 import { CapacityError } from '../../loader/errors.js';
+import { releaseDevices } from '../devices/index.js';
+import { attachForRestore, restorePlanOf } from '../snapshot/restore.js';
+import type { SnapshotStore } from './snapshots.js';
 import { decideJail, type Jail } from '../isolate/index.js';
 import type { GuestCgroups } from '../isolate/cgroups.js';
 import type { ServerIsolation } from './isolation.js';
 
+/** What a launch runs: its plan, the fds that go with it, and what the instance record says. */
+interface PlanSource {
+  plan: Buffer;
+  fds: number[];
+  release: () => void;
+  image: string;
+  args: string[];
+  memMiB: number;
+  /** Isolated ("isolate": true): the guest's cgroups the supervisor made, to remove when it has ended. */
+  cgroups?: GuestCgroups;
+}
+
 export interface DeviceSpec { net?: string; mac?: string; block?: string; readOnly?: boolean; sectorSize?: number }
 
 export interface LaunchRequest {
-  image: string;
+  /** An image id, or (instead) a snapshot id to restore. */
+  image?: string;
+  snapshot?: string;
   args?: string[];
   memMiB?: number;
   devices?: Record<string, DeviceSpec>;
@@ -44,6 +63,8 @@ export interface LaunchRequest {
   monitor?: boolean;
   /** The heap and stack executable, as --x-exec-heap. */
   xExecHeap?: boolean;
+  /** Record the execution (docs/record-replay.md); GET /instances/:id/recording when it has ended. */
+  record?: boolean;
   /** Jail the guest beneath its filter, as --isolate (true), or with its options. */
   isolate?: boolean | ApiIsolate;
 }
@@ -56,6 +77,8 @@ export type InstanceState = 'starting' | 'running' | 'exited' | 'failed';
 export interface Instance {
   id: string;
   image: string;
+  /** The snapshot it was restored from. */
+  snapshot?: string;
   args: string[];
   memMiB: number;
   /** The guest's pid (signals sent through the API reach it). */
@@ -71,6 +94,8 @@ export interface Instance {
   outputBytes: number;
   outputTruncated: boolean;
   killedBy?: string;
+  /** The recording's file, when recorded ("record": true). */
+  recording?: string;
   /** Isolated: the layers this host could not give it (each {layer, why}). */
   isolation?: { missing: { layer: string; why: string }[] };
   consumers: Set<Consumer>;
@@ -125,6 +150,8 @@ function jailOf(req: LaunchRequest, server: ServerIsolation | undefined): Jail |
     throw new RequestError('"isolate": false: this server isolates every guest (tendril serve --isolate)', 'leave "isolate" out, or give its options');
   }
   if (!req.isolate && !server) return undefined;
+  if (req.snapshot !== undefined) throw new RequestError(`${server ? 'this server isolates every guest, and ' : '"isolate" with '}"snapshot": restoring into a jail is not implemented`);
+  if (req.record) throw new RequestError(`${server ? 'this server isolates every guest, and ' : '"isolate" with '}"record": recording a jailed guest is not implemented`);
   const o = typeof req.isolate === 'object' ? req.isolate : {};
   const opts = { strict: o.strict === true || server?.strict === true, uid: o.uid, gid: o.gid, cpus: o.cpus, memLimitMiB: o.memLimitMiB };
   const key = JSON.stringify([opts, req.memMiB ?? 512]);
@@ -142,7 +169,18 @@ function jailOf(req: LaunchRequest, server: ServerIsolation | undefined): Jail |
   return jail;
 }
 
-function toRunOptions(req: LaunchRequest): RunOptions {
+function removeCgroups(cgroups: GuestCgroups | undefined): void {
+  try {
+    cgroups?.remove();
+  } catch (e) {
+    log.warn({ error: (e as Error).message }, 'a guest\'s cgroup could not be removed');
+  }
+}
+
+/** An API request's image, arguments and devices as `run` options (messages then name the JSON fields). */
+export function toRunOptions(req: Omit<LaunchRequest, 'image'> & { image?: string }): RunOptions {
+  // A recording monitor that is not root reads the guest's memory only if the guest stays dumpable.
+  const dumpable = req.record === true && process.geteuid?.() !== 0;
   const devices: DeviceRequest[] = [];
   for (const [name, d] of Object.entries(req.devices ?? {})) {
     const label = `devices.${name}`;
@@ -153,17 +191,9 @@ function toRunOptions(req: LaunchRequest): RunOptions {
     }
   }
   return {
-    memMiB: req.memMiB ?? 512, xExecHeap: req.xExecHeap === true, guest: req.image, guestArgs: req.args ?? [], devices,
-    dumpable: false, gdb: false, supervise: true, api: true,
+    memMiB: req.memMiB ?? 512, xExecHeap: req.xExecHeap === true, guest: req.image ?? '', guestArgs: req.args ?? [], devices,
+    dumpable, gdb: false, supervise: true, api: true,
   };
-}
-
-function removeCgroups(cgroups: GuestCgroups | undefined): void {
-  try {
-    cgroups?.remove();
-  } catch (e) {
-    log.warn({ error: (e as Error).message }, 'a guest\'s cgroup could not be removed');
-  }
 }
 
 /** What the stub said when it refused its plan, as an error of the right kind. */
@@ -182,7 +212,8 @@ export class InstanceManager {
   private plans = new Map<string, Buffer>();
 
   constructor(private readonly registry: ImageRegistry, private readonly pool: StubPool,
-    private readonly metrics: Metrics, readonly limits: InstanceLimits, private readonly isolation?: ServerIsolation) {
+    private readonly metrics: Metrics, readonly limits: InstanceLimits, private readonly snapshots?: SnapshotStore,
+    private readonly recordings?: RecordingStore, private readonly isolation?: ServerIsolation) {
     metrics.gauge('tendril_instances_running', 'Guests running now.', () => this.running());
     metrics.gauge('tendril_launches_pending', 'Launches waiting for their guest to start.', () => this.pending);
     this.sweeper = isolation?.startSweeping();
@@ -221,21 +252,32 @@ export class InstanceManager {
     if (req.timeoutMs !== undefined && req.timeoutMs > this.limits.maxTimeoutMs) {
       throw new RequestError(`"timeoutMs" ${req.timeoutMs} is more than this server allows (${this.limits.maxTimeoutMs})`);
     }
-    const entry = this.registry.get(req.image);
-    const zygote = this.pool.get();
     const monitor = req.monitor !== false;
+    if (req.record && !monitor) throw new RequestError('"record": true needs the monitor ("monitor": false): the monitor is what records');
+    if (req.record && !this.recordings) throw new RequestError('this server does not record', 'start it with --recordings=DIR');
+    if (req.record && req.snapshot !== undefined) throw new RequestError('"record" cannot be used with "snapshot"', 'record a fresh launch of the image instead');
     const jail = jailOf(req, this.isolation);
-    const planned = this.plan(entry, req, monitor, jail);
-    const { plan, fds, release } = planned;
-    // The guest's cgroups: the plan's, or (serve --isolate) the stub's own, known once it has started.
-    let cgroups: GuestCgroups | undefined = planned.cgroups;
-    entry.launches++;
+    const id = nextId();
+    const source = req.snapshot !== undefined ? this.restorePlan(req.snapshot, req, monitor) : this.imagePlan(req, monitor, req.record ? id : undefined, jail);
+    let zygote: Zygote;
+    try {
+      zygote = this.pool.get();
+    } catch (e) {
+      source.release();
+      removeCgroups(source.cgroups);
+      if (req.record) this.recordings!.remove(id);
+      throw e;
+    }
+    const { plan, fds, release } = source;
+    // The guest's cgroups: the plan's, or (serve --isolate) the stub's own, named for it in its EXIT frame.
+    let cgroups = source.cgroups;
 
     let resolveStarted!: (i: Instance) => void;
     let rejectStarted!: (e: Error) => void;
     let resolveEnded!: (i: Instance) => void;
     const inst: Instance = {
-      id: nextId(), image: entry.id, args: req.args ?? [], memMiB: req.memMiB ?? 512,
+      id, image: source.image, ...(req.snapshot !== undefined ? { snapshot: req.snapshot } : {}),
+      ...(req.record ? { recording: this.recordings!.path(id) } : {}), args: source.args, memMiB: source.memMiB,
       state: 'starting', createdAt: new Date().toISOString(), timings: {}, timeoutMs: req.timeoutMs,
       output: [], outputBytes: 0, outputTruncated: false, consumers: new Set(),
       ...(jail ? { isolation: { missing: jail.missing.map((l) => ({ layer: l.name, why: l.detail })) } } : {}),
@@ -338,13 +380,67 @@ export class InstanceManager {
     return inst;
   }
 
+  private imagePlan(req: LaunchRequest, monitor: boolean, recordAs?: string, jail?: Jail): PlanSource {
+    const entry = this.registry.get(req.image!);
+    const p = this.plan(entry, req, monitor, recordAs, jail);
+    entry.launches++;
+    return { ...p, image: entry.id, args: req.args ?? [], memMiB: req.memMiB ?? 512 };
+  }
+
+  /**
+   * A restore's plan: the snapshot's memory file and register state, its
+   * devices attached again, the filter recomputed from its manifest exactly
+   * as for a fresh guest (supervisor/snapshot/restore.ts). Cached, like a
+   * launch's, when there are no devices.
+   */
+  private restorePlan(id: string, req: LaunchRequest, monitor: boolean): PlanSource {
+    if (!this.snapshots) throw new NotFoundError(`no snapshot ${id}`);
+    const e = this.snapshots.get(id);
+    for (const f of ['image', 'args', 'memMiB', 'xExecHeap'] as const) {
+      if (req[f] !== undefined) throw new RequestError(`"${f}" is fixed by the snapshot`, `leave it out with "snapshot" (this one has memMiB ${Number(e.snap.meta.memSize >> 20n)})`);
+    }
+    const meta = e.snap.meta;
+    const base = { image: e.image, args: meta.cmdline ? meta.cmdline.split(' ') : [], memMiB: Number(meta.memSize >> 20n) };
+    const settings = { devices: toRunOptions(req).devices };
+    // The plan depends on the devices only through what must equal the snapshot's, and the MAC.
+    const specs = Object.entries(req.devices ?? {}).sort(([a], [b]) => (a < b ? -1 : 1));
+    const key = specs.some(([, d]) => d.mac !== undefined) ? undefined
+      : `snapshot\0${id}\0${monitor ? 1 : 0}\0${specs.map(([n, d]) => `${n}:${d.net !== undefined ? 'n' : d.readOnly ? 'r' : 'w'}`).join(',')}`;
+    const devices = attachForRestore(e.snap, settings);
+    try {
+      let plan = key === undefined ? undefined : this.plans.get(key);
+      if (!plan) {
+        const r = restorePlanOf(e.snap, devices, settings, `snapshot ${id}`);
+        plan = encodePlan(r.plan, r.filter.bpf, {
+          deviceSrc: devices.map((_, i) => receivedFd(1 + i)), imageSrc: receivedFd(0),
+          flags: monitor ? PlanFlags.MONITOR | PlanFlags.SEND_PIDFD : 0, reportFd: POOL_REPORT_FD,
+        });
+        if (key !== undefined) {
+          if (this.plans.size >= PLAN_CACHE_LIMIT) this.plans.delete(this.plans.keys().next().value!);
+          this.plans.set(key, plan);
+        }
+      }
+      e.restores++;
+      return { ...base, plan, fds: [e.snap.memFd, ...devices.map((d) => d.hostfd)], release: () => releaseDevices(devices) };
+    } catch (err) {
+      releaseDevices(devices);
+      throw err;
+    }
+  }
+
+  /** Forgets a snapshot's cached plans (it is gone). */
+  forgetSnapshot(id: string): void {
+    for (const k of [...this.plans.keys()]) if (k.startsWith(`snapshot\0${id}\0`)) this.plans.delete(k);
+  }
+
   /**
    * The plan and the fds that go with it. Without devices, everything a plan
    * depends on is in the request, so the bytes are cached: a repeated launch
    * builds nothing. With devices, they are attached now (the fds are ours
    * until the launch is sent).
    */
-  private plan(entry: ImageEntry, req: LaunchRequest, monitor: boolean, jail?: Jail): { plan: Buffer; fds: number[]; release: () => void; cgroups?: GuestCgroups } {
+  private plan(entry: ImageEntry, req: LaunchRequest, monitor: boolean, recordAs?: string, jail?: Jail): { plan: Buffer; fds: number[]; release: () => void; cgroups?: GuestCgroups } {
+    if (recordAs !== undefined) return this.recordedPlan(entry, req, recordAs);
     // An isolated plan names the guest's own cgroups, never the same twice, except on serve --isolate:
     // there the stub has its own, and the plan (their limits included) depends on the request alone.
     const nodevices = (!jail || this.isolation !== undefined) && (!req.devices || Object.keys(req.devices).length === 0);
@@ -371,6 +467,36 @@ export class InstanceManager {
     } catch (e) {
       releaseLaunch(prepared);
       removeCgroups(started?.cgroups);
+      throw e;
+    }
+  }
+
+  /**
+   * A recorded launch: never cached (each has its own recording, started
+   * here with the guest's initial state); the filter in its traced form, the
+   * recording's fd sent with the plan after the devices'.
+   */
+  private recordedPlan(entry: ImageEntry, req: LaunchRequest, id: string): { plan: Buffer; fds: number[]; release: () => void } {
+    const opts = toRunOptions(req);
+    const prepared = prepareLaunch(opts, entry.image);
+    let recFd: number | undefined;
+    try {
+      const mem = this.registry.memory(entry, prepared.segments);
+      const c = compileLaunch(prepared, mem.image, TRACE_ALL);
+      const trace = this.recordings!.setup(id, prepared, opts);
+      recFd = trace.fd;
+      trace.onCompiled(c);
+      const n = prepared.devices.length;
+      const plan = encodePlan(c.plan, c.filter.bpf, {
+        deviceSrc: prepared.devices.map((_, i) => receivedFd(1 + i)), imageSrc: receivedFd(0),
+        flags: PlanFlags.MONITOR | PlanFlags.SEND_PIDFD | trace.flags, reportFd: POOL_REPORT_FD, sections: [trace.section(receivedFd(1 + n))],
+      });
+      const fd = recFd;
+      return { plan, fds: [mem.fd, ...prepared.devices.map((d) => d.hostfd), fd], release: () => { releaseLaunch(prepared); os.close(fd); } };
+    } catch (e) {
+      releaseLaunch(prepared);
+      if (recFd !== undefined) os.close(recFd);
+      this.recordings!.remove(id);
       throw e;
     }
   }
@@ -439,6 +565,7 @@ export class InstanceManager {
     const i = this.instances.get(id);
     if (!i) return;
     this.instances.delete(id);
+    if (i.recording) this.recordings?.remove(id);
     this.historyBytes -= i.outputBytes;
   }
 

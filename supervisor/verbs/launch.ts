@@ -11,7 +11,7 @@ import { resolve } from 'node:path';
 import { UsageError } from '../errors.js';
 import { configureLog, log } from '../log.js';
 import { parseRunArgs, type RunOptions } from '../options.js';
-import { api, parseServer, streamTo, type Server } from '../serve/client.js';
+import { api, download, parseServer, streamTo, type Server } from '../serve/client.js';
 import * as os from '../os.js';
 import { DEFAULT_SOCKET } from './serve.js';
 
@@ -32,7 +32,8 @@ Launch options (before the run options):
 Run options that work through a server: --mem=MB, --net:NAME=IFACE, --net-mac:NAME=HWADDR,
 --block:NAME=PATH, --block-ro:NAME=PATH, --block-sector-size:NAME=N, --x-exec-heap,
 --isolate[=strict] with --uid, --gid, --cpus, --mem-limit,
---supervise (the default: the server monitors every guest), --log-level, --log-format (this
+--supervise (the default: the server monitors every guest), --record=FILE (the server records
+the run; FILE is written here once the guest has ended), --log-level, --log-format (this
 client's own log). Refused, with the reason: --gdb, --dumpcore, --dumpable, --wait-fifo,
 and @FD devices (they concern the server's host; use \`tendril run\` there).
 
@@ -109,6 +110,7 @@ export async function launchVerb(argv: string[]): Promise<number> {
   // --dumpcore sets dumpable itself, so this comes after it.
   if (o.dumpable) throw new UsageError('launch: --dumpable does not work through a server: it is for debuggers and core dumps on the server\'s host');
   if (o.supervise && !monitor) throw new UsageError('launch: --supervise and --no-monitor contradict each other');
+  if (o.record && !monitor) throw new UsageError('launch: --record and --no-monitor contradict each other', 'the monitor is what records');
   configureLog({ level: o.logLevel, format: o.logFormat });
   let token: string | undefined;
   if (tokenFile) {
@@ -125,6 +127,7 @@ export async function launchVerb(argv: string[]): Promise<number> {
   log.info({ image: image.id, guest: o.guest }, 'image registered');
   const inst = check(await api(server, 'POST', '/instances', {
     image: image.id, ...launchBody(o), ...(timeoutMs ? { timeoutMs } : {}), ...(monitor ? {} : { monitor: false }),
+    ...(o.record ? { record: true } : {}),
   }), 'launch');
   log.info({ instance: inst.id, pid: inst.pid }, 'guest started');
 
@@ -148,6 +151,7 @@ export async function launchVerb(argv: string[]): Promise<number> {
     const err = end.error as Body | undefined;
     throw new UsageError(`launch: ${err?.error ?? 'the guest could not be started'}`, err?.hint);
   }
+  if (o.record) check(await download(server, `/instances/${inst.id}/recording`, resolve(o.record)), `--record=${o.record}`);
   if (typeof end.reason === 'string') process.stderr.write(`tendril: ${end.reason}\n`);
   const status = typeof end.status === 'number' ? end.status : 1;
   if (typeof end.signal === 'number') {

@@ -15,8 +15,10 @@ import { configureLog, LEVELS, log, type LogFormat, type LogLevel } from '../log
 import { nearest } from '../options.js';
 import { buildApi } from '../serve/api.js';
 import { InstanceManager } from '../serve/instances.js';
+import { RecordingStore } from '../serve/recordings.js';
 import { Metrics } from '../serve/metrics.js';
 import { ImageRegistry } from '../serve/registry.js';
+import { SnapshotStore } from '../serve/snapshots.js';
 import { StubPool } from '../serve/zygote.js';
 import { serverIsolation } from '../serve/isolation.js';
 
@@ -38,6 +40,10 @@ Serve the tendril HTTP API (see README "tendril serve").
   --max-image=BYTES     largest image accepted (default 268435456)
   --max-registry=BYTES  all registered images together (default 1073741824)
   --max-timeout=MS      largest timeoutMs a launch may ask for (default 3600000)
+  --max-snapshots=N     snapshots kept (POST /snapshots; default 64), in a private directory under
+                        TMPDIR removed when the server stops
+  --recordings=DIR      where recordings of "record": true launches go (default: a private
+                        temporary directory, removed with the server); each is deleted with its instance
   --isolate[=strict]    jail every guest (as run --isolate); the pool's stubs make their jail's
                         namespaces and cgroups while they wait; =strict refuses to start on a host
                         that lacks a layer
@@ -45,8 +51,9 @@ Serve the tendril HTTP API (see README "tendril serve").
   --log-format=FORMAT   pretty or json (default: pretty on a terminal)
   --help                this help`;
 
-const STRINGS = ['socket', 'listen', 'token-file', 'log-level', 'log-format'];
-const NUMBERS = ['pool', 'max-instances', 'max-pending', 'output-limit', 'history', 'history-bytes', 'max-image', 'max-registry', 'max-timeout'];
+const STRINGS = ['socket', 'listen', 'token-file', 'log-level', 'log-format', 'recordings'];
+const NUMBERS = ['pool', 'max-instances', 'max-pending', 'output-limit', 'history', 'history-bytes', 'max-image', 'max-registry', 'max-timeout',
+  'max-snapshots'];
 
 function intOption(name: string, v: unknown, min: number, max: number, dflt: number): number {
   if (v === undefined) return dflt;
@@ -140,16 +147,21 @@ export async function serveVerb(argv: string[]): Promise<number> {
     maxTimeoutMs: intOption('max-timeout', a['max-timeout'], 1, 7 * 24 * 3600 * 1000, 3600 * 1000),
     maxImageBytes: intOption('max-image', a['max-image'], 4096, 2 ** 40, 256 * MiB),
     maxTotalBytes: intOption('max-registry', a['max-registry'], 4096, 2 ** 42, 1024 * MiB),
+    maxSnapshots: intOption('max-snapshots', a['max-snapshots'], 0, 100_000, 64),
   };
   await claimSocket(socket);
 
+  const recordings = new RecordingStore(a.recordings === undefined ? undefined : String(a.recordings));
   const pool = new StubPool(poolSize, isolation?.stubArgs);
   const apps: FastifyInstance[] = [];
   let instances: InstanceManager | undefined;
+  let snapshots: SnapshotStore | undefined;
   const cleanup = async () => {
     await instances?.shutdown().catch(() => undefined);
+    snapshots?.close();
     const idle = isolation?.idleStubs(pool.pid) ?? [];
     pool.close();
+    recordings.close();
     await isolation?.stop(idle);
     for (const app of apps) await app.close().catch(() => undefined);
     if (existsSync(socket) && lstatSync(socket).isSocket()) unlinkSync(socket);
@@ -160,8 +172,13 @@ export async function serveVerb(argv: string[]): Promise<number> {
     const maxPending = intOption('max-pending', a['max-pending'], 1, 1 << 20, Math.min(256, maxRunning));
     const metrics = new Metrics();
     const registry = new ImageRegistry({ maxImageBytes: limits.maxImageBytes, maxTotalBytes: limits.maxTotalBytes });
-    instances = new InstanceManager(registry, pool, metrics, { ...limits, maxRunning, maxPending }, isolation);
-    const ctx = { registry, instances, metrics, pool };
+    snapshots = new SnapshotStore(registry, {
+      maxSnapshots: limits.maxSnapshots, maxCreating: 2, outputLimit: limits.outputLimit, maxTimeoutMs: limits.maxTimeoutMs,
+    });
+    const store = snapshots;
+    metrics.gauge('tendril_snapshots', 'Snapshots kept.', () => store.count);
+    instances = new InstanceManager(registry, pool, metrics, { ...limits, maxRunning, maxPending }, snapshots, recordings, isolation);
+    const ctx = { registry, instances, metrics, pool, snapshots };
     // TCP first: once the socket file exists, every listener is up.
     if (tcp) {
       const app = buildApi(ctx, { maxImageBytes: limits.maxImageBytes, auth: { token: token!, hosts: tcp.hosts } });

@@ -117,13 +117,37 @@ static inline bool h_find_device(const char *name, struct h_device *out)
     return false;
 }
 
+/*
+ * The arguments after an optional leading "yield-first": with it the guest
+ * first blocks once in solo5_yield() with a deadline in the future, the
+ * point `tendril snapshot create` stops a guest at, so the attack runs in
+ * the restored guest (tests/hostile-restore.test.ts).
+ */
+static inline const char *h_args(const char *cmdline)
+{
+    static const char word[] = "yield-first";
+
+    while (*cmdline == ' ')
+        cmdline++;
+    for (size_t i = 0; i < sizeof word - 1; i++)
+        if (cmdline[i] != word[i])
+            return cmdline;
+    if (cmdline[sizeof word - 1] != ' ' && cmdline[sizeof word - 1] != '\0')
+        return cmdline;
+    solo5_yield(solo5_clock_monotonic() + 1000000000ULL, NULL);
+    puts("RESUMED after yield\n");
+    cmdline += sizeof word - 1;
+    while (*cmdline == ' ')
+        cmdline++;
+    return cmdline;
+}
+
 /* The first word of the command line (the attack to run), copied. */
 static inline const char *h_mode(const char *cmdline, char *buf, size_t size)
 {
     size_t n = 0;
 
-    while (*cmdline == ' ')
-        cmdline++;
+    cmdline = h_args(cmdline);
     while (cmdline[n] && cmdline[n] != ' ' && n + 1 < size) {
         buf[n] = cmdline[n];
         n++;

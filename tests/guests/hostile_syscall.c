@@ -1,7 +1,8 @@
 /*
  * hostile_syscall: call system calls the policy does not allow.
  *
- * Command line: "N" or "A-B" (decimal x86_64 syscall numbers). Each number
+ * Command line: "[yield-first] N" or "A-B" (decimal x86_64 syscall numbers; see
+ * h_args in hostile.h for yield-first). Each number
  * is called through the 64-bit `syscall` instruction with arguments no rule
  * of any policy allows: fd-like argument 0x7fff, pointers into unmapped
  * memory. The first call must kill the guest (SIGSYS, 159), so the test
@@ -27,7 +28,7 @@ int solo5_app_main(const struct solo5_start_info *si)
     const char *end;
 
     puts("\n**** hostile_syscall ****\n");
-    if (!u_parse_int(si->cmdline, &a, &end)) {
+    if (!u_parse_int(h_args(si->cmdline), &a, &end)) {
         puts("usage: hostile_syscall N|A-B\n");
         return 2;
     }
