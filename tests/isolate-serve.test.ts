@@ -168,3 +168,10 @@ test.serial('serve --isolate: idle pool stubs hold a ready jail; every launch is
   }
   for (const d of stubDirs) t.false(existsSync(d), `${d} removed with the server`);
 });
+
+test('"isolate" with "record" is a 400 (recording a jailed guest is not implemented)', async (t) => {
+  const img = await s.register('test_hello');
+  const r = await api(s.sock, 'POST', '/instances', { image: img, memMiB: 2, isolate: true, record: true });
+  t.is(r.status, 400, JSON.stringify(r.body));
+  t.regex((r.body as Json).error, /"isolate" with "record": recording a jailed guest is not implemented/);
+});

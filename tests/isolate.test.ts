@@ -469,3 +469,17 @@ test('ociIsolation: a bundle\'s namespaces, user and resources become the same l
   t.is(r.status, 0, r.stderr);
   t.regex(r.stdout, /SUCCESS/);
 });
+
+test('--isolate with --record or --restore: one-line errors (not implemented together), before anything runs', async (t) => {
+  await withTempDir(async (dir) => {
+    const rec = await run(['--isolate', `--record=${join(dir, 'r.rec')}`, '--mem=2', guest('test_hello')]);
+    t.is(rec.status, 1);
+    t.true(oneLine(rec.stderr), rec.stderr);
+    t.regex(rec.stderr, /--record.*cannot be combined with --isolate/);
+    t.false(existsSync(join(dir, 'r.rec')));
+    const restore = await run(['--isolate', `--restore=${dir}`]);
+    t.is(restore.status, 1);
+    t.true(oneLine(restore.stderr), restore.stderr);
+    t.regex(restore.stderr, /--restore.*cannot be combined with --isolate/);
+  });
+});
