@@ -150,6 +150,8 @@ export const PLAN_FLAG = constants('PLAN_F', 'Launch plan flags (plan_header.fla
   WAIT_START: 1 << 4,
   /** Monitor mode: send a pidfd of the guest with the monitor_hello (report_fd is a unix socket). */
   SEND_PIDFD: 1 << 5,
+  /** --isolate: the guest runs jailed as a child of the stub (native/stub/isolate.c); the plan carries ISOLATE sections. */
+  ISOLATE: 1 << 16,
   /** Snapshot creation (monitor mode): the monitor stops the guest at the point PLAN_SECTION.SNAPSHOT names and dumps it (native/stub/snapshot_dump.c). */
   SNAPSHOT: 1 << 8,
   /** Record: the monitor answers the guest's calls for real and writes them to a recording (PLAN_SECTION_REC_RECORD). */
@@ -220,6 +222,75 @@ export const PlanPoll = defineStruct('plan_poll', "A member of the guest's epoll
 } as const);
 
 // ---------------------------------------------------------------------------
+// Isolation (--isolate, supervisor/isolate/): what the jailer in the stub
+// (native/stub/isolate.c) sets up for the guest before its filter. Sections
+// in PLAN_SECTION's isolation range:
+//   ISOLATE.SECTION_JAIL     one plan_isolate
+//   ISOLATE.SECTION_CGROUPS  the guest's cgroup directories (made and limited by
+//                            the supervisor), each a NUL-terminated absolute path:
+//                            the guest's parent joins each before forking the guest,
+//                            which is so born in them (no migration, which on a busy
+//                            host waits for an RCU grace period), and removes each
+//                            when it has ended (unless KEEP_CGROUPS)
+//   ISOLATE.SECTION_CGROUP_LIMITS  FILE\0VALUE\0 pairs the parent writes into each of
+//                            the guest's cgroup directories that has FILE, before the
+//                            guest exists: the limits of a prepared stub's own cgroups
+
+export const ISOLATE = constants('ISOLATE', 'Isolation: plan section types (in PLAN_SECTION_ISOLATE_FIRST..) and limits.', {
+  SECTION_JAIL: 32,
+  SECTION_CGROUPS: 33,
+  SECTION_CGROUP_LIMITS: 34,
+  /** One directory per cgroup hierarchy (v2: one; v1: memory, pids, cpu). */
+  MAX_CGROUPS: 4,
+  /** Bytes of one cgroup directory path, NUL included. */
+  MAX_PATH: 1024,
+  /** The namespaces made by the init (and so ahead of time in a prepared pool stub): ISOLATE_F_ NEWPID | EMPTY_ROOT | NEWNET | NEWIPC | NEWUTS | NEWCGROUP. */
+  NAMESPACE_FLAGS: 0x3f,
+});
+
+export const ISOLATE_FLAG = constants('ISOLATE_F', 'The layers plan_isolate.flags asks for (each one the host can provide).', {
+  /** A pid namespace: a tiny init is pid 1, the guest pid 2. */
+  NEWPID: 1 << 0,
+  /** A mount namespace whose root is an empty, read-only tmpfs; the old root is unmounted. */
+  EMPTY_ROOT: 1 << 1,
+  NEWNET: 1 << 2,
+  NEWIPC: 1 << 3,
+  NEWUTS: 1 << 4,
+  /** A cgroup namespace, rooted at tendril's own cgroup (the init's): the guest sees only its own cgroup below that root. */
+  NEWCGROUP: 1 << 5,
+  /** uid/gid, no supplementary groups, every capability dropped (bounding set included), no processes (RLIMIT_NPROC 0). */
+  CREDS: 1 << 6,
+  /** A Landlock domain handling the landlock_* rights with no rule: every filesystem (and TCP, and scoped) access denied. */
+  LANDLOCK: 1 << 7,
+  /** The guest's cgroups are the supervisor's to remove (serve, after the launch); otherwise its parent in the stub removes them. */
+  KEEP_CGROUPS: 1 << 8,
+});
+
+/**
+ * A pool stub can make its jail while it waits for its plan (`tendril
+ * serve --isolate`): started as `tendril-stub PLAN-FD JAIL [CGROUP-PARENT...]`,
+ * JAIL being the plan_isolate it will be given, as 2 * sizeof hex digits,
+ * it makes the init and its namespaces, and its own cgroup
+ * CGROUP-PARENT/tendril-PID-pool in each parent, which it joins. Its plan
+ * must then ask for the same namespaces, carry no cgroup list (the limits
+ * come as SECTION_CGROUP_LIMITS) and leave the cgroups to the supervisor.
+ */
+if (ISOLATE.NAMESPACE_FLAGS !== (ISOLATE_FLAG.NEWPID | ISOLATE_FLAG.EMPTY_ROOT | ISOLATE_FLAG.NEWNET | ISOLATE_FLAG.NEWIPC | ISOLATE_FLAG.NEWUTS | ISOLATE_FLAG.NEWCGROUP)) {
+  throw new Error('ISOLATE.NAMESPACE_FLAGS must be the init\'s namespace flags');
+}
+
+export const PlanIsolate = defineStruct('plan_isolate', 'The jail of an isolated guest (section ISOLATE_SECTION_JAIL).', {
+  flags: 'u32',
+  uid: 'u32',
+  gid: 'u32',
+  reserved: 'u32',
+  /** struct landlock_ruleset_attr: the rights handled (and so denied) for this kernel's Landlock ABI. */
+  landlock_fs: 'u64',
+  landlock_net: 'u64',
+  landlock_scoped: 'u64',
+} as const);
+
+// ---------------------------------------------------------------------------
 // The monitor's report (stub in monitor mode → whoever started it), written
 // once when the guest has ended, to report_fd.
 
@@ -243,6 +314,8 @@ export const REPORT_FLAG = constants('REPORT_F', 'What a monitor report holds (m
   REGS: 1 << 3,
   /** fault_* hold the siginfo of the fault that killed it. */
   FAULT: 1 << 4,
+  /** Isolated: the OOM killer of the guest's own memory cgroup ended it (its limit, not the host's memory). */
+  OOM: 1 << 5,
   /** Snapshot creation: the guest reached the point, was dumped (snapshot_dump says how that went) and was killed. */
   SNAPSHOT: 1 << 8,
 });
@@ -405,6 +478,8 @@ export const ZYGOTE = constants('ZYGOTE', 'The zygote control protocol.', {
   OUTPUT_CHUNK: 65536,
   /** Console bytes a HOLD_OUTPUT launch keeps back for its EXIT frame, at most (beyond, they go as OUTPUT). */
   MAX_HELD_OUTPUT: 65536,
+  /** Words the zygote adds to each stub's command line (serve --isolate: the jail and its cgroup parents). */
+  MAX_STUB_ARGS: 5,
 });
 
 export const ZYGOTE_LAUNCH_FLAG = constants('ZLAUNCH_F', 'How a launch reports (zygote_launch.flags).', {
@@ -462,6 +537,9 @@ export const ZygoteExit = defineStruct('zygote_exit', "An instance has ended: th
   output_len: 'u32',
   /** From the plan handed to the stub to the stub's end, measured by the zygote. */
   run_us: 'u64',
+  /** The stub's own pid (serve --isolate: its cgroups are named for it, and removed once it has ended). */
+  stub_pid: 'i32',
+  reserved: 'u32',
 } as const);
 
 export const ZygoteHello = defineStruct('zygote_hello', 'The zygote is up: its limits.', {
@@ -729,11 +807,11 @@ export const REPLAY_MAGIC = constants('REPLAY', 'Replayer messages.', { STATUS_M
 
 /** Everything the generator emits, in order. */
 export const C_EXPORTS: { constants: ConstGroup[]; structs: StructDef[] } = {
-  constants: [GUEST_FD.group, PLAN.group, PLAN_FLAG.group, PLAN_SECTION.group, REPORT.group, REPORT_FLAG.group, SNAPSHOT.group,
-    SNAPSHOT_CPU_FLAG.group, SNAPSHOT_STEP.group, ZYGOTE.group, ZYGOTE_MSG.group, ZYGOTE_LAUNCH_FLAG.group,
+  constants: [GUEST_FD.group, PLAN.group, PLAN_FLAG.group, PLAN_SECTION.group, ISOLATE.group, ISOLATE_FLAG.group, REPORT.group, REPORT_FLAG.group,
+    SNAPSHOT.group, SNAPSHOT_CPU_FLAG.group, SNAPSHOT_STEP.group, ZYGOTE.group, ZYGOTE_MSG.group, ZYGOTE_LAUNCH_FLAG.group,
     REC.group, REC_EV.group, REC_EVF.group, REC_CPUID.group, REC_END.group, REC_ENDF.group, PLAN_SECTION_REC.group, REC_PLAN_FLAG.group,
     REPLAY_OUT.group, REPLAY_WHY.group, REPLAY_NOTE.group, REPLAY_MAGIC.group],
-  structs: [PlanHeader, PlanRegion, PlanFdMove, PlanPoll, PlanSection, MonitorHello, MonitorReport, SnapshotRequest, SnapshotDump, SnapshotRun,
+  structs: [PlanHeader, PlanRegion, PlanFdMove, PlanPoll, PlanSection, PlanIsolate, MonitorHello, MonitorReport, SnapshotRequest, SnapshotDump, SnapshotRun,
     SnapshotCpu, RestoreHeader, ZygoteFrame, ZygoteLaunch, ZygoteStarted, ZygoteExit, ZygoteHello,
     RecEvent, RecCpu, RecTrailer, RecFileHeader, PlanRecord, PlanReplay, ReplayStatus],
 };

@@ -18,6 +18,9 @@ export class DeviceError extends TendrilError {}
 /** The hand-over to the native stub failed (stub missing, exec failed), or a server cannot be reached. */
 export class LaunchError extends EnvironmentError {}
 
+/** --isolate=strict on a host that lacks a layer, or a jail the stub cannot be given. */
+export class IsolationError extends EnvironmentError {}
+
 /** Building a guest with `tendril cc` failed. */
 export class ToolchainError extends TendrilError {}
 

@@ -29,6 +29,7 @@ import type { RunOptions } from './options.js';
 import { log } from './log.js';
 import { nativeHint, nativeProblem, STUB_PATH } from './paths.js';
 import * as os from './os.js';
+import type { StartedJail } from './isolate/jail.js';
 
 /** Validated image + attached devices, in this process's fd numbers. */
 export interface PreparedLaunch {
@@ -215,36 +216,45 @@ export function writePlanFd(bytes: Buffer): number {
  * stdio included, so each fd the stub must find has the flag cleared.
  * Returns only by throwing.
  */
-export function execStub(p: PreparedLaunch, argv0: string, opts: { startFd?: number; trace?: TraceSetup } = {}): never {
+export function execStub(p: PreparedLaunch, argv0: string, opts: { startFd?: number; trace?: TraceSetup; jail?: () => StartedJail } = {}): never {
   const t = opts.trace;
   const c = compileLaunch(p, undefined, t ? TRACE_ALL : {});
   t?.onCompiled(c);
   return execPlan(c.plan, c.filter.bpf, p.devices.map((d) => d.hostfd), memoryFileFd(c.memory), argv0, {
-    startFd: opts.startFd,
+    startFd: opts.startFd, jail: opts.jail,
     ...(t ? { flags: t.flags, sections: [t.section(t.fd)], extraFds: [t.fd] } : {}),
   });
 }
 
-/** How execPlan's caller extends the plan: record/replay add a flag, a section and the recording's fd. */
+/** How execPlan's caller extends the plan: record/replay add a flag, a section and the recording's fd; --isolate a jail. */
 interface ExecOptions {
   startFd?: number;
   flags?: number;
   sections?: PlanSectionData[];
   /** More fds the stub must inherit, at the same numbers. */
   extraFds?: number[];
+  /** --isolate: makes the guest's cgroups and the plan's isolation sections (supervisor/isolate/). */
+  jail?: () => StartedJail;
 }
 
 /** execStub for a guest plan made elsewhere (a restore): devices and memory file at this process's fd numbers. */
 export function execPlan(plan: GuestPlan, bpf: Buffer, deviceFds: number[], memFd: number, argv0: string, opts: ExecOptions = {}): never {
-  const planFd = writePlanFd(encodePlan(plan, bpf, {
-    deviceSrc: deviceFds, imageSrc: memFd,
-    flags: (opts.startFd !== undefined ? PlanFlags.WAIT_START : 0) | (opts.flags ?? 0), startFd: opts.startFd,
-    ...(opts.sections ? { sections: opts.sections } : {}),
-  }));
-  const inherit = [0, 1, 2, ...deviceFds, memFd, planFd, ...(opts.startFd !== undefined ? [opts.startFd] : []), ...(opts.extraFds ?? [])];
-  for (const fd of inherit) {
-    if (os.fcntl(fd, os.F_SETFD, 0) < 0) throw sysFail(`fcntl(${fd}, F_SETFD)`);
+  // Last, so nothing before can leave its cgroups behind; the stub removes them when the guest ends.
+  const jail = opts.jail?.();
+  try {
+    const planFd = writePlanFd(encodePlan(plan, bpf, {
+      deviceSrc: deviceFds, imageSrc: memFd,
+      flags: (opts.startFd !== undefined ? PlanFlags.WAIT_START : 0) | (opts.flags ?? 0) | (jail?.flags ?? 0), startFd: opts.startFd,
+      sections: [...(opts.sections ?? []), ...(jail?.sections ?? [])],
+    }));
+    const inherit = [0, 1, 2, ...deviceFds, memFd, planFd, ...(opts.startFd !== undefined ? [opts.startFd] : []), ...(opts.extraFds ?? [])];
+    for (const fd of inherit) {
+      if (os.fcntl(fd, os.F_SETFD, 0) < 0) throw sysFail(`fcntl(${fd}, F_SETFD)`);
+    }
+    os.execve(STUB_PATH, [argv0, String(planFd), null], [null]);
+    throw new LaunchError(`execve(${STUB_PATH}) failed: ${os.strerror(os.errno())}`, nativeHint());
+  } catch (e) {
+    jail?.cgroups.remove();
+    throw e;
   }
-  os.execve(STUB_PATH, [argv0, String(planFd), null], [null]);
-  throw new LaunchError(`execve(${STUB_PATH}) failed: ${os.strerror(os.errno())}`, nativeHint());
 }

@@ -7,6 +7,7 @@ import { DEFAULT_MEM_MIB, MAX_MEM_MIB } from '../loader/abi.js';
 import { DEVICE_NAME_RE } from '../loader/manifest.js';
 import { UsageError } from './errors.js';
 import { LEVELS, type LogFormat, type LogLevel } from './log.js';
+import type { IsolateOptions } from './isolate/jail.js';
 
 export interface NetRequest {
   kind: 'net';
@@ -56,6 +57,8 @@ export interface RunOptions {
   logFormat?: LogFormat;
   /** --wait-fifo=PATH: hold the loaded guest until a byte is written to PATH (tendril-oci's create/start). */
   waitFifo?: string;
+  /** --isolate[=strict] and its options: the guest runs jailed (supervisor/isolate/). */
+  isolate?: IsolateOptions;
   /** --restore=DIR: continue from a snapshot (supervisor/snapshot/restore.ts); no GUEST operand then. */
   restore?: string;
   /** --record=FILE: run for real and record the execution for `tendril replay` (docs/record-replay.md). */
@@ -68,6 +71,21 @@ export type ParsedRun = { kind: 'help' } | { kind: 'version' } | { kind: 'run'; 
 
 function invalid(word: string, why: string, hint?: string): UsageError {
   return new UsageError(`Invalid option: \`${word}': ${why}`, hint, true);
+}
+
+/** --uid=N / --gid=N: an unprivileged id (0 would keep root's ownership of everything). */
+function parseId(word: string, value: string): number {
+  if (!/^[0-9]{1,10}$/.test(value) || Number(value) > 0xfffffffe) throw invalid(word, 'an id must be a number from 1 to 4294967294');
+  if (Number(value) === 0) throw invalid(word, 'id 0 is root, which owns the host\'s files', 'choose an id that owns nothing, or leave it out for the default');
+  return Number(value);
+}
+
+/** --cpus=N: a CPU quota, 0.01 to 1024 CPUs. */
+function parseCpus(word: string, value: string): number {
+  if (!/^([0-9]+(\.[0-9]*)?|\.[0-9]+)$/.test(value)) throw invalid(word, 'a CPU quota must be a number of CPUs', 'e.g. --cpus=0.5');
+  const n = Number(value);
+  if (n < 0.01 || n > 1024) throw invalid(word, 'a CPU quota must be between 0.01 and 1024 CPUs');
+  return n;
 }
 
 export function parseMem(word: string, value: string): number {
@@ -118,10 +136,13 @@ function splitDeviceOption(word: string): [string, string, string] | undefined {
 }
 
 /** Every option of `run`, as written in the usage: flags, `--opt=VALUE`, and device options `--kind:NAME=VALUE`. */
-const FLAGS = ['--x-exec-heap', '--dumpable', '--gdb', '--supervise', '--help', '--version'];
+const FLAGS = ['--x-exec-heap', '--dumpable', '--gdb', '--supervise', '--isolate', '--help', '--version'];
 const VALUED: Record<string, string> = {
   '--mem': 'MB', '--log-level': 'LEVEL', '--log-format': 'FORMAT', '--wait-fifo': 'PATH', '--dumpcore': 'DIR', '--restore': 'DIR', '--record': 'FILE',
+  '--uid': 'UID', '--gid': 'GID', '--cpus': 'N', '--mem-limit': 'MB', '--cgroup-parent': 'DIR',
 };
+/** Options that only mean something with --isolate. */
+const ISOLATE_VALUED = ['--uid', '--gid', '--cpus', '--mem-limit', '--cgroup-parent'];
 const DEVICE: Record<string, string> = {
   net: 'IFACE', 'net-mac': 'HWADDR', block: 'PATH', 'block-ro': 'PATH', 'block-sector-size': 'N',
 };
@@ -166,6 +187,7 @@ function unknownOption(word: string): UsageError {
   if (dev && dev[1] in DEVICE && eq < 0) {
     return invalid(word, `--${dev[1]}:${dev[2] || 'NAME'} needs a value`, `write it as one word: --${dev[1]}:${dev[2] || 'NAME'}=${DEVICE[dev[1]]}`);
   }
+  if (name === '--isolate') return invalid(word, '--isolate takes no value but =strict', 'write --isolate or --isolate=strict');
   if (FLAGS.includes(name) && value !== undefined) return invalid(word, `${name} takes no value`);
   const candidates = [...FLAGS, ...Object.keys(VALUED), ...Object.keys(DEVICE).map((k) => `--${k}:`)];
   const best = nearest(dev ? `--${dev[1]}:` : name, candidates);
@@ -189,6 +211,8 @@ export function parseRunArgs(argv: string[], dialect: Dialect = 'tendril'): Pars
   const macs = new Map<string, [string, Buffer]>();
   const sectors = new Map<string, [string, number]>();
   const seen = new Set<string>();
+  let isolateSeen = false;
+  const isolateWords: string[] = [];
   let memGiven = false;
 
   let i = 0;
@@ -215,6 +239,24 @@ export function parseRunArgs(argv: string[], dialect: Dialect = 'tendril'): Pars
     }
     if (word === '--supervise') {
       opts.supervise = true;
+      continue;
+    }
+    if (word === '--isolate' || word === '--isolate=strict') {
+      opts.isolate = { ...opts.isolate, strict: word === '--isolate=strict' };
+      isolateSeen = true;
+      continue;
+    }
+    const isoName = ISOLATE_VALUED.find((n) => word.startsWith(`${n}=`));
+    if (isoName) {
+      const v = word.slice(isoName.length + 1);
+      const iso = (opts.isolate ??= { strict: false });
+      isolateWords.push(word);
+      if (isoName === '--uid') iso.uid = parseId(word, v);
+      else if (isoName === '--gid') iso.gid = parseId(word, v);
+      else if (isoName === '--cpus') iso.cpus = parseCpus(word, v);
+      else if (isoName === '--mem-limit') iso.memLimitMiB = parseMem(word, v);
+      else if (v.startsWith('/')) iso.cgroupParent = v.replace(/\/+$/, '') || '/';
+      else throw invalid(word, 'the cgroup parent must be an absolute path', 'e.g. --cgroup-parent=/sys/fs/cgroup/tendril');
       continue;
     }
     if (word.startsWith('--log-level=')) {
@@ -330,9 +372,14 @@ export function parseRunArgs(argv: string[], dialect: Dialect = 'tendril'): Pars
   }
   if (opts.gdb && opts.supervise) throw invalid('--gdb', 'cannot be combined with --supervise (the guest can have only one tracer)');
   if (opts.waitFifo && opts.supervise) throw invalid('--wait-fifo', 'cannot be combined with --supervise');
+  if (!isolateSeen && isolateWords.length) throw invalid(isolateWords[0], 'only applies with --isolate', `add --isolate (or --isolate=strict)`);
+  if (opts.isolate && opts.gdb) throw invalid('--gdb', 'cannot be combined with --isolate (the isolated guest runs as another user in its own pid namespace)');
+  if (opts.isolate && opts.dumpcore) throw invalid('--dumpcore', 'cannot be combined with --isolate (the isolated guest has no filesystem to write a core to)');
   if (opts.gdb && opts.record) {
     throw invalid('--gdb', 'cannot be combined with --record (the recorder is the guest\'s tracer)', 'record first, then debug the replay: tendril replay --gdb FILE');
   }
+  if (opts.isolate && opts.record) throw invalid('--record', 'cannot be combined with --isolate: recording a jailed guest is not implemented');
+  if (opts.isolate && opts.restore) throw invalid('--restore', 'cannot be combined with --isolate: restoring into a jail is not implemented');
   opts.devices = [...nets.values(), ...blocks.values()];
   return { kind: 'run', options: opts };
 }
@@ -360,6 +407,13 @@ Options:
                                 with \`tendril replay FILE' (anywhere: the file carries the image)
   --supervise                   run the guest as a child: log its exit and say why it died (a forbidden
                                 system call by name, a fault by address); same exit status
+  --isolate[=strict]            jail the guest beneath its filter: an id that owns nothing, no capabilities,
+                                new namespaces, an empty root, Landlock, its own cgroup; each layer this
+                                host lacks is reported; =strict refuses to run without all of them
+  --uid=UID, --gid=GID          the ids an isolated guest runs as (default 2000000000, which owns nothing)
+  --cpus=N                      CPU quota of an isolated guest, in CPUs (e.g. 0.5)
+  --mem-limit=MB                memory limit of an isolated guest's cgroup (default: --mem plus a margin)
+  --cgroup-parent=DIR           a delegated cgroup v2 directory for isolated guests' cgroups
   --wait-fifo=PATH              load the guest, then wait until a byte is written to the FIFO PATH
                                 (create/start as in OCI runtimes; used by tendril-oci)
   --restore=DIR                 continue from the snapshot DIR (tendril snapshot create) instead of

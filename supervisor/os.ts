@@ -146,3 +146,15 @@ export function describeFd(fd: number): string | undefined {
     return undefined;
   }
 }
+
+const syscallFn = libc.func('long syscall(long nr, ...)') as (...args: unknown[]) => number | bigint;
+
+/**
+ * The kernel's Landlock ABI version (landlock_create_ruleset with
+ * LANDLOCK_CREATE_RULESET_VERSION), or -errno: -ENOSYS without Landlock in
+ * the kernel, -EOPNOTSUPP when it is built but not enabled (lsm=).
+ */
+export function landlockAbi(): number {
+  const r = Number(syscallFn(444, 'void *', null, 'size_t', 0, 'uint32_t', 1));
+  return r < 0 ? -errno() : r;
+}

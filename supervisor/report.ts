@@ -23,6 +23,8 @@ export interface GuestReport {
   utimeUs: number;
   stimeUs: number;
   maxrssKb: number;
+  /** Isolated: the OOM killer of the guest's own memory cgroup ended it. */
+  oom: boolean;
   /** Snapshot creation: the guest reached the point and was dumped (then killed on purpose). */
   snapshot?: boolean;
 }
@@ -63,6 +65,7 @@ export function decodeReport(buf: Buffer): GuestReport {
     utimeUs: Number(r.utime_us),
     stimeUs: Number(r.stime_us),
     maxrssKb: Number(r.maxrss_kb),
+    oom: has(REPORT_FLAG.OOM),
     ...(has(REPORT_FLAG.SNAPSHOT) ? { snapshot: true } : {}),
   };
 }
@@ -141,6 +144,7 @@ export function explain(r: GuestReport | undefined, signal: number | undefined):
       if (f) return `guest hit a breakpoint or trap at ${hex(f.addr)} with no debugger attached; killed by SIGTRAP`;
       break;
     case 9:
+      if (r?.oom) return 'guest touched more memory than its cgroup allows (--mem-limit, or --mem plus a margin); the cgroup\'s OOM killer stopped it (SIGKILL)';
       return 'guest was killed (SIGKILL)';
     default:
   }

@@ -13,6 +13,7 @@ import { compileLaunch, memoryFileFd, releaseLaunch, writePlanFd, type PreparedL
 import { STUB_PATH } from './paths.js';
 import { guestEnd, parseMonitorMessages, type GuestEnd } from './report.js';
 import * as os from './os.js';
+import type { StartedJail } from './isolate/jail.js';
 
 export { explain, guestEnd, signalName, type GuestEnd, type GuestReport } from './report.js';
 
@@ -28,12 +29,12 @@ export interface Spawned {
  * where the guest wants them. Our own copies are closed once the child has
  * its own.
  */
-export function spawnSupervised(p: PreparedLaunch, argv0: string, trace?: TraceSetup): Spawned {
+export function spawnSupervised(p: PreparedLaunch, argv0: string, trace?: TraceSetup, jail?: () => StartedJail): Spawned {
   const c = compileLaunch(p, undefined, trace ? TRACE_ALL : {});
   trace?.onCompiled(c);
   try {
     return spawnPlan({
-      plan: c.plan, bpf: c.filter.bpf, deviceFds: p.devices.map((d) => d.hostfd), memFd: memoryFileFd(c.memory), argv0,
+      plan: c.plan, bpf: c.filter.bpf, deviceFds: p.devices.map((d) => d.hostfd), memFd: memoryFileFd(c.memory), argv0, jail,
       ...(trace ? { flags: trace.flags, extraFds: [trace.fd], sections: (at: number[]) => [trace.section(at[0])] } : {}),
     });
   } finally {
@@ -58,6 +59,8 @@ export interface SpawnSpec {
   sections?: (extraAt: number[]) => PlanSectionData[];
   /** The guest's stdout and stderr: ours (default), or a pipe (child.stdout) for a server to collect. */
   console?: 'inherit' | 'pipe';
+  /** --isolate: makes the guest's cgroups and the plan's isolation sections (supervisor/isolate/). */
+  jail?: () => StartedJail;
 }
 
 /** The supervised hand-over of a guest plan: the stub as a child in monitor mode. */
@@ -69,13 +72,16 @@ export function spawnPlan(s: SpawnSpec): Spawned {
   const planAt = memAt + 1 + extra.length;
   const reportAt = planAt + 1;
   let planFd: number;
+  let jail: StartedJail | undefined;
   try {
+    jail = s.jail?.();
     planFd = writePlanFd(encodePlan(s.plan, s.bpf, {
-      deviceSrc: s.deviceFds.map((_, i) => 3 + i), imageSrc: memAt, flags: PlanFlags.MONITOR | (s.flags ?? 0), reportFd: reportAt,
-      sections: s.sections?.(extraAt),
+      deviceSrc: s.deviceFds.map((_, i) => 3 + i), imageSrc: memAt, flags: PlanFlags.MONITOR | (s.flags ?? 0) | (jail?.flags ?? 0), reportFd: reportAt,
+      sections: [...(s.sections?.(extraAt) ?? []), ...(jail?.sections ?? [])],
     }));
   } catch (e) {
     closeSync(s.memFd);
+    jail?.cgroups.remove();
     throw e;
   }
   const started = process.hrtime.bigint();
@@ -91,7 +97,18 @@ export function spawnPlan(s: SpawnSpec): Spawned {
     closeSync(planFd);
     closeSync(s.memFd);
   }
-  return { child, done: watchGuest(child, child.stdio[reportAt] as Readable, started) };
+  const done = watchGuest(child, child.stdio[reportAt] as Readable, started);
+  if (!jail) return { child, done };
+  // The monitor removes the guest's cgroups; this covers a stub that died before it could.
+  const made = jail.cgroups;
+  const removeLeft = () => {
+    try {
+      made.remove();
+    } catch {
+      // the monitor has said why on stderr
+    }
+  };
+  return { child, done: done.finally(removeLeft) };
 }
 
 /** Collects the monitor's messages and the child's end into a GuestEnd. */

@@ -39,8 +39,17 @@ export function runCmd(cmd: string, args: string[], opts: SpawnSyncOptions = {})
   return { status: shellStatus(r.status, r.signal), signal: r.signal, stdout: String(r.stdout), stderr: String(r.stderr) };
 }
 
+/**
+ * With TENDRIL_TEST_ISOLATE set (`npm run test:isolate`), every `tendril run`
+ * these helpers start gets --isolate: whole suites (the reference and
+ * hostile guests, the disks) then run jailed, and must give the same results.
+ */
+export function runArgs(args: string[]): string[] {
+  return process.env.TENDRIL_TEST_ISOLATE && args[0] === 'run' ? ['run', '--isolate', ...args.slice(1)] : args;
+}
+
 export function tendril(args: string[], opts: SpawnSyncOptions = {}): RunResult {
-  return runCmd(process.execPath, [TENDRIL, ...args], opts);
+  return runCmd(process.execPath, [TENDRIL, ...runArgs(args)], opts);
 }
 
 export function tendrilSpt(args: string[], opts: SpawnSyncOptions = {}): RunResult {
@@ -126,7 +135,7 @@ export function runCmdAsync(cmd: string, args: string[], opts: AsyncRunOptions =
 }
 
 export function tendrilAsync(args: string[], opts: AsyncRunOptions = {}): Promise<AsyncRunResult> {
-  return runCmdAsync(process.execPath, [TENDRIL, ...args], opts);
+  return runCmdAsync(process.execPath, [TENDRIL, ...runArgs(args)], opts);
 }
 
 /** Runs at most `size` tasks at a time (each launch starts a Node; the machine has 2 cores). */

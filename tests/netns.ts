@@ -7,7 +7,7 @@
 import { spawn, spawnSync, type ChildProcess } from 'node:child_process';
 import { join } from 'node:path';
 import type { ExecutionContext } from 'ava';
-import { ROOT, shellStatus, TENDRIL, type RunResult } from './helpers.js';
+import { ROOT, runArgs, shellStatus, TENDRIL, type RunResult } from './helpers.js';
 
 export const TAP_FD = join(ROOT, 'tests/tools/tap-fd.js');
 
@@ -186,7 +186,7 @@ export class Netns {
 
   /** Starts `tendril ARGS` inside the namespace (exec hand-over: the pid becomes the guest's). */
   tendril(args: string[], opts: SpawnOptions = {}): Running {
-    return this.spawn(process.execPath, [TENDRIL, ...args], opts);
+    return this.spawn(process.execPath, [TENDRIL, ...runArgs(args)], opts);
   }
 
   /** Starts CMD ARGS inside the namespace with TAP opened and attached as its fd 3 (tests/tools/tap-fd.js). */
@@ -309,8 +309,8 @@ export async function guestWithFlood(ns: Netns, o: FloodOptions): Promise<FloodR
   const pin = (cpu: number | undefined, cmd: string, args: string[]): [string, string[]] =>
     (cpu === undefined ? [cmd, args] : ['taskset', ['-c', String(cpu), cmd, ...args]]);
   const g = o.tapFd
-    ? ns.spawn(...pin(o.guestCpu, process.execPath, [TAP_FD, o.tapFd, '--', process.execPath, TENDRIL, ...o.tendrilArgs]), { timeoutMs })
-    : ns.spawn(...pin(o.guestCpu, process.execPath, [TENDRIL, ...o.tendrilArgs]), { timeoutMs });
+    ? ns.spawn(...pin(o.guestCpu, process.execPath, [TAP_FD, o.tapFd, '--', process.execPath, TENDRIL, ...runArgs(o.tendrilArgs)]), { timeoutMs })
+    : ns.spawn(...pin(o.guestCpu, process.execPath, [TENDRIL, ...runArgs(o.tendrilArgs)]), { timeoutMs });
   try {
     await g.waitFor(o.ready ?? /Serving ping on/, 30_000);
   } catch {

@@ -197,9 +197,11 @@ __attribute__((noreturn)) static void monitor_loop(long child, int ready_fd)
     }
     rep.utime_us = rusage[0] * 1000000 + rusage[1];
     rep.stime_us = rusage[2] * 1000000 + rusage[3];
+    rep.flags |= isolate_end(status);
     if (snap_taken)
         rep.flags |= REPORT_F_SNAPSHOT;
     send_report(&rep, sizeof rep, -1);
+    isolate_remove_cgroups();
     /* A snapshot ends the guest on purpose: that is success, not the guest's SIGKILL. */
     if (snap_taken)
         sys_exit_group(0);
@@ -217,6 +219,9 @@ static void monitor_fork(void)
     if (r < 0 || (r = sys_pipe2(sync, 02000000)) < 0)
         die_errno("pipe2", "starting the monitor", r);
     long monitor = sys_getpid();
+    jail_parent = monitor;
+    /* Isolated: a pid namespace and its init first, so the guest is pid 2 (isolate.c). */
+    isolate_fork_init();
     long child = syscall6(NR_fork, 0, 0, 0, 0, 0, 0);
     if (child < 0)
         die_errno("fork", "starting the monitor", child);
@@ -229,7 +234,7 @@ static void monitor_fork(void)
         /* The guest dies with its monitor (EXITKILL covers the monitor's
          * death once attached; this covers the moment before). */
         sys_prctl(PR_SET_PDEATHSIG, SIGKILL, 0, 0, 0);
-        if (sys_getppid() != monitor)
+        if (!isolate_parent_alive())
             sys_exit_group(1);
         /* Run on only once the monitor has attached. */
         char go = 0;

@@ -83,10 +83,14 @@ __attribute__((noreturn)) static void malformed(const char *detail)
     die("launch plan is malformed", detail);
 }
 
+/* --isolate (isolate.c): set once the plan's isolation sections are read. */
+static int isolated;
+
 /* The plan section types this build implements (each capability adds its own). */
 static int section_known(u32 type)
 {
-    return type == PLAN_SECTION_RESTORE || type == PLAN_SECTION_SNAPSHOT || record_section_known(type);
+    return type == PLAN_SECTION_RESTORE || type == PLAN_SECTION_SNAPSHOT || record_section_known(type) ||
+           type == ISOLATE_SECTION_JAIL || type == ISOLATE_SECTION_CGROUPS || type == ISOLATE_SECTION_CGROUP_LIMITS;
 }
 
 /* Snapshots: creation (snapshot_dump.c, run by the monitor) and restore (restore.c). */
@@ -155,7 +159,7 @@ static void check_header(void)
     if (hdr.magic != PLAN_MAGIC || hdr.version != PLAN_VERSION)
         die("launch plan has the wrong magic or version", "the stub and the supervisor come from different builds; rebuild tendril");
     if (hdr.flags & ~(u32)(PLAN_F_X_EXEC_HEAP | PLAN_F_DUMPABLE | PLAN_F_STOP_AT_ENTRY | PLAN_F_MONITOR | PLAN_F_WAIT_START |
-                           PLAN_F_SEND_PIDFD | PLAN_F_SNAPSHOT | PLAN_F_RECORD | PLAN_F_REPLAY))
+                           PLAN_F_SEND_PIDFD | PLAN_F_SNAPSHOT | PLAN_F_RECORD | PLAN_F_REPLAY | PLAN_F_ISOLATE))
         malformed("unknown flags");
     if (hdr.nregions > PLAN_MAX_REGIONS || hdr.nmoves > PLAN_MAX_MOVES || hdr.npoll > PLAN_MAX_POLL)
         malformed("region, fd or poll count out of range");
@@ -473,6 +477,10 @@ static void set_limits(void)
  */
 static u64 proc_status_mask(const char *path, const char *key);
 
+/* The signals ignored, when known before /proc is out of reach (a prepared isolated stub); else read at the reset. */
+static u64 ignored_signals;
+static int ignored_known;
+
 /*
  * Every signal back to its default action, none blocked: the guest starts as
  * a process started by solo5-spt from a shell does, whatever its launcher
@@ -484,7 +492,7 @@ static u64 proc_status_mask(const char *path, const char *key);
 static void reset_signals(void)
 {
     static const struct k_sigaction dfl = { 0, 0, 0, 0 };
-    u64 ignored = proc_status_mask("/proc/self/status", "SigIgn:");
+    u64 ignored = ignored_known ? ignored_signals : proc_status_mask("/proc/self/status", "SigIgn:");
     for (int sig = 1; sig <= 64; sig++)
         if (sig != SIGKILL && sig != SIGSTOP && (ignored >> (sig - 1)) & 1)
             sys_rt_sigaction(sig, &dfl, 0);
@@ -673,8 +681,17 @@ __attribute__((noreturn)) static void enter_guest(u64 entry, u64 stack, struct s
     __builtin_unreachable();
 }
 
+/* Isolation hooks (isolate.c, included after monitor.c, which uses them). */
+static void isolate_fork_init(void);
+static int isolate_parent_alive(void);
+static u32 isolate_end(int status);
+static void isolate_remove_cgroups(void);
+/* The process that forks the guest (monitor or waiter), for the guest's check that it is still there. */
+static long jail_parent = -1;
+
 #include "snapshot_dump.c"
 #include "monitor.c"
+#include "isolate.c"
 #include "restore.c"
 #include "trace.c"
 #include "record.c"
@@ -688,8 +705,8 @@ __attribute__((noreturn, used)) void stub_main(long *sp)
     if (argc == 2 && argv[1][0] == '-' && argv[1][1] == '-' && argv[1][2] == 'c' && argv[1][3] == 'p' && argv[1][4] == 'u' && !argv[1][5])
         cpu_probe();
 
-    if (argc != 2 || parse_fd(argv[1], &plan_fd) != 0)
-        die("usage: tendril-stub PLAN-FD", "the stub is started by the tendril supervisor, not by hand");
+    if (argc < 2 || argc > 3 + ISOLATE_MAX_CGROUPS || parse_fd(argv[1], &plan_fd) != 0)
+        die("usage: tendril-stub PLAN-FD [JAIL [CGROUP-PARENT...]]", "the stub is started by the tendril supervisor, not by hand");
 
     /* A READ_IMPLIES_EXEC personality would make every readable page
      * executable and void the W^X protections below. */
@@ -697,12 +714,16 @@ __attribute__((noreturn, used)) void stub_main(long *sp)
     if (pers >= 0 && (pers & READ_IMPLIES_EXEC))
         die("refusing to run with a READ_IMPLIES_EXEC personality", "run tendril without `setarch -X`");
 
+    /* A pool stub of `serve --isolate` makes its jail's namespaces while it waits (isolate.c). */
+    if (argc >= 3)
+        isolate_prepare(argv[2], argv + 3, (u32)(argc - 3));
     read_header();
     check_header();
     read_full(regions, sizeof regions[0] * hdr.nregions, "memory regions");
     read_full(moves, sizeof moves[0] * hdr.nmoves, "fd table");
     read_full(polls, sizeof polls[0] * hdr.npoll, "poll table");
     read_sections();
+    isolate_read();
     snapshot_check_request();
     restore_check();
     record_check_plan();
@@ -710,15 +731,23 @@ __attribute__((noreturn, used)) void stub_main(long *sp)
      * recording replays from the entry point, which a restored guest never ran. */
     if ((restoring || snapshotting()) && (hdr.flags & (PLAN_F_RECORD | PLAN_F_REPLAY)))
         malformed("record/replay with a snapshot or a restore");
+    /* Their monitors and setups read /proc and files the jail takes away, and none of them knows the jail's parent. */
+    if (isolated && (restoring || snapshotting() || (hdr.flags & (PLAN_F_RECORD | PLAN_F_REPLAY))))
+        malformed("isolation with a snapshot, a restore, a recording or a replay");
     check_tables();
     place_fds();
     make_poll_set();
 
-    /* Fork the monitor before guest memory exists, so it stays tiny. */
+    /* Fork the monitor (or the isolated guest's waiter) before guest memory exists, so it stays tiny. */
     if (trace_mode)
         pin_to_this_cpu();
     if (hdr.flags & (PLAN_F_MONITOR | PLAN_F_RECORD | PLAN_F_REPLAY))
         monitor_fork();
+    else if (isolated)
+        waiter_fork();
+    /* The jail, before guest memory exists, so its memory cgroup is charged for all of it. */
+    if (isolated)
+        isolate_guest();
 
     map_memory();
     read_full((void *)SPT_BOOT_INFO_BASE, hdr.lowmem_size, "low memory");

@@ -88,6 +88,8 @@ struct instance {
 };
 
 static const char *stub_path;
+static char **stub_args;
+static int nstub_args;
 static pid_t parent_pid;
 static pid_t self_pid;
 static int pool_size;
@@ -244,7 +246,10 @@ static int stub_child(void *arg)
     /* What we ignore is not the guest's to ignore (the stub resets it too; this spares it the work). */
     struct sigaction dfl = { .sa_handler = SIG_DFL };
     sigaction(SIGPIPE, &dfl, NULL);
-    char *argv[] = { "tendril: pool", "3", NULL };
+    /* Extra words for each stub (serve --isolate: the jail it makes while it waits, see native/stub/isolate.c). */
+    char *argv[3 + ZYGOTE_MAX_STUB_ARGS] = { "tendril: pool", "3" };
+    for (int k = 0; k < nstub_args; k++)
+        argv[2 + k] = stub_args[k];
     char *envp[] = { NULL };
     execve(stub_path, argv, envp);
     _exit(127);
@@ -466,7 +471,7 @@ static void finish(struct instance *i)
     struct timespec now;
     clock_gettime(CLOCK_MONOTONIC, &now);
     uint64_t run_us = (uint64_t)(now.tv_sec - i->sent.tv_sec) * 1000000u + (uint64_t)(now.tv_nsec - i->sent.tv_nsec) / 1000;
-    struct zygote_exit ex = { status, (uint32_t)i->err_len, i->started ? i->guest_pid : i->s.pid, (uint32_t)i->held_len, run_us };
+    struct zygote_exit ex = { status, (uint32_t)i->err_len, i->started ? i->guest_pid : i->s.pid, (uint32_t)i->held_len, run_us, i->s.pid, 0 };
     /* One frame: the exit, the stub's error, the held console, the monitor's messages. */
     size_t tail = i->held_len + i->report_len;
     char *rest = tail ? malloc(tail) : NULL;
@@ -785,10 +790,12 @@ static void shutdown_all(void)
 
 int main(int argc, char **argv)
 {
-    if (argc != 4) {
-        fprintf(stderr, "usage: tendril-zygote STUB POOL-SIZE PARENT-PID (started by tendril serve)\n");
+    if (argc < 4 || argc > 4 + ZYGOTE_MAX_STUB_ARGS) {
+        fprintf(stderr, "usage: tendril-zygote STUB POOL-SIZE PARENT-PID [STUB-ARG...] (started by tendril serve)\n");
         return 2;
     }
+    stub_args = argv + 4;
+    nstub_args = argc - 4;
     stub_path = argv[1];
     pool_size = atoi(argv[2]);
     parent_pid = (pid_t)atoi(argv[3]);

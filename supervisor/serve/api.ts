@@ -2,7 +2,7 @@
 //
 //   POST   /images              {"path": ABSOLUTE-FILE} or the image bytes (application/octet-stream)
 //   GET    /images              list;  GET /images/:id;  DELETE /images/:id
-//   POST   /instances           {"image", "args", "memMiB", "devices", "timeoutMs", "monitor", "xExecHeap", "record", "wait"}:
+//   POST   /instances           {"image", "args", "memMiB", "devices", "timeoutMs", "monitor", "xExecHeap", "isolate", "record", "wait"}:
 //                               201 once the guest runs (with its pid); with "wait": true, 200 when it
 //                               has ended, with its output; {"snapshot": ID, "devices", …} instead of
 //                               "image" restores a snapshot
@@ -47,6 +47,7 @@ export function describeInstance(i: Instance, withOutput = false): Record<string
   }
   if (i.error) out.error = errorBody(i.error);
   if (i.killedBy) out.killedBy = i.killedBy;
+  if (i.isolation) out.isolation = i.isolation;
   if (i.recording) out.recording = `/instances/${i.id}/recording`;
   if (withOutput) {
     out.output = Buffer.concat(i.output).toString('utf8');
@@ -86,6 +87,18 @@ const launchSchema = {
     monitor: { type: 'boolean' },
     xExecHeap: { type: 'boolean' },
     record: { type: 'boolean' },
+    // true, or an object of --isolate's options (the keywords below apply to the object only).
+    isolate: {
+      type: ['boolean', 'object'],
+      additionalProperties: false,
+      properties: {
+        strict: { type: 'boolean' },
+        uid: { type: 'integer', minimum: 1, maximum: 4294967294 },
+        gid: { type: 'integer', minimum: 1, maximum: 4294967294 },
+        cpus: { type: 'number', minimum: 0.01, maximum: 1024 },
+        memLimitMiB: { type: 'integer', minimum: 1, maximum: MAX_MEM_MIB },
+      },
+    },
     wait: { type: 'boolean' },
   },
 } as const;
@@ -194,7 +207,7 @@ export function buildApi(ctx: ApiContext, opts: ApiOptions): FastifyInstance {
     logger: false,
     bodyLimit: JSON_LIMIT,
     // Reject what we do not understand instead of quietly dropping or converting it.
-    ajv: { customOptions: { removeAdditional: false, coerceTypes: false, useDefaults: false, allErrors: false, verbose: true } },
+    ajv: { customOptions: { removeAdditional: false, coerceTypes: false, useDefaults: false, allErrors: false, verbose: true, allowUnionTypes: true } },
     schemaErrorFormatter: (errors) => validationError(errors as unknown as AjvError[]),
   });
   app.addContentTypeParser('application/octet-stream', { parseAs: 'buffer', bodyLimit: opts.maxImageBytes }, (_req, body, done) => done(null, body));

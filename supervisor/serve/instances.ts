@@ -29,6 +29,9 @@ import { CapacityError } from '../../loader/errors.js';
 import { releaseDevices } from '../devices/index.js';
 import { attachForRestore, restorePlanOf } from '../snapshot/restore.js';
 import type { SnapshotStore } from './snapshots.js';
+import { decideJail, type Jail } from '../isolate/index.js';
+import type { GuestCgroups } from '../isolate/cgroups.js';
+import type { ServerIsolation } from './isolation.js';
 
 /** What a launch runs: its plan, the fds that go with it, and what the instance record says. */
 interface PlanSource {
@@ -38,6 +41,8 @@ interface PlanSource {
   image: string;
   args: string[];
   memMiB: number;
+  /** Isolated ("isolate": true): the guest's cgroups the supervisor made, to remove when it has ended. */
+  cgroups?: GuestCgroups;
 }
 
 export interface DeviceSpec { net?: string; mac?: string; block?: string; readOnly?: boolean; sectorSize?: number }
@@ -60,7 +65,12 @@ export interface LaunchRequest {
   xExecHeap?: boolean;
   /** Record the execution (docs/record-replay.md); GET /instances/:id/recording when it has ended. */
   record?: boolean;
+  /** Jail the guest beneath its filter, as --isolate (true), or with its options. */
+  isolate?: boolean | ApiIsolate;
 }
+
+/** "isolate" as an object: --isolate=strict, --uid, --gid, --cpus, --mem-limit. */
+export interface ApiIsolate { strict?: boolean; uid?: number; gid?: number; cpus?: number; memLimitMiB?: number }
 
 export type InstanceState = 'starting' | 'running' | 'exited' | 'failed';
 
@@ -86,6 +96,8 @@ export interface Instance {
   killedBy?: string;
   /** The recording's file, when recorded ("record": true). */
   recording?: string;
+  /** Isolated: the layers this host could not give it (each {layer, why}). */
+  isolation?: { missing: { layer: string; why: string }[] };
   consumers: Set<Consumer>;
   /** Resolves when the guest exists; rejects with the reason if it never will. */
   started: Promise<Instance>;
@@ -127,6 +139,44 @@ const ID_PREFIX = randomBytes(4).toString('hex');
 let idCounter = 0;
 const nextId = () => `${ID_PREFIX}${(++idCounter).toString(16).padStart(8, '0')}`;
 
+/** Each missing layer is logged once per server: the host does not change between launches. */
+const missingLogged = new Set<string>();
+
+/** Jails decided, by their options: the host does not change while the server runs. */
+const jails = new Map<string, Jail>();
+
+function jailOf(req: LaunchRequest, server: ServerIsolation | undefined): Jail | undefined {
+  if (server && req.isolate === false) {
+    throw new RequestError('"isolate": false: this server isolates every guest (tendril serve --isolate)', 'leave "isolate" out, or give its options');
+  }
+  if (!req.isolate && !server) return undefined;
+  if (req.snapshot !== undefined) throw new RequestError(`${server ? 'this server isolates every guest, and ' : '"isolate" with '}"snapshot": restoring into a jail is not implemented`);
+  if (req.record) throw new RequestError(`${server ? 'this server isolates every guest, and ' : '"isolate" with '}"record": recording a jailed guest is not implemented`);
+  const o = typeof req.isolate === 'object' ? req.isolate : {};
+  const opts = { strict: o.strict === true || server?.strict === true, uid: o.uid, gid: o.gid, cpus: o.cpus, memLimitMiB: o.memLimitMiB };
+  const key = JSON.stringify([opts, req.memMiB ?? 512]);
+  let jail = jails.get(key);
+  if (!jail) {
+    jail = decideJail(opts, req.memMiB ?? 512);
+    if (jails.size >= PLAN_CACHE_LIMIT) jails.delete(jails.keys().next().value!);
+    jails.set(key, jail);
+  }
+  for (const l of jail.missing) {
+    if (missingLogged.has(l.name)) continue;
+    missingLogged.add(l.name);
+    log.warn({ layer: l.name, why: l.detail }, 'isolation layer missing on this host');
+  }
+  return jail;
+}
+
+function removeCgroups(cgroups: GuestCgroups | undefined): void {
+  try {
+    cgroups?.remove();
+  } catch (e) {
+    log.warn({ error: (e as Error).message }, 'a guest\'s cgroup could not be removed');
+  }
+}
+
 /** An API request's image, arguments and devices as `run` options (messages then name the JSON fields). */
 export function toRunOptions(req: Omit<LaunchRequest, 'image'> & { image?: string }): RunOptions {
   // A recording monitor that is not root reads the guest's memory only if the guest stays dumpable.
@@ -163,10 +213,13 @@ export class InstanceManager {
 
   constructor(private readonly registry: ImageRegistry, private readonly pool: StubPool,
     private readonly metrics: Metrics, readonly limits: InstanceLimits, private readonly snapshots?: SnapshotStore,
-    private readonly recordings?: RecordingStore) {
+    private readonly recordings?: RecordingStore, private readonly isolation?: ServerIsolation) {
     metrics.gauge('tendril_instances_running', 'Guests running now.', () => this.running());
     metrics.gauge('tendril_launches_pending', 'Launches waiting for their guest to start.', () => this.pending);
+    this.sweeper = isolation?.startSweeping();
   }
+
+  private readonly sweeper?: NodeJS.Timeout;
 
   running(): number {
     return this.live.size;
@@ -203,17 +256,21 @@ export class InstanceManager {
     if (req.record && !monitor) throw new RequestError('"record": true needs the monitor ("monitor": false): the monitor is what records');
     if (req.record && !this.recordings) throw new RequestError('this server does not record', 'start it with --recordings=DIR');
     if (req.record && req.snapshot !== undefined) throw new RequestError('"record" cannot be used with "snapshot"', 'record a fresh launch of the image instead');
+    const jail = jailOf(req, this.isolation);
     const id = nextId();
-    const source = req.snapshot !== undefined ? this.restorePlan(req.snapshot, req, monitor) : this.imagePlan(req, monitor, req.record ? id : undefined);
+    const source = req.snapshot !== undefined ? this.restorePlan(req.snapshot, req, monitor) : this.imagePlan(req, monitor, req.record ? id : undefined, jail);
     let zygote: Zygote;
     try {
       zygote = this.pool.get();
     } catch (e) {
       source.release();
+      removeCgroups(source.cgroups);
       if (req.record) this.recordings!.remove(id);
       throw e;
     }
     const { plan, fds, release } = source;
+    // The guest's cgroups: the plan's, or (serve --isolate) the stub's own, named for it in its EXIT frame.
+    let cgroups = source.cgroups;
 
     let resolveStarted!: (i: Instance) => void;
     let rejectStarted!: (e: Error) => void;
@@ -223,6 +280,7 @@ export class InstanceManager {
       ...(req.record ? { recording: this.recordings!.path(id) } : {}), args: source.args, memMiB: source.memMiB,
       state: 'starting', createdAt: new Date().toISOString(), timings: {}, timeoutMs: req.timeoutMs,
       output: [], outputBytes: 0, outputTruncated: false, consumers: new Set(),
+      ...(jail ? { isolation: { missing: jail.missing.map((l) => ({ layer: l.name, why: l.detail })) } } : {}),
       started: new Promise<Instance>((res, rej) => { resolveStarted = res; rejectStarted = rej; }),
       ended: new Promise<Instance>((r) => { resolveEnded = r; }),
     };
@@ -238,6 +296,9 @@ export class InstanceManager {
     const done = (end: GuestEnd | undefined, error: TendrilError | undefined) => {
       if (timer) clearTimeout(timer);
       unpend();
+      // Ours to remove (the stub leaves them), after the answer: not part of the launch.
+      const made = cgroups;
+      if (made) setImmediate(() => removeCgroups(made));
       this.live.delete(inst.id);
       if (error) {
         inst.state = 'failed';
@@ -279,6 +340,8 @@ export class InstanceManager {
       output: (chunk) => this.output(inst, chunk),
       exit: (waitStatus, stubError, monitorBytes, ended) => {
         inst.pid ??= ended.guestPid;
+        // serve --isolate: the stub's own cgroups, named for it; done() removes them.
+        if (this.isolation) cgroups = this.isolation.cgroupsOf(ended.stubPid);
         if (ended.held.length) this.output(inst, ended.held);
         const { report } = parseMonitorMessages(monitorBytes);
         // The stub refused before the guest ran: not the guest's status.
@@ -307,6 +370,7 @@ export class InstanceManager {
       if (waitsForEnd) begun();
     } catch (e) {
       unpend();
+      removeCgroups(cgroups);
       throw e;
     } finally {
       release(); // the fds are in the kernel's hands (or the launch failed): ours can go
@@ -316,9 +380,9 @@ export class InstanceManager {
     return inst;
   }
 
-  private imagePlan(req: LaunchRequest, monitor: boolean, recordAs?: string): PlanSource {
+  private imagePlan(req: LaunchRequest, monitor: boolean, recordAs?: string, jail?: Jail): PlanSource {
     const entry = this.registry.get(req.image!);
-    const p = this.plan(entry, req, monitor, recordAs);
+    const p = this.plan(entry, req, monitor, recordAs, jail);
     entry.launches++;
     return { ...p, image: entry.id, args: req.args ?? [], memMiB: req.memMiB ?? 512 };
   }
@@ -375,27 +439,34 @@ export class InstanceManager {
    * builds nothing. With devices, they are attached now (the fds are ours
    * until the launch is sent).
    */
-  private plan(entry: ImageEntry, req: LaunchRequest, monitor: boolean, recordAs?: string): { plan: Buffer; fds: number[]; release: () => void } {
+  private plan(entry: ImageEntry, req: LaunchRequest, monitor: boolean, recordAs?: string, jail?: Jail): { plan: Buffer; fds: number[]; release: () => void; cgroups?: GuestCgroups } {
     if (recordAs !== undefined) return this.recordedPlan(entry, req, recordAs);
-    const nodevices = !req.devices || Object.keys(req.devices).length === 0;
-    const key = nodevices ? `${entry.id}\0${req.memMiB ?? 512}\0${monitor ? 1 : 0}${req.xExecHeap ? 1 : 0}\0${(req.args ?? []).join('\0')}` : undefined;
+    // An isolated plan names the guest's own cgroups, never the same twice, except on serve --isolate:
+    // there the stub has its own, and the plan (their limits included) depends on the request alone.
+    const nodevices = (!jail || this.isolation !== undefined) && (!req.devices || Object.keys(req.devices).length === 0);
+    const key = nodevices ? `${entry.id}\0${req.memMiB ?? 512}\0${monitor ? 1 : 0}${req.xExecHeap ? 1 : 0}\0${jail ? JSON.stringify(req.isolate ?? {}) : ''}\0${(req.args ?? []).join('\0')}` : undefined;
     const cached = key === undefined ? undefined : this.plans.get(key);
     if (cached && entry.memory) return { plan: cached, fds: [entry.memory.fd], release: () => undefined };
     const prepared = prepareLaunch(toRunOptions(req), entry.image);
+    let started: ReturnType<Jail['start']> | undefined;
     try {
       const mem = this.registry.memory(entry, prepared.segments);
       const c = compileLaunch(prepared, mem.image);
+      // The parent in the stub leaves the cgroups to us: removing them is not the launch's business.
+      started = jail?.start({ keep: true, prepared: this.isolation !== undefined });
       const plan = encodePlan(c.plan, c.filter.bpf, {
         deviceSrc: prepared.devices.map((_, i) => receivedFd(1 + i)), imageSrc: receivedFd(0),
-        flags: monitor ? PlanFlags.MONITOR | PlanFlags.SEND_PIDFD : 0, reportFd: POOL_REPORT_FD,
+        flags: (monitor ? PlanFlags.MONITOR | PlanFlags.SEND_PIDFD : 0) | (started?.flags ?? 0), reportFd: POOL_REPORT_FD,
+        sections: started?.sections,
       });
       if (key !== undefined) {
         if (this.plans.size >= PLAN_CACHE_LIMIT) this.plans.delete(this.plans.keys().next().value!);
         this.plans.set(key, plan);
       }
-      return { plan, fds: [mem.fd, ...prepared.devices.map((d) => d.hostfd)], release: () => releaseLaunch(prepared) };
+      return { plan, fds: [mem.fd, ...prepared.devices.map((d) => d.hostfd)], release: () => releaseLaunch(prepared), cgroups: started?.cgroups };
     } catch (e) {
       releaseLaunch(prepared);
+      removeCgroups(started?.cgroups);
       throw e;
     }
   }
@@ -530,6 +601,7 @@ export class InstanceManager {
   }
 
   async shutdown(): Promise<void> {
+    if (this.sweeper) clearInterval(this.sweeper);
     const live = [...this.live.values()];
     for (const l of live) this.kill(l.inst.id, 'SIGKILL', 'shutdown');
     await Promise.all(live.map((l) => l.inst.ended));

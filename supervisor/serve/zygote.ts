@@ -28,9 +28,9 @@ export interface LaunchHandlers {
   /**
    * waitStatus: of the stub; stubError: its own message if it failed;
    * monitor: the monitor's bytes; held: console output held back (HOLD_OUTPUT);
-   * guestPid; runMs: from the plan handed over to the stub's end.
+   * guestPid, stubPid; runMs: from the plan handed over to the stub's end.
    */
-  exit(waitStatus: number, stubError: string, monitor: Buffer, end: { held: Buffer; guestPid: number; runMs: number }): void;
+  exit(waitStatus: number, stubError: string, monitor: Buffer, end: { held: Buffer; guestPid: number; stubPid: number; runMs: number }): void;
   /** Nothing ran: why. `kind` says whose fault it is. */
   failed(reason: string, kind: 'capacity' | 'environment' | 'internal'): void;
 }
@@ -55,8 +55,9 @@ export class Zygote {
   /** Resolves when the process has ended (with why). */
   readonly ended: Promise<string>;
 
-  constructor(readonly poolSize: number) {
-    this.child = spawn(ZYGOTE_PATH, [STUB_PATH, String(poolSize), String(process.pid)],
+  /** stubArgs: words added to each stub's command line (serve --isolate: its jail, made while it waits). */
+  constructor(readonly poolSize: number, stubArgs: string[] = []) {
+    this.child = spawn(ZYGOTE_PATH, [STUB_PATH, String(poolSize), String(process.pid), ...stubArgs],
       { stdio: ['ignore', 'inherit', 'inherit', 'pipe'], env: {} });
     this.sock = this.child.stdio[3] as Socket;
     this.fd = (this.sock as unknown as { _handle?: { fd?: number } })._handle?.fd ?? -1;
@@ -255,7 +256,7 @@ export class Zygote {
           const errEnd = ZygoteExit.size + e.stderr_len;
           const outEnd = errEnd + e.output_len;
           h.exit(e.wait_status, payload.toString('utf8', ZygoteExit.size, errEnd).trim(), Buffer.from(payload.subarray(outEnd)),
-            { held: Buffer.from(payload.subarray(errEnd, outEnd)), guestPid: e.guest_pid, runMs: Number(e.run_us) / 1000 });
+            { held: Buffer.from(payload.subarray(errEnd, outEnd)), guestPid: e.guest_pid, stubPid: e.stub_pid, runMs: Number(e.run_us) / 1000 });
           break;
         }
         case ZYGOTE_MSG.FAILED: {
@@ -287,7 +288,7 @@ export class StubPool {
   nofile = 1024;
   onRestart?: (why: string) => void;
 
-  constructor(readonly poolSize: number) {}
+  constructor(readonly poolSize: number, readonly stubArgs: string[] = []) {}
 
   /** Starts the first zygote; rejects with one line if it cannot. */
   async start(): Promise<void> {
@@ -300,7 +301,7 @@ export class StubPool {
 
   private spawn(): Promise<Zygote> {
     this.lastStart = Date.now();
-    const z = new Zygote(this.poolSize);
+    const z = new Zygote(this.poolSize, this.stubArgs);
     this.starting = z.ready.then((h) => {
       this.nofile = h.nofile;
       this.current = z;

@@ -9,6 +9,7 @@ import { GUEST_FD } from '../../loader/formats.js';
 import { deviceFd } from '../../loader/plan.js';
 import { compileLaunch, prepareLaunch, releaseLaunch } from '../launch.js';
 import { parseRunArgs, runUsage } from '../options.js';
+import { planJail, summaryLines } from '../isolate/jail.js';
 
 export function filterVerb(argv: string[]): number {
   // --bpf is ours; the rest is `run`'s syntax.
@@ -27,6 +28,11 @@ export function filterVerb(argv: string[]): number {
     out.push(`guest: ${p.image.file} (spt ABI ${p.image.abi.version}), memory ${parsed.options.memMiB} MiB`);
     for (const d of p.devices) out.push(`device: ${d.summary}`);
     out.push(`guest fds: epoll set ${GUEST_FD.EPOLL}, timerfd ${GUEST_FD.TIMER}${p.devices.map((d, i) => `, ${d.name} ${deviceFd(i)}`).join('')}`);
+    const iso = parsed.options.isolate;
+    const jail = planJail(iso ?? { strict: false }, parsed.options.memMiB);
+    out.push(`isolation: ${iso ? 'with these --isolate options' : 'what --isolate would add'} on this host, beneath the filter` +
+      `${jail.missing.length ? ` (${jail.missing.length} missing; --isolate=strict would refuse)` : ''}:`);
+    out.push(...summaryLines(jail));
     out.push('');
     out.push(formatPolicyTable(c.policy));
     out.push('');

@@ -8,6 +8,7 @@ import { abiTargetName, checkMemory, parseGuestImage, readGuestFile } from '../.
 import { deviceTypeName } from '../../loader/manifest.js';
 import { UsageError } from '../errors.js';
 import { parseMem } from '../options.js';
+import { planJail, summaryLines } from '../isolate/jail.js';
 
 const PT_NAMES: Record<number, string> = { 0: 'NULL', 1: 'LOAD', 2: 'DYNAMIC', 3: 'INTERP', 4: 'NOTE', 6: 'PHDR', 7: 'TLS', 0x6474e551: 'GNU_STACK' };
 const hex = (v: bigint | number) => `0x${v.toString(16)}`;
@@ -58,6 +59,8 @@ export function inspectVerb(argv: string[]): number {
   }
   if (files.length !== 1) throw new UsageError('inspect: expected one GUEST', 'usage: tendril inspect [--json] [--mem=MB] GUEST');
   const r = inspectGuest(files[0], memMiB);
+  const jail = planJail({ strict: false }, memMiB);
+  r.isolation = jail.layers.map(({ name, ok, detail, stops }) => ({ name, ok, detail, stops }));
   if (json) {
     process.stdout.write(`${JSON.stringify(r, null, 2)}\n`);
   } else {
@@ -76,6 +79,8 @@ export function inspectVerb(argv: string[]): number {
     }
     if (r.minimumMemMiB) out.push(`memory:   image ends at ${r.imageEnd}; needs --mem=${r.minimumMemMiB} or more`);
     out.push(r.runnable ? `verdict:  runnable with --mem=${memMiB}` : `verdict:  rejected: ${r.rejected}`);
+    out.push(`isolation: with --isolate on this host (${jail.missing.length ? `${jail.missing.length} missing; --isolate=strict would refuse` : 'every layer'}):`);
+    out.push(...summaryLines(jail));
     process.stdout.write(`${out.join('\n')}\n`);
   }
   return r.runnable ? 0 : 1;

@@ -31,6 +31,7 @@ Launch options (before the run options):
 
 Run options that work through a server: --mem=MB, --net:NAME=IFACE, --net-mac:NAME=HWADDR,
 --block:NAME=PATH, --block-ro:NAME=PATH, --block-sector-size:NAME=N, --x-exec-heap,
+--isolate[=strict] with --uid, --gid, --cpus, --mem-limit,
 --supervise (the default: the server monitors every guest), --record=FILE (the server records
 the run; FILE is written here once the guest has ended), --log-level, --log-format (this
 client's own log). Refused, with the reason: --gdb, --dumpcore, --dumpable, --wait-fifo,
@@ -59,8 +60,12 @@ function launchBody(o: RunOptions): Record<string, unknown> {
       ? { net: d.iface, ...(d.mac ? { mac: [...d.mac].map((b) => b.toString(16).padStart(2, '0')).join(':') } : {}) }
       : { block: resolve(d.path!), ...(d.readOnly ? { readOnly: true } : {}), ...(d.sectorSize ? { sectorSize: d.sectorSize } : {}) };
   }
+  const iso = o.isolate;
+  if (iso?.cgroupParent) throw new UsageError('launch: --cgroup-parent does not work through a server: the server chooses where its guests\' cgroups go');
+  const isolate = iso && (iso.strict || iso.uid || iso.gid || iso.cpus || iso.memLimitMiB)
+    ? { ...(iso.strict ? { strict: true } : {}), uid: iso.uid, gid: iso.gid, cpus: iso.cpus, memLimitMiB: iso.memLimitMiB } : iso ? true : undefined;
   return {
-    args: o.guestArgs, memMiB: o.memMiB, devices, ...(o.xExecHeap ? { xExecHeap: true } : {}),
+    args: o.guestArgs, memMiB: o.memMiB, devices, ...(o.xExecHeap ? { xExecHeap: true } : {}), ...(isolate ? { isolate } : {}),
   };
 }
 

@@ -9,6 +9,7 @@ import type { Spawned } from '../supervise.js';
 import { STUB_PATH } from '../paths.js';
 import { configureLog, log } from '../log.js';
 import { parseRunArgs, runUsage, type RunOptions } from '../options.js';
+import { jailFor, type StartedJail } from '../isolate/index.js';
 
 function logPrepared(p: PreparedLaunch, opts: RunOptions): void {
   if (!log.enabled('info')) return;
@@ -54,7 +55,9 @@ export async function runVerb(argv: string[], prog: string): Promise<number> {
   if (opts.record && process.geteuid?.() !== 0) opts.dumpable = true;
   // --dumpcore changes the working directory: the recording is where the user meant it.
   if (opts.record) opts.record = resolve(opts.record);
-  const target = opts.restore !== undefined ? await restoreTarget(opts) : freshTarget(opts);
+  // Before any device is opened: a strict jail this host cannot give refuses here.
+  const jail = opts.isolate ? jailFor(opts.isolate, opts.memMiB, prog) : undefined;
+  const target = opts.restore !== undefined ? await restoreTarget(opts) : freshTarget(opts, jail);
   if (opts.dumpcore) {
     const core = prepareCoreDumps(opts.dumpcore);
     log.info({ core }, 'core dumps enabled');
@@ -100,14 +103,14 @@ interface RunTarget {
   spawn(argv0: string, trace?: TraceSetup): Promise<Spawned>;
 }
 
-function freshTarget(opts: RunOptions): RunTarget {
+function freshTarget(opts: RunOptions, jail?: () => StartedJail): RunTarget {
   const prepared = prepareLaunch(opts);
   logPrepared(prepared, opts);
   return {
     image: opts.guest,
     prepared,
-    exec: (argv0, startFd, trace) => execStub(prepared, argv0, { startFd, trace }),
-    spawn: async (argv0, trace) => (await import('../supervise.js')).spawnSupervised(prepared, argv0, trace),
+    exec: (argv0, startFd, trace) => execStub(prepared, argv0, { startFd, trace, jail }),
+    spawn: async (argv0, trace) => (await import('../supervise.js')).spawnSupervised(prepared, argv0, trace, jail),
   };
 }
 

@@ -20,6 +20,7 @@ import { Metrics } from '../serve/metrics.js';
 import { ImageRegistry } from '../serve/registry.js';
 import { SnapshotStore } from '../serve/snapshots.js';
 import { StubPool } from '../serve/zygote.js';
+import { serverIsolation } from '../serve/isolation.js';
 
 export const DEFAULT_SOCKET = '/run/tendril.sock';
 const MiB = 1 << 20;
@@ -43,6 +44,9 @@ Serve the tendril HTTP API (see README "tendril serve").
                         TMPDIR removed when the server stops
   --recordings=DIR      where recordings of "record": true launches go (default: a private
                         temporary directory, removed with the server); each is deleted with its instance
+  --isolate[=strict]    jail every guest (as run --isolate); the pool's stubs make their jail's
+                        namespaces and cgroups while they wait; =strict refuses to start on a host
+                        that lacks a layer
   --log-level=LEVEL     ${LEVELS.join(', ')} (default info)
   --log-format=FORMAT   pretty or json (default: pretty on a terminal)
   --help                this help`;
@@ -98,11 +102,11 @@ export function defaultMaxInstances(nofile: number, pool: number): number {
 
 export async function serveVerb(argv: string[]): Promise<number> {
   const a = minimist(argv, {
-    string: [...STRINGS, ...NUMBERS], boolean: ['help'],
+    string: [...STRINGS, ...NUMBERS, 'isolate'], boolean: ['help'],
     unknown: (o) => {
       if (!o.startsWith('-')) throw new UsageError(`serve: unexpected argument ${o}`, USAGE.split('\n')[0]);
       const name = o.replace(/^-+/, '').split('=')[0];
-      const guess = nearest(name, [...STRINGS, ...NUMBERS, 'help']);
+      const guess = nearest(name, [...STRINGS, ...NUMBERS, 'isolate', 'help']);
       throw new UsageError(`serve: unknown option ${o.split('=')[0]}`, guess ? `did you mean --${guess}?` : 'see `tendril serve --help`');
     },
   });
@@ -132,6 +136,10 @@ export async function serveVerb(argv: string[]): Promise<number> {
   }
   const token = a['token-file'] !== undefined ? readToken(String(a['token-file'])) : undefined;
   const poolSize = intOption('pool', a.pool, 0, 64, 4);
+  if (Array.isArray(a.isolate)) throw new UsageError('serve: --isolate given twice');
+  if (a.isolate !== undefined && a.isolate !== '' && a.isolate !== 'strict') throw new UsageError(`serve: --isolate=${a.isolate}: --isolate takes no value but =strict`);
+  // Decided (and, strict, refused) before anything starts: the pool's stubs make this jail ahead.
+  const isolation = a.isolate === undefined ? undefined : serverIsolation(a.isolate === 'strict');
   const limits = {
     outputLimit: intOption('output-limit', a['output-limit'], 0, 1 << 30, 1 << 20),
     historyCount: intOption('history', a.history, 0, 1_000_000, 1000),
@@ -144,15 +152,17 @@ export async function serveVerb(argv: string[]): Promise<number> {
   await claimSocket(socket);
 
   const recordings = new RecordingStore(a.recordings === undefined ? undefined : String(a.recordings));
-  const pool = new StubPool(poolSize);
+  const pool = new StubPool(poolSize, isolation?.stubArgs);
   const apps: FastifyInstance[] = [];
   let instances: InstanceManager | undefined;
   let snapshots: SnapshotStore | undefined;
   const cleanup = async () => {
     await instances?.shutdown().catch(() => undefined);
     snapshots?.close();
+    const idle = isolation?.idleStubs(pool.pid) ?? [];
     pool.close();
     recordings.close();
+    await isolation?.stop(idle);
     for (const app of apps) await app.close().catch(() => undefined);
     if (existsSync(socket) && lstatSync(socket).isSocket()) unlinkSync(socket);
   };
@@ -167,7 +177,7 @@ export async function serveVerb(argv: string[]): Promise<number> {
     });
     const store = snapshots;
     metrics.gauge('tendril_snapshots', 'Snapshots kept.', () => store.count);
-    instances = new InstanceManager(registry, pool, metrics, { ...limits, maxRunning, maxPending }, snapshots, recordings);
+    instances = new InstanceManager(registry, pool, metrics, { ...limits, maxRunning, maxPending }, snapshots, recordings, isolation);
     const ctx = { registry, instances, metrics, pool, snapshots };
     // TCP first: once the socket file exists, every listener is up.
     if (tcp) {

@@ -8,7 +8,7 @@
 // exec is a hang of tendril.
 
 import { readFileSync, readlinkSync } from 'node:fs';
-import { runCmdAsync, STUB, TENDRIL, type AsyncRunResult } from '../helpers.js';
+import { runArgs, runCmdAsync, STUB, TENDRIL, type AsyncRunResult } from '../helpers.js';
 
 /** What the process was when the deadline passed. */
 export type TimeoutState =
@@ -35,7 +35,7 @@ function stateOf(pid: number): TimeoutState {
 
 /** `node bin/tendril.cjs ARGS` with a deadline; output beyond 256 KiB is drained and dropped. */
 export async function launchTendril(args: string[], opts: { timeoutMs?: number; cwd?: string; until?: (pid: number) => Promise<unknown> } = {}): Promise<WatchedResult> {
-  const r = await runCmdAsync(process.execPath, [TENDRIL, ...args],
+  const r = await runCmdAsync(process.execPath, [TENDRIL, ...runArgs(args)],
     { timeoutMs: opts.timeoutMs ?? 10_000, cwd: opts.cwd, captureLimit: 256 << 10, atDeadline: stateOf, until: opts.until });
   return { ...r, timedOut: r.timedOut === 'gone' ? undefined : r.timedOut as TimeoutState | undefined };
 }
