@@ -149,11 +149,10 @@ static void run_steps(const struct steps *st)
     }
 }
 
-/* The first word of /proc/PID/syscall: the call it is blocked in, or -1. */
-static long blocked_in(pid_t pid)
+/* The leading number of a small /proc file, or -1 if it cannot be read. */
+static long leading_number(const char *path)
 {
-    char path[64], buf[64];
-    snprintf(path, sizeof path, "/proc/%d/syscall", pid);
+    char buf[64];
     int fd = open(path, O_RDONLY);
     if (fd < 0)
         return -1;
@@ -165,19 +164,19 @@ static long blocked_in(pid_t pid)
     return strtol(buf, NULL, 10);
 }
 
+/* The call PID is blocked in (the first word of /proc/PID/syscall), or -1. */
+static long blocked_in(pid_t pid)
+{
+    char path[64];
+    snprintf(path, sizeof path, "/proc/%d/syscall", pid);
+    return leading_number(path);
+}
+
 static pid_t first_child(pid_t pid)
 {
-    char path[64], buf[64];
+    char path[64];
     snprintf(path, sizeof path, "/proc/%d/task/%d/children", pid, pid);
-    int fd = open(path, O_RDONLY);
-    if (fd < 0)
-        return -1;
-    long n = read(fd, buf, sizeof buf - 1);
-    close(fd);
-    if (n <= 0)
-        return -1;
-    buf[n] = 0;
-    return (pid_t)strtol(buf, NULL, 10);
+    return (pid_t)leading_number(path);
 }
 
 static int check(int status, int i, int r)
