@@ -10,7 +10,7 @@
 import test from 'ava';
 import { spawn, spawnSync, type ChildProcess } from 'node:child_process';
 import {
-  chmodSync, closeSync, existsSync, mkdirSync, mkdtempSync, openSync, readdirSync, readFileSync, rmdirSync, rmSync, symlinkSync,
+  chmodSync, closeSync, existsSync, mkdirSync, mkdtempSync, openSync, readdirSync, readFileSync, readlinkSync, rmdirSync, rmSync, symlinkSync,
   writeFileSync,
 } from 'node:fs';
 import { tmpdir } from 'node:os';
@@ -18,6 +18,7 @@ import { join } from 'node:path';
 import { setTimeout as sleep } from 'node:timers/promises';
 import { BAD_ELF_CASES } from './fixtures/bad-elf.js';
 import { guest, ROOT, runCmdAsync, tendril, type RunResult } from './helpers.js';
+import { DEFAULT_GUEST_ID, planJail } from '../supervisor/isolate/jail.js';
 
 /** test_hello with its ABI note saying hvt: a Solo5 guest, so tendril's, refused with tendril's reason. */
 function hvtGuest(): Buffer {
@@ -218,7 +219,33 @@ ctest('terminal mode: the pty master goes to the shim over --console-socket', as
   t.regex(calls, /create --bundle \S+ --pid-file \S+ --console-socket \S+ tty\n/);
 });
 
-ctest('a long-running guest: RUNNING in ctr task ls, killed, deleted; the shim\'s commands are logged', async (t) => {
+/** The layers of the jail on this host (containerd inherits this process's cgroups): what a jailed container must show. */
+const jailHere = () => new Map(planJail({ strict: false }, 512).layers.map((l) => [l.name, l.ok]));
+
+const procStatus = (pid: number) => readFileSync(`/proc/${pid}/status`, 'utf8');
+const statusField = (status: string, key: string) => new RegExp(`^${key}:\\s+(.*)$`, 'm').exec(status)?.[1].trim();
+
+/** A jailed task's guest: the child of the task's pid (its waiter) that is pid 2 of its pid namespace (the other child, pid 1, is its init). */
+function jailedGuest(waiter: number): number {
+  const children = readFileSync(`/proc/${waiter}/task/${waiter}/children`, 'utf8').trim().split(/\s+/).map(Number);
+  const g = children.filter((c) => statusField(procStatus(c), 'Seccomp') === '2');
+  if (g.length !== 1) throw new Error(`task ${waiter}: children ${children.join(' ')}, ${g.length} under a filter`);
+  return g[0];
+}
+
+/** The guest's per-guest cgroup directories (named tendril-…), from /proc/PID/cgroup. */
+function guestCgroups(pid: number): string[] {
+  const out: string[] = [];
+  for (const line of readFileSync(`/proc/${pid}/cgroup`, 'utf8').split('\n').filter(Boolean)) {
+    const [, ctl, path] = line.split(':');
+    if (!/\/tendril-[^/]+$/.test(path)) continue;
+    const mount = ctl ? `/sys/fs/cgroup/${ctl.split(',').find((c) => ['memory', 'pids', 'cpu'].includes(c)) ?? ctl}` : '/sys/fs/cgroup';
+    out.push(join(mount, path));
+  }
+  return out;
+}
+
+ctest('a long-running guest: RUNNING in ctr task ls, jailed beneath its waiter, killed, deleted; nothing left; the shim\'s commands are logged', async (t) => {
   const id = 'longrun';
   const run = await ctrRun(['-d'], ref('tendril-test/forever:1'), id, '/test_forever.spt');
   t.is(run.status, 0, run.stderr);
@@ -226,9 +253,26 @@ ctest('a long-running guest: RUNNING in ctr task ls, killed, deleted; the shim\'
   await waitFor('the task to run', async () => /\bRUNNING\b/.test(await taskLine()));
   const pid = Number((await taskLine()).split(/\s+/)[1]);
   t.true(pid > 1);
-  // The task's pid is the guest itself: the stub's image, under its seccomp filter.
+  // Jailed (containerd asks for namespaces): the task's pid is the guest's waiter, outside the jail; the guest is its child.
   t.is(readFileSync(`/proc/${pid}/cmdline`, 'latin1').split('\0')[0], 'tendril: test_forever.spt');
-  t.regex(readFileSync(`/proc/${pid}/status`, 'utf8'), /^Seccomp:\s+2$/m);
+  t.is(statusField(procStatus(pid), 'Seccomp'), '0', 'the waiter runs no guest code');
+  const g = jailedGuest(pid);
+  const gs = procStatus(g);
+  const layers = jailHere();
+  t.is(statusField(gs, 'Seccomp'), '2');
+  t.is(statusField(gs, 'CapEff'), '0000000000000000');
+  if (layers.get('uid/gid')) {
+    t.is(statusField(gs, 'Uid'), Array(4).fill(DEFAULT_GUEST_ID).join('\t'));
+    t.is(statusField(gs, 'Gid'), Array(4).fill(DEFAULT_GUEST_ID).join('\t'));
+    t.is(statusField(gs, 'CapBnd'), '0000000000000000');
+  }
+  for (const [ns, layer] of [['pid', 'pid namespace'], ['mnt', 'mount namespace'], ['net', 'network namespace'], ['ipc', 'ipc namespace'], ['uts', 'uts namespace']]) {
+    const differs = readlinkSync(`/proc/${g}/ns/${ns}`) !== readlinkSync(`/proc/self/ns/${ns}`);
+    t.is(differs, layers.get(layer) === true, `${ns} namespace: ${layers.get(layer) ? 'its own' : 'the host\'s (the host has no such layer)'}`);
+  }
+  if (layers.get('pid namespace')) t.is(statusField(gs, 'NSpid')?.split(/\s+/).pop(), '2', 'pid 2 of its own pid namespace');
+  const cgroups = guestCgroups(g);
+  t.is(cgroups.length > 0, ['memory', 'pids'].some((c) => layers.get(`cgroup ${c}`)), `its own cgroups: ${cgroups.join(' ')}`);
   const state = await runCmdAsync(TENDRIL_OCI, ['--root', join(env!.runcRoot, env!.namespace), 'state', id]);
   t.is(state.status, 0, state.stderr);
   t.like(JSON.parse(state.stdout), { id, pid, status: 'running' });
@@ -243,6 +287,9 @@ ctest('a long-running guest: RUNNING in ctr task ls, killed, deleted; the shim\'
   await waitFor('the task to stop', async () => /\bSTOPPED\b/.test(await taskLine()));
   const del = await ctr(['task', 'delete', id]);
   t.is(del.status, 0, del.stderr);
+  // The waiter died by SIGKILL: the guest died with it (PR_SET_PDEATHSIG), delete removed the cgroups it could not.
+  await waitFor('the guest to end with its waiter', () => !existsSync(`/proc/${g}`) || statusField(procStatus(g), 'State')?.[0] === 'Z');
+  for (const d of cgroups) t.false(existsSync(d), `${d} removed`);
   t.is(await taskLine(), '');
   t.is((await ctr(['containers', 'rm', id])).status, 0);
   t.false(existsSync(join(env!.runcRoot, env!.namespace, id)), 'delete removed the runtime state');
@@ -254,6 +301,50 @@ ctest('a long-running guest: RUNNING in ctr task ls, killed, deleted; the shim\'
     `create --bundle PATH --pid-file PATH ${id}`, `start ${id}`, `kill ${id} 9`, `delete ${id}`, `delete --force ${id}`,
   ]);
   t.regex(calls[0], /^--root \S+ --log \S+\/log\.json --log-format json create /);
+});
+
+ctest('jailed: SIGTERM from ctr task kill ends the guest and ctr run sees 143; its cgroups go with it', async (t) => {
+  const id = 'jailterm';
+  const run = ctrRun(['--rm'], ref('tendril-test/forever:1'), id, '/test_forever.spt');
+  const taskLine = async () => (await ctr(['task', 'ls'])).stdout.split('\n').find((l) => l.startsWith(`${id} `)) ?? '';
+  // A bound that only catches a hang: ctr run is slow to start on a loaded machine.
+  await Promise.race([waitFor('the task to run', async () => /\bRUNNING\b/.test(await taskLine()), 60_000),
+    run.then((r) => { throw new Error(`ctr run ended before the task ran: ${r.status} ${r.stderr}`); })]);
+  const pid = Number((await taskLine()).split(/\s+/)[1]);
+  const g = jailedGuest(pid);
+  const cgroups = guestCgroups(g);
+  t.is((await ctr(['task', 'kill', '-s', 'SIGTERM', id])).status, 0);
+  const r = await run;
+  t.is(r.status, 143, r.stdout + r.stderr);
+  t.false(existsSync(`/proc/${g}`) && statusField(procStatus(g), 'State')?.[0] !== 'Z', 'the guest is gone');
+  for (const d of cgroups) t.false(existsSync(d), `${d} removed by the waiter`);
+});
+
+ctest('org.tendril.isolate=false: the task\'s pid is the guest itself, unjailed; =strict runs or refuses as the host\'s layers say', async (t) => {
+  const id = 'nojail';
+  const run = await ctrRun(['-d', '--annotation', 'org.tendril.isolate=false'], ref('tendril-test/forever:1'), id, '/test_forever.spt');
+  t.is(run.status, 0, run.stderr);
+  const taskLine = async () => (await ctr(['task', 'ls'])).stdout.split('\n').find((l) => l.startsWith(`${id} `)) ?? '';
+  await waitFor('the task to run', async () => /\bRUNNING\b/.test(await taskLine()));
+  const pid = Number((await taskLine()).split(/\s+/)[1]);
+  const s = procStatus(pid);
+  t.is(statusField(s, 'Seccomp'), '2', 'the task\'s pid runs the guest');
+  t.is(statusField(s, 'Uid')?.split(/\s+/)[0], '0');
+  t.is(readlinkSync(`/proc/${pid}/ns/pid`), readlinkSync('/proc/self/ns/pid'));
+  t.is((await ctr(['task', 'kill', '-s', 'SIGKILL', id])).status, 0);
+  await waitFor('the task to stop', async () => /\bSTOPPED\b/.test(await taskLine()));
+  t.is((await ctr(['task', 'delete', id])).status, 0);
+  t.is((await ctr(['containers', 'rm', id])).status, 0);
+
+  const missing = [...jailHere()].filter(([, ok]) => !ok).map(([name]) => name);
+  const strict = await ctrRun(['--rm', '--annotation', 'org.tendril.isolate=strict'], ref('tendril-test/exit:1'), 'strict', '/test_exit.spt', '3');
+  if (missing.length === 0) {
+    t.is(strict.status, 3, strict.stderr);
+  } else {
+    t.not(strict.status, 0);
+    t.regex(strict.stderr, /annotation org\.tendril\.isolate=strict: this host cannot provide/);
+    for (const m of missing) t.true(strict.stderr.includes(m), `names ${m}`);
+  }
 });
 
 // The runtime without containerd: config.json rules, checked before anything starts.
@@ -296,6 +387,8 @@ for (const [what, config, setup, message] of [
   ['a hook', { hooks: { prestart: [{ path: '/bin/true' }] } }, undefined, /hooks\.prestart: tendril does not run OCI hooks/],
   ['a CPU quota', { linux: { resources: { cpu: { quota: 50000, period: 100000 } } } }, undefined, /linux\.resources\.cpu\.quota: not supported/],
   ['a user namespace', { linux: { namespaces: [{ type: 'pid' }, { type: 'user' }] } }, undefined, /linux\.namespaces\[1\]: type user is not supported/],
+  ['a bad jail setting', { annotations: { 'org.tendril.isolate': 'maybe' } }, undefined,
+    /annotation org\.tendril\.isolate=maybe: not a jail setting; use strict \(every layer or refuse\), or false or off \(no jail\)/],
   ['an unknown tendril annotation', { annotations: { 'org.tendril.blok.storage': '/x' } }, undefined, /annotation org\.tendril\.blok\.storage: unknown tendril annotation/],
   ['a disk behind a symlink out of the rootfs', { annotations: { 'org.tendril.block.storage': '/disk.img' } },
     (rootfs: string) => symlinkSync('/etc/hostname', join(rootfs, 'disk.img')), /org\.tendril\.block\.storage: \/disk\.img leads outside the container's rootfs/],

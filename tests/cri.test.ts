@@ -227,11 +227,16 @@ ctest('pod networking: the guest owns the pod IP (ping, UDP echo), takes eth0\'s
   t.true(text.includes(`Pod network: ${pod.ip}/24, gateway ${POD_GATEWAY}`), text.join('\n'));
   t.true(text.includes(`Serving ping on ${pod.ip} (service0), MAC ${before.mac}, MTU 1500`), 'the guest has eth0\'s MAC');
 
-  // The container's process is the guest, under its filter, in the pod's network namespace.
+  // The container's process runs the guest's image (jailed: as its waiter, below).
   const pid = await node!.pid(id);
   t.is(readFileSync(`/proc/${pid}/cmdline`, 'latin1').split('\0')[0], 'tendril: test_podnet.spt');
-  t.regex(readFileSync(`/proc/${pid}/status`, 'utf8'), /^Seccomp:\s+2$/m);
+  // Jailed (the pod asks for namespaces): the container's pid is the guest's waiter, in the pod's network namespace where the tap
+  // was opened; the guest, its child under the filter, has a new, empty one and reaches the pod through the tap's fd.
   t.is(netnsInode(pid), netnsInode(pod.pausePid));
+  const children = readFileSync(`/proc/${pid}/task/${pid}/children`, 'utf8').trim().split(/\s+/).map(Number);
+  const jailed = children.filter((c) => /^Seccomp:\s+2$/m.test(readFileSync(`/proc/${c}/status`, 'utf8')));
+  t.is(jailed.length, 1, `one child of ${pid} runs the guest`);
+  t.not(netnsInode(jailed[0]), netnsInode(pod.pausePid));
   const during = eth0(pod);
   t.deepEqual(during.addrs, [], 'the pod IP moved off eth0');
   t.true(during.qdiscs.includes('ingress'));

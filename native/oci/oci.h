@@ -65,6 +65,10 @@ struct state {
     char pod_addr[64];
     char pod_gateway[64];
     char pod_tap[32];
+    /* A jailed guest: its host pid and start time (the pid above is its waiter), and its cgroups, ':'-separated. */
+    pid_t guest_pid;
+    char guest_start_time[32];
+    char cgroups[STATE_VALUE_MAX];
 };
 void check_id(const char *id);
 void container_dir(char *out, size_t size, const char *root, const char *id);
@@ -80,6 +84,8 @@ const char *status_name(enum status s);
 enum status status_of(const struct state *st);
 bool still_ours(const struct state *st);
 bool wait_gone(const struct state *st, int ms);
+bool guest_still_ours(const struct state *st);
+void remove_cgroups(const struct state *st);
 int seccomp_mode(pid_t pid);
 
 /* verbs.c: the commands for unikernel containers. */

@@ -11,6 +11,8 @@
 #include <stdio.h>
 #include <string.h>
 #include <time.h>
+#include <errno.h>
+#include <unistd.h>
 
 #include "oci.h"
 
@@ -85,7 +87,42 @@ enum status status_of(const struct state *st)
         return ST_STOPPED;
     if (state == 'T')
         return ST_PAUSED;
+    /* Jailed: the waiter never runs under the filter, its child the guest does (or has ended: it ran). */
+    if (st->guest_pid > 0)
+        return !guest_still_ours(st) || seccomp_mode(st->guest_pid) == 2 ? ST_RUNNING : ST_CREATED;
     return seccomp_mode(st->pid) == 2 ? ST_RUNNING : ST_CREATED;
+}
+
+bool guest_still_ours(const struct state *st)
+{
+    char state, start[32];
+    if (st->guest_pid <= 0 || !proc_stat(st->guest_pid, &state, start, sizeof start))
+        return false;
+    return strcmp(start, st->guest_start_time) == 0 && state != 'Z' && state != 'X';
+}
+
+/*
+ * A jailed guest's cgroups. Its waiter removes them when the guest ends; a
+ * waiter killed by SIGKILL cannot, and the guest then dies of its parent's
+ * death (PR_SET_PDEATHSIG) an instant later, so this waits for the guest
+ * (bounded) and removes what is left. A cgroup still holding a process is
+ * kept (rmdir refuses it) and named.
+ */
+void remove_cgroups(const struct state *st)
+{
+    struct timespec step = { 0, 500000 };
+    for (int waited = 0; guest_still_ours(st) && waited < 20000; waited++)
+        nanosleep(&step, NULL);
+    char list[STATE_VALUE_MAX];
+    snprintf(list, sizeof list, "%s", st->cgroups);
+    for (char *save = NULL, *dir = strtok_r(list, ":", &save); dir; dir = strtok_r(NULL, ":", &save)) {
+        const char *base = strrchr(dir, '/');
+        /* Only what create made: an absolute cgroup directory named tendril-…, nothing a damaged record could point elsewhere. */
+        if (dir[0] != '/' || strstr(dir, "/../") || !base || strncmp(base, "/tendril-", 9) != 0)
+            continue;
+        if (rmdir(dir) != 0 && errno != ENOENT)
+            fprintf(stderr, "tendril-oci: cannot remove the guest's cgroup %s: %s\n", dir, strerror(errno));
+    }
 }
 
 /* Until the process is gone or a zombie (the shim reaps it, not us), at most ms. */

@@ -71,6 +71,8 @@ bool state_load(const char *root, const char *id, struct state *st)
 #define FIELD(key, field) else if (strcmp(k, key) == 0) set(st->field, sizeof st->field, v)
         if (strcmp(k, KEY_PID) == 0)
             st->pid = (pid_t)atoi(v);
+        else if (strcmp(k, KEY_GUEST_PID) == 0)
+            st->guest_pid = (pid_t)atoi(v);
         else if (strcmp(k, KEY_ANNOTATIONS) == 0) {
             free(st->annotations);
             st->annotations = strdup(v);
@@ -86,6 +88,8 @@ bool state_load(const char *root, const char *id, struct state *st)
         FIELD(KEY_POD_ADDR, pod_addr);
         FIELD(KEY_POD_GATEWAY, pod_gateway);
         FIELD(KEY_POD_TAP, pod_tap);
+        FIELD(KEY_GUEST_START_TIME, guest_start_time);
+        FIELD(KEY_CGROUPS, cgroups);
 #undef FIELD
     }
     free(line);

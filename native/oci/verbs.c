@@ -112,7 +112,11 @@ int verb_pause(const char *id, struct state *st, bool resume)
         fail("cannot pause container %s: it is %s, not running", id, status_name(s));
     if (resume && s != ST_PAUSED)
         fail("cannot resume container %s: it is %s, not paused", id, status_name(s));
-    send(id, st, resume ? SIGCONT : SIGSTOP);
+    /* A jailed guest's waiter stops itself when the guest has stopped (and passes SIGCONT on), so the guest is stopped, not the waiter. */
+    if (!resume && st->guest_pid > 0 && guest_still_ours(st))
+        kill(st->guest_pid, SIGSTOP);
+    else
+        send(id, st, resume ? SIGCONT : SIGSTOP);
     return 0;
 }
 
@@ -150,6 +154,8 @@ int verb_delete(const struct globals *g, const char *id, struct state *st, bool 
         if (!wait_gone(st, 10000))
             fail("container %s did not stop after SIGKILL", id);
     }
+    if (st->cgroups[0])
+        remove_cgroups(st);
     if (st->pod_iface[0])
         podnet_restore(st);
     char dir[4096];

@@ -13,6 +13,7 @@
 //   org.tendril.pod-net.NAME=IFACE      (the pod's interface, taken over: podnet.ts)
 //   org.tendril.block.NAME=PATH         org.tendril.block-ro.NAME=PATH
 //   org.tendril.block-sector-size.NAME=N
+//   org.tendril.isolate=strict|false|off (the jail: create.ts, supervisor/isolate/oci.ts)
 // where PATH is a file inside the rootfs: '..' is refused and so is any
 // path whose symbolic links lead out of the rootfs.
 
@@ -26,7 +27,7 @@ import { RLIMITS } from './sys.js';
 
 export const ANNOTATION_PREFIX = 'org.tendril.';
 /** Every annotation tendril reads, for messages and `features`. */
-export const ANNOTATION_SUMMARY = `${ANNOTATION_PREFIX}{mem, net.NAME, net-mac.NAME, pod-net.NAME, block.NAME, block-ro.NAME, block-sector-size.NAME}`;
+export const ANNOTATION_SUMMARY = `${ANNOTATION_PREFIX}{mem, isolate, net.NAME, net-mac.NAME, pod-net.NAME, block.NAME, block-ro.NAME, block-sector-size.NAME}`;
 
 export interface NetSpec {
   name: string;
@@ -80,6 +81,10 @@ export interface BundlePlan {
   oomScoreAdj?: number;
   /** linux.namespaces network path: the taps are looked up (and the guest runs) in it. */
   netns?: string;
+  /** linux.namespaces as given: with any a jail has, the guest runs jailed (supervisor/isolate/oci.ts). */
+  namespaces: { type: string; path?: string }[];
+  /** The annotation org.tendril.isolate: on (the default: every layer the host has), strict (all or refuse), off. */
+  isolate: 'on' | 'strict' | 'off';
   annotations: Record<string, string>;
 }
 
@@ -99,7 +104,11 @@ const STANDARD_MOUNTS = new Set([
   '/etc/hosts', '/etc/hostname', '/etc/resolv.conf', '/dev/termination-log', '/var/run/secrets/kubernetes.io/serviceaccount',
 ]);
 
-/** Namespaces the guest cannot observe: it has no system call that could see another pid, host name, mount, IPC object or cgroup. */
+/**
+ * Namespaces the guest cannot observe: it has no system call that could see
+ * another pid, host name, mount, IPC object or cgroup. Asking for any of
+ * them (or a network one) jails the guest in new ones (supervisor/isolate/oci.ts).
+ */
 const INERT_NAMESPACES = new Set(['pid', 'ipc', 'uts', 'mount', 'cgroup']);
 
 /**
@@ -274,6 +283,7 @@ function checkLinux(l: unknown, plan: Partial<BundlePlan>): void {
     if (!Array.isArray(l.namespaces)) reject('linux.namespaces', 'must be a list');
     for (const [i, ns] of (l.namespaces as unknown[]).entries()) {
       const type = isObject(ns) ? String(ns.type) : '?';
+      plan.namespaces!.push({ type, ...(isObject(ns) && typeof ns.path === 'string' && ns.path ? { path: ns.path } : {}) });
       if (INERT_NAMESPACES.has(type)) continue;
       if (type === 'network') {
         // A new empty network namespace: the guest has no network except its taps (which tendril attaches).
@@ -313,6 +323,12 @@ function checkAnnotations(annotations: Record<string, string>, rootfs: string, r
         throw new BundleError(`${where}=${value}: more than the container's memory limit (${plan.memMiB} MiB, linux.resources.memory.limit)`);
       }
       plan.memMiB = Number(value);
+      continue;
+    }
+    if (rest === 'isolate') {
+      if (value === 'strict') plan.isolate = 'strict';
+      else if (value === 'false' || value === 'off') plan.isolate = 'off';
+      else throw new BundleError(`${where}=${value}: not a jail setting`, 'use strict (every layer or refuse), or false or off (no jail); without it the guest is jailed with the layers the host has');
       continue;
     }
     const m = /^(net|net-mac|pod-net|block|block-ro|block-sector-size)\.(.*)$/.exec(rest);
@@ -391,7 +407,7 @@ function checkAnnotations(annotations: Record<string, string>, rootfs: string, r
 export function loadBundle(bundleDir: string): BundlePlan {
   const bundle = resolve(bundleDir);
   const config = readConfig(bundle);
-  const plan: Partial<BundlePlan> = { bundle };
+  const plan: Partial<BundlePlan> = { bundle, namespaces: [], isolate: 'on' };
   if (typeof config.ociVersion !== 'string' || !/^1\.[0-9]+\.[0-9]+/.test(config.ociVersion)) {
     reject('ociVersion', `${String(config.ociVersion)}: tendril-oci implements runtime spec 1.x`);
   }

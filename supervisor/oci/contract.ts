@@ -49,6 +49,16 @@ export const STATE_KEYS = {
   podAddr: 'pod_addr',
   podGateway: 'pod_gateway',
   podTap: 'pod_tap',
+  /**
+   * A jailed guest (supervisor/isolate/): the pid is its waiter, which mirrors
+   * its status; the guest itself is the waiter's child, pid 2 of its own pid
+   * namespace. Its host pid and start time: `state` reads running from its
+   * seccomp mode, `pause` stops it (the waiter follows).
+   */
+  guestPid: 'guest_pid',
+  guestStartTime: 'guest_start_time',
+  /** A jailed guest's cgroups, absolute directories joined by ':': `delete` removes what its waiter could not (killed by SIGKILL). */
+  cgroups: 'cgroups',
 } as const;
 
 export type StateKey = keyof typeof STATE_KEYS;

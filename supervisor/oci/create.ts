@@ -8,14 +8,26 @@
 // start FIFO (state and pid file written), or has failed (the error goes to
 // the caller). The shim, a subreaper, adopts the stub when we exit, reaps it
 // and sees the guest's real exit status: the container's pid is the guest.
+//
+// Jailed (any namespace in config.json, i.e. every container containerd
+// makes, unless org.tendril.isolate=false): the jail of `run --isolate`
+// (supervisor/isolate/), decided before any device is opened. The stub then
+// stays outside as the guest's waiter (native/stub/isolate.c): the
+// container's pid is the waiter, which passes signals on and ends the way
+// the guest ended; the guest, its child and pid 2 of its own pid namespace,
+// is the process that reads the start FIFO, takes the rlimits, and whose
+// pid the state records for `state` (seccomp mode) and `pause`.
 
-import { closeSync, constants as fsc, openSync, readlinkSync, renameSync, statSync, writeFileSync } from 'node:fs';
+import { closeSync, constants as fsc, openSync, readFileSync, readlinkSync, renameSync, rmdirSync, statSync, writeFileSync } from 'node:fs';
+import { spawnSync } from 'node:child_process';
 import { basename, dirname, join } from 'node:path';
 import { DEFAULT_MEM_MIB, MftType } from '../../loader/abi.js';
 import { isTendrilError } from '../../loader/errors.js';
 import { loadGuestImage, type GuestImage } from '../../loader/image.js';
 import { deviceTypeName, findDevice } from '../../loader/manifest.js';
 import { encodePlan, PlanFlags } from '../../loader/plan.js';
+import { jailFor, ociIsolation, type StartedJail } from '../isolate/index.js';
+import { IsolationError } from '../errors.js';
 import { compileLaunch, memoryFileFd, openStartFifo, prepareLaunch, releaseLaunch, writePlanFd, type PreparedLaunch } from '../launch.js';
 import { parseMac, parseSectorSize, type DeviceRequest, type RunOptions } from '../options.js';
 import * as os from '../os.js';
@@ -26,7 +38,7 @@ import { RUNTIME_TENDRIL } from './contract.js';
 import { BundleError, ContainerError } from './errors.js';
 import { substitute } from './podargs.js';
 import type { PodNet } from './podnet.js';
-import { exePath, fdIsFile, procStat, readingFd } from './proc.js';
+import { childrenOf, exePath, fdOfFile, procStat, readingFd } from './proc.js';
 import { exited, pause, pipe, spawnWithFds, waitReadable } from './spawn.js';
 import { checkId, createContainerDir, removeContainerDir, saveState, startFifo } from './state.js';
 import * as sys from './sys.js';
@@ -152,13 +164,18 @@ const sectorSize = (v: string, source: string) => fromAnnotation(source, v, pars
  * lowered its own limits (no core, no fd above those it holds, no locked
  * memory); a bundle may lower them further but never raise them again.
  */
-function applyLimits(pid: number, plan: BundlePlan): void {
+function applyLimits(pid: number, plan: BundlePlan, waiter?: number): void {
+  const min = (a: bigint, b: bigint) => (a < b ? a : b);
   for (const r of plan.rlimits) {
     const current = Buffer.alloc(16);
     if (sys.prlimit(pid, r.resource, null, current) < 0) {
+      // A jailed guest is another user's process: without CAP_SYS_RESOURCE only a process of its own ids may change its limits.
+      if (waiter !== undefined && os.errno() === EPERM) {
+        limitsAsGuest(pid, plan);
+        break;
+      }
       throw new BundleError(`config.json: process.rlimits ${r.type}: cannot read the guest's limit: ${os.strerror(os.errno())}`);
     }
-    const min = (a: bigint, b: bigint) => (a < b ? a : b);
     const hard = min(r.hard, current.readBigUInt64LE(8));
     const buf = Buffer.alloc(16);
     buf.writeBigUInt64LE(min(r.soft, hard), 0);
@@ -167,7 +184,90 @@ function applyLimits(pid: number, plan: BundlePlan): void {
       throw new BundleError(`config.json: process.rlimits ${r.type}: cannot apply: ${os.strerror(os.errno())}`);
     }
   }
-  if (plan.oomScoreAdj !== undefined) writeFileSync(`/proc/${pid}/oom_score_adj`, String(plan.oomScoreAdj));
+  if (plan.oomScoreAdj !== undefined) {
+    writeFileSync(`/proc/${pid}/oom_score_adj`, String(plan.oomScoreAdj));
+    if (waiter !== undefined) writeFileSync(`/proc/${waiter}/oom_score_adj`, String(plan.oomScoreAdj));
+  }
+}
+
+const EPERM = 1;
+const INFINITY = (1n << 64n) - 1n;
+
+/**
+ * applyLimits for a jailed guest where tendril-oci lacks CAP_SYS_RESOURCE:
+ * prlimit(1) run with the guest's own uid and gid (which the kernel lets
+ * lower a process's limits), reading the current ones first.
+ */
+function limitsAsGuest(pid: number, plan: BundlePlan): void {
+  const status = readFileSync(`/proc/${pid}/status`, 'latin1');
+  const id = (key: string) => Number(new RegExp(`^${key}:\\s+(\\d+)`, 'm').exec(status)?.[1]);
+  const as = { uid: id('Uid'), gid: id('Gid') };
+  const prlimit = (args: string[]) => {
+    const r = spawnSync('prlimit', ['--pid', String(pid), ...args], { ...as, encoding: 'utf8' });
+    if (r.status !== 0) {
+      throw new BundleError(`config.json: process.rlimits: cannot apply to the jailed guest: prlimit ${r.error?.message ?? r.stderr.trim()}`,
+        'tendril-oci needs CAP_SYS_RESOURCE, or util-linux\'s prlimit');
+    }
+    return r.stdout;
+  };
+  const hardOf = new Map(prlimit(['--raw', '--noheadings', '--output=RESOURCE,HARD']).trim().split('\n')
+    .map((l) => l.trim().split(/\s+/)).map(([res, v]) => [res, v === 'unlimited' ? INFINITY : BigInt(v)]));
+  const word = (v: bigint) => (v === INFINITY ? 'unlimited' : String(v));
+  const min = (a: bigint, b: bigint) => (a < b ? a : b);
+  const args = plan.rlimits.map((r) => {
+    const name = r.type.replace(/^RLIMIT_/, '');
+    const hard = min(r.hard, hardOf.get(name) ?? INFINITY);
+    return `--${name.toLowerCase()}=${word(min(r.soft, hard))}:${word(hard)}`;
+  });
+  prlimit(args);
+}
+
+/**
+ * The jail config.json asks for (undefined: none, or opted out), decided
+ * for this host now: each missing layer is one line on the container's
+ * stderr; strict refuses a host that lacks one.
+ */
+function decideJail(plan: BundlePlan, memMiB: number): (() => StartedJail) | undefined {
+  if (plan.isolate === 'off') return undefined;
+  const iso = ociIsolation({ namespaces: plan.namespaces, strict: plan.isolate === 'strict' });
+  if (!iso) return undefined;
+  try {
+    return jailFor(iso.options, memMiB, 'tendril-oci');
+  } catch (e) {
+    if (!(e instanceof IsolationError)) throw e;
+    throw new ContainerError(`annotation ${ANNOTATION_PREFIX}isolate=strict: ${e.message.replace(/^--isolate=strict: /, '')}`,
+      `the reasons are on the container's stderr; without ${ANNOTATION_PREFIX}isolate=strict the guest runs with the layers this host has`);
+  }
+}
+
+/** The cgroups a jail made, for the state (delete removes them if the waiter could not): ':' separates them. */
+function cgroupList(jail: StartedJail): string {
+  for (const d of jail.cgroups.dirs) {
+    if (/[:\n\r]/.test(d)) throw new ContainerError(`the guest's cgroup ${JSON.stringify(d)} has a ':' or a line break, which the container's state cannot record`);
+  }
+  return jail.cgroups.dirs.join(':');
+}
+
+/**
+ * A failed create's jail: its processes are killed (the waiter's death ends
+ * the guest and the init, PR_SET_PDEATHSIG, an instant later), then its
+ * cgroups are removed once empty.
+ */
+function removeJail(jail: StartedJail): void {
+  const deadline = Date.now() + READY_TIMEOUT_MS;
+  for (const dir of [...jail.cgroups.dirs].reverse()) {
+    for (;;) {
+      try {
+        rmdirSync(dir);
+        break;
+      } catch (e) {
+        const code = (e as NodeJS.ErrnoException).code;
+        if (code === 'ENOENT') break;
+        if (code !== 'EBUSY' || Date.now() > deadline) throw new ContainerError(`cannot remove the guest's cgroup ${dir}: ${code ?? (e as Error).message}`);
+        pause(5);
+      }
+    }
+  }
 }
 
 /**
@@ -176,7 +276,7 @@ function applyLimits(pid: number, plan: BundlePlan): void {
  * it does not keep, after loading the guest and before waiting for start.
  * Returns its pid and the pipe's read end.
  */
-function startStub(p: PreparedLaunch, plan: BundlePlan, startFd: number, stdio: number[]): { pid: number; ready: number } {
+function startStub(p: PreparedLaunch, plan: BundlePlan, startFd: number, stdio: number[], jailer?: () => StartedJail): Started {
   const n = p.devices.length;
   const memAt = FIRST_FD + n;
   const planAt = memAt + 1;
@@ -184,11 +284,15 @@ function startStub(p: PreparedLaunch, plan: BundlePlan, startFd: number, stdio: 
   let memFd = -1;
   let planFd = -1;
   let ready: [number, number] | undefined;
+  let jail: StartedJail | undefined;
   try {
     const c = compileLaunch(p);
     memFd = memoryFileFd(c.memory);
+    // Last before the spawn, so nothing before it can leave the cgroups behind.
+    jail = jailer?.();
     planFd = writePlanFd(encodePlan(c.plan, c.filter.bpf, {
-      deviceSrc: p.devices.map((_, i) => FIRST_FD + i), imageSrc: memAt, flags: PlanFlags.WAIT_START, startFd: startAt,
+      deviceSrc: p.devices.map((_, i) => FIRST_FD + i), imageSrc: memAt, flags: PlanFlags.WAIT_START | (jail?.flags ?? 0), startFd: startAt,
+      sections: jail?.sections,
     }));
     ready = pipe();
     const fds = [...stdio, ...p.devices.map((d) => d.hostfd), memFd, planFd, startFd, ready[1]];
@@ -196,9 +300,10 @@ function startStub(p: PreparedLaunch, plan: BundlePlan, startFd: number, stdio: 
     const pid = plan.terminal
       ? spawnWithFds('setsid', ['--ctty', STUB_PATH, String(planAt)], { argv0: 'setsid', fds, newSession: false })
       : spawnWithFds(STUB_PATH, [String(planAt)], { argv0: `tendril: ${basename(plan.guest)}`, fds, newSession: true });
-    return { pid, ready: ready[0] };
+    return { pid, ready: ready[0], jail };
   } catch (e) {
     if (ready) os.close(ready[0]);
+    jail?.cgroups.remove();
     throw e;
   } finally {
     if (ready) os.close(ready[1]);
@@ -208,17 +313,26 @@ function startStub(p: PreparedLaunch, plan: BundlePlan, startFd: number, stdio: 
   }
 }
 
+interface Started {
+  pid: number;
+  ready: number;
+  jail?: StartedJail;
+}
+
 function describeEnd(end: { code?: number; signal?: number }): string {
   return end.signal !== undefined ? `killed by signal ${end.signal}` : `status ${end.code}`;
 }
 
 /**
- * Until the stub blocks reading the start FIFO, or ends (then throws). The
- * readiness pipe ends first (nothing is ever written to it: it hangs up
- * when the stub has closed its copy with every fd it does not keep, or has
- * died); the stub's last steps before its read are then microseconds.
+ * Until the guest blocks reading the start FIFO, or the stub ends (then
+ * throws); returns the guest's pid. Unjailed the guest is the stub process
+ * itself; jailed it is the waiter's child that holds the FIFO (the other
+ * child, the init, holds nothing but stderr). The readiness pipe ends first
+ * (nothing is ever written to it: it hangs up when every process of the
+ * stub has closed its copy with every fd it does not keep, or has died);
+ * the guest's last steps before its read are then microseconds.
  */
-function waitReady(pid: number, ready: number, fifo: string): void {
+function waitReady(pid: number, ready: number, fifo: string, jailed: boolean): number {
   const deadline = Date.now() + READY_TIMEOUT_MS;
   const fifoId = statSync(fifo);
   waitReadable(ready, READY_TIMEOUT_MS);
@@ -228,10 +342,15 @@ function waitReady(pid: number, ready: number, fifo: string): void {
       throw new ContainerError(`the guest's loader (the stub) ended (${describeEnd(end)}) before the guest was ready to start` +
         '; its message went to the container\'s stderr');
     }
-    const fd = readingFd(pid);
-    if (typeof fd === 'number' && exePath(pid) === STUB_PATH && fdIsFile(pid, fd, fifoId)) return;
-    // Without access to /proc/PID/syscall: the stub running and asleep is the best sign there is.
-    if (fd === undefined && exePath(pid) === STUB_PATH && procStat(pid)?.state === 'S') return;
+    for (const guest of jailed ? childrenOf(pid) : [pid]) {
+      if (exePath(guest) !== STUB_PATH) continue;
+      const held = fdOfFile(guest, fifoId);
+      if (held === undefined) continue;
+      const fd = readingFd(guest);
+      if (fd === held) return guest;
+      // Without access to /proc/PID/syscall: the stub running and asleep is the best sign there is.
+      if (fd === undefined && procStat(guest)?.state === 'S') return guest;
+    }
     if (Date.now() > deadline) throw new ContainerError(`the guest was not ready to start after ${READY_TIMEOUT_MS / 1000} s`);
     pause(0.2);
   }
@@ -261,6 +380,8 @@ export async function create(o: CreateOptions): Promise<void> {
   }
   checkDevices(image, plan);
 
+  // Before anything is made or opened: a strict jail this host cannot give refuses here.
+  const jailer = decideJail(plan, plan.memMiB ?? DEFAULT_MEM_MIB);
   createContainerDir(o.root, o.id);
   const fifo = startFifo(o.root, o.id);
   let disks: number[] = [];
@@ -270,7 +391,7 @@ export async function create(o: CreateOptions): Promise<void> {
   // Loaded only when used: every module is milliseconds of the container's start.
   const podnet = plan.podNets.length ? await import('./podnet.js') : undefined;
   const tty = plan.terminal ? await import('./console.js') : undefined;
-  let started: { pid: number; ready: number } | undefined;
+  let started: Started | undefined;
   try {
     if (sys.mkfifo(fifo, 0o600) < 0) throw new ContainerError(`mkfifo ${fifo} failed: ${os.strerror(os.errno())}`);
     startFd = openStartFifo(fifo);
@@ -287,16 +408,18 @@ export async function create(o: CreateOptions): Promise<void> {
       throw e;
     }
     if (tty) pty = tty.openPty(plan.consoleSize);
-    started = startStub(prepared, plan, startFd, pty ? [pty.slave, pty.slave, pty.slave] : [0, 1, 2]);
-    waitReady(started.pid, started.ready, fifo);
+    started = startStub(prepared, plan, startFd, pty ? [pty.slave, pty.slave, pty.slave] : [0, 1, 2], jailer);
+    const guest = waitReady(started.pid, started.ready, fifo, started.jail !== undefined);
     const pid = started.pid;
     const startTime = procStat(pid)?.startTime;
-    if (startTime === undefined) throw new ContainerError('the guest vanished while being created');
+    const guestStartTime = procStat(guest)?.startTime;
+    if (startTime === undefined || guestStartTime === undefined) throw new ContainerError('the guest vanished while being created');
     if (pty) tty!.sendConsole(o.consoleSocket!, pty);
-    applyLimits(pid, plan);
+    applyLimits(guest, plan, guest !== pid ? pid : undefined);
     saveState(o.root, o.id, {
       runtime: RUNTIME_TENDRIL, pid: String(pid), startTime, bundle: plan.bundle, rootfs: plan.rootfs, created: new Date().toISOString(),
       annotations: JSON.stringify(plan.annotations), netns: plan.netns,
+      ...(started.jail ? { guestPid: String(guest), guestStartTime, cgroups: cgroupList(started.jail) } : {}),
       ...(pod ? { podIface: pod.iface, podAddr: pod.addr ? `${pod.addr}/${pod.prefix}` : undefined, podGateway: pod.gateway, podTap: pod.tap } : {}),
     });
     if (o.pidFile) writeAtomically(o.pidFile, String(pid));
@@ -308,6 +431,7 @@ export async function create(o: CreateOptions): Promise<void> {
         // already gone
       }
     }
+    if (started?.jail) removeJail(started.jail);
     if (pod) podnet!.giveBack(pod);
     removeContainerDir(o.root, o.id);
     throw e;

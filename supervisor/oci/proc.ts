@@ -3,7 +3,7 @@
 // what it runs and what it blocks reading. The later commands read the same
 // in C (native/oci/proc.c).
 
-import { readFileSync, readlinkSync, statSync } from 'node:fs';
+import { readdirSync, readFileSync, readlinkSync, statSync } from 'node:fs';
 
 export interface ProcStat {
   /** R, S, D, T (stopped: paused), Z (zombie: exited, not yet reaped), X… */
@@ -57,4 +57,35 @@ export function fdIsFile(pid: number, fd: number, file: { dev: number; ino: numb
   } catch {
     return false;
   }
+}
+
+/** The pids of PID's children (a jailed guest's waiter has two: the init of the guest's pid namespace, and the guest). */
+export function childrenOf(pid: number): number[] {
+  try {
+    return readFileSync(`/proc/${pid}/task/${pid}/children`, 'latin1').trim().split(/\s+/).filter(Boolean).map(Number);
+  } catch {
+    // A kernel without CONFIG_PROC_CHILDREN: each process's parent, by pid.
+    const out: number[] = [];
+    for (const name of readdirSync('/proc')) {
+      if (!/^\d+$/.test(name)) continue;
+      try {
+        const stat = readFileSync(`/proc/${name}/stat`, 'latin1');
+        if (Number(stat.slice(stat.lastIndexOf(')') + 2).split(' ')[1]) === pid) out.push(Number(name));
+      } catch {
+        // gone meanwhile
+      }
+    }
+    return out;
+  }
+}
+
+/** The fd of PID that is the file with this device and inode, if it has one. */
+export function fdOfFile(pid: number, file: { dev: number; ino: number }): number | undefined {
+  let fds: string[];
+  try {
+    fds = readdirSync(`/proc/${pid}/fd`);
+  } catch {
+    return undefined;
+  }
+  return fds.map(Number).find((fd) => fdIsFile(pid, fd, file));
 }
