@@ -223,7 +223,7 @@ ctest('terminal mode: the pty master goes to the shim over --console-socket', as
 const jailHere = () => new Map(planJail({ strict: false }, 512).layers.map((l) => [l.name, l.ok]));
 
 const procStatus = (pid: number) => readFileSync(`/proc/${pid}/status`, 'utf8');
-const statusField = (status: string, key: string) => new RegExp(`^${key}:\\s+(.*)$`, 'm').exec(status)?.[1].trim();
+const statusField = (status: string, key: string) => new RegExp(`^${key}:[ \\t]*(.*)$`, 'm').exec(status)?.[1].trim();
 
 /** A jailed task's guest: the child of the task's pid (its waiter) that is pid 2 of its pid namespace (the other child, pid 1, is its init). */
 function jailedGuest(waiter: number): number {
@@ -382,10 +382,16 @@ async function ociCreate(dir: string, ...args: string[]): Promise<{ status: numb
 for (const [what, config, setup, message] of [
   ['a bind mount', { mounts: [{ destination: '/data', type: 'bind', source: '/srv' }] }, undefined,
     /config\.json: mounts\[0\]: \/data, bind from \/srv: a unikernel has no file system to mount into; give it data as a disk file instead/],
-  ['a non-root user', { process: { args: ['/hello.spt'], user: { uid: 1000, gid: 0 } } }, undefined, /process\.user\.uid: 1000/],
+  ['a non-root user without a jail', { process: { args: ['/hello.spt'], user: { uid: 1000, gid: 0 } } }, undefined, /process\.user\.uid: 1000: the guest is not jailed/],
   ['a working directory', { process: { args: ['/hello.spt'], cwd: '/tmp' } }, undefined, /process\.cwd: '\/tmp'/],
   ['a hook', { hooks: { prestart: [{ path: '/bin/true' }] } }, undefined, /hooks\.prestart: tendril does not run OCI hooks/],
-  ['a CPU quota', { linux: { resources: { cpu: { quota: 50000, period: 100000 } } } }, undefined, /linux\.resources\.cpu\.quota: not supported/],
+  ['a CPU quota without a jail', { linux: { resources: { cpu: { quota: 50000, period: 100000 } } } }, undefined,
+    /linux\.resources\.cpu\.quota: the guest is not jailed \(config\.json asks for no namespace\): a CPU quota needs the jail's cgroup/],
+  ['a CPU set', { linux: { namespaces: [{ type: 'pid' }], resources: { cpu: { cpus: '0-1' } } } }, undefined,
+    /linux\.resources\.cpu\.cpus: not supported: tendril sets a CPU quota \(quota, period\), not CPU sets/],
+  ['a non-root user with the jail turned off', { process: { args: ['/hello.spt'], user: { uid: 1000, gid: 0 } }, linux: { namespaces: [{ type: 'pid' }] },
+    annotations: { 'org.tendril.isolate': 'off' } }, undefined,
+    /process\.user\.uid: 1000: the guest is not jailed \(org\.tendril\.isolate=off\), so it runs as the runtime's user, root/],
   ['a user namespace', { linux: { namespaces: [{ type: 'pid' }, { type: 'user' }] } }, undefined, /linux\.namespaces\[1\]: type user is not supported/],
   ['a bad jail setting', { annotations: { 'org.tendril.isolate': 'maybe' } }, undefined,
     /annotation org\.tendril\.isolate=maybe: not a jail setting; use strict \(every layer or refuse\), or false or off \(no jail\)/],
@@ -419,6 +425,54 @@ for (const [what, config, setup, message] of [
     }
   });
 }
+
+test('tendril-oci without containerd, jailed: process.user is the guest\'s ids, linux.resources.cpu its CPU quota; kill and delete leave nothing', async (t) => {
+  const dir = mkdtempSync(join(tmpdir(), 'tendril-oci-'));
+  try {
+    const b = bundle(dir, {
+      process: { args: ['/forever.spt'], cwd: '/', user: { uid: 4321, gid: 4322, additionalGids: [4323] } },
+      linux: { namespaces: [{ type: 'pid' }, { type: 'mount' }], resources: { cpu: { quota: 25000, period: 100000 } } },
+      annotations: { 'org.tendril.mem': '4' },
+    }, (rootfs) => writeFileSync(join(rootfs, 'forever.spt'), readFileSync(guest('test_forever'))));
+    const pidFile = join(dir, 'pid');
+    const c = await ociCreate(dir, '--bundle', b, '--pid-file', pidFile, 'c1');
+    t.is(c.status, 0, c.out);
+    const pid = Number(readFileSync(pidFile, 'utf8'));
+    t.is((await oci(dir, 'start', 'c1')).status, 0);
+    await waitFor('the guest to run under its filter', () => {
+      try {
+        jailedGuest(pid);
+        return true;
+      } catch {
+        return false;
+      }
+    });
+    const g = jailedGuest(pid);
+    const gs = procStatus(g);
+    const layers = new Map(planJail({ strict: false, uid: 4321, gid: 4322, cpus: 0.25 }, 4).layers.map((l) => [l.name, l.ok]));
+    if (layers.get('uid/gid')) {
+      t.is(statusField(gs, 'Uid'), Array(4).fill(4321).join('\t'));
+      t.is(statusField(gs, 'Gid'), Array(4).fill(4322).join('\t'));
+      t.is(statusField(gs, 'Groups'), '', 'no supplementary group: the jail drops them all');
+    }
+    const cgroups = guestCgroups(g);
+    if (layers.get('cgroup cpu')) {
+      const cpu = cgroups.find((d) => existsSync(join(d, 'cpu.cfs_quota_us')) || existsSync(join(d, 'cpu.max')));
+      t.truthy(cpu, `a cpu cgroup among ${cgroups.join(' ')}`);
+      const quota = existsSync(join(cpu!, 'cpu.max'))
+        ? readFileSync(join(cpu!, 'cpu.max'), 'utf8').trim()
+        : `${readFileSync(join(cpu!, 'cpu.cfs_quota_us'), 'utf8').trim()} ${readFileSync(join(cpu!, 'cpu.cfs_period_us'), 'utf8').trim()}`;
+      t.is(Number(quota.split(' ')[0]) / Number(quota.split(' ')[1]), 0.25, `the quota: ${quota}`);
+    }
+    t.is((await oci(dir, 'kill', 'c1', 'KILL')).status, 0);
+    await waitFor('the guest to end with its waiter', () => !existsSync(`/proc/${g}`) || statusField(procStatus(g), 'State')?.[0] === 'Z');
+    await waitFor('the container to stop', async () => JSON.parse((await oci(dir, 'state', 'c1')).stdout).status === 'stopped');
+    t.is((await oci(dir, 'delete', 'c1')).status, 0);
+    for (const d of cgroups) t.false(existsSync(d), `${d} removed`);
+  } finally {
+    rmSync(dir, { recursive: true, force: true });
+  }
+});
 
 test('tendril-oci lifecycle without containerd: created waits, start runs, state follows the process', async (t) => {
   const dir = mkdtempSync(join(tmpdir(), 'tendril-oci-'));

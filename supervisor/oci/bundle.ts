@@ -21,6 +21,7 @@ import { readFileSync, realpathSync, statSync } from 'node:fs';
 import { isAbsolute, join, resolve } from 'node:path';
 import { MAX_MEM_MIB } from '../../loader/abi.js';
 import { DEVICE_NAME_RE } from '../../loader/manifest.js';
+import { ociIsolation } from '../isolate/oci.js';
 import { BundleError } from './errors.js';
 import { checkPlaceholders } from './podargs.js';
 import { RLIMITS } from './sys.js';
@@ -85,6 +86,10 @@ export interface BundlePlan {
   namespaces: { type: string; path?: string }[];
   /** The annotation org.tendril.isolate: on (the default: every layer the host has), strict (all or refuse), off. */
   isolate: 'on' | 'strict' | 'off';
+  /** process.user (additionalGids: whether any other than 0 was asked for); ids other than 0 need the jail. */
+  user: { uid: number; gid: number; additionalGids?: boolean };
+  /** linux.resources.cpu quota and period (µs), a jailed guest's CPU quota. */
+  cpu?: { quota: number; period: number };
   annotations: Record<string, string>;
 }
 
@@ -178,13 +183,15 @@ function checkProcess(p: unknown, plan: Partial<BundlePlan>): string[] {
   if (isObject(p.consoleSize)) {
     plan.consoleSize = { height: Number(p.consoleSize.height) || 0, width: Number(p.consoleSize.width) || 0 };
   }
-  // The guest runs as the runtime's user; it cannot switch. Only root (0) is what it gets.
+  // The ids are the jail's (create.ts): only a jailed guest can run as another user; checkJailNeeds says so otherwise.
   const user = isObject(p.user) ? p.user : {};
-  if ((user.uid ?? 0) !== 0) reject('process.user.uid', `${String(user.uid)}: tendril runs the guest as uid 0 (the guest has no system call to use its identity, but cannot switch to another)`, 'drop the user setting (runAsUser) for tendril containers');
-  if ((user.gid ?? 0) !== 0) reject('process.user.gid', `${String(user.gid)}: tendril runs the guest as gid 0`, 'drop the group setting (runAsGroup)');
-  if (Array.isArray(user.additionalGids) && user.additionalGids.some((g) => g !== 0)) {
-    reject('process.user.additionalGids', `${JSON.stringify(user.additionalGids)}: tendril runs the guest with no groups but 0`);
+  for (const k of ['uid', 'gid'] as const) {
+    const v = user[k] ?? 0;
+    if (!Number.isInteger(v) || (v as number) < 0 || (v as number) > 0xfffffffe) reject(`process.user.${k}`, `${String(v)}: must be an id from 0 to 4294967294`);
   }
+  plan.user = { uid: (user.uid ?? 0) as number, gid: (user.gid ?? 0) as number };
+  // additionalGids: a jailed guest is in no supplementary group at all (the jail drops them); unjailed it has root's.
+  if (Array.isArray(user.additionalGids) && user.additionalGids.some((g) => g !== 0)) plan.user.additionalGids = true;
   // env: a unikernel has no environment (only its command line): ignored.
   if (p.cwd !== undefined && p.cwd !== '/') reject('process.cwd', `'${String(p.cwd)}': a unikernel has no working directory; only "/" is accepted`);
   // capabilities: ignored, the filter allows none of the calls that use one.
@@ -250,7 +257,7 @@ function checkResources(r: unknown, plan: Partial<BundlePlan>): void {
           // swap equal to the limit means "no swap beyond memory": guest memory is at most the limit anyway.
           if (mk === 'swap' && (mv === m.limit || mv === 0)) continue;
           if (mk === 'disableOOMKiller' && mv === false) continue;
-          reject(`linux.resources.memory.${mk}`, 'not supported: tendril creates no cgroups; only memory.limit is honoured (as the guest memory size)');
+          reject(`linux.resources.memory.${mk}`, 'not supported: of the memory settings tendril keeps only memory.limit (as the guest memory size)');
         }
         if (typeof m.limit === 'number' && m.limit > 0) {
           const mib = Math.floor(m.limit / (1 << 20));
@@ -261,17 +268,28 @@ function checkResources(r: unknown, plan: Partial<BundlePlan>): void {
       }
       case 'cpu': {
         // shares is a relative weight under contention, never a limit, and the CRI always
-        // sets it (2 for a BestEffort pod): accepted, not applied (no cgroups). Quotas and
-        // CPU sets are limits tendril could not keep: rejected.
+        // sets it (2 for a BestEffort pod): accepted, not applied. quota/period become a
+        // jailed guest's CPU quota (its own cgroup, checkJailNeeds); CPU sets and realtime
+        // are limits tendril does not keep: rejected.
         const c = v as Json;
         for (const [ck, cv] of Object.entries(c)) {
           if (cv === undefined || cv === null || ck === 'shares') continue;
-          reject(`linux.resources.cpu.${ck}`, 'not supported: tendril creates no cgroups', 'remove CPU limits for tendril containers');
+          if (ck === 'quota' || ck === 'period') {
+            if (!Number.isInteger(cv)) reject(`linux.resources.cpu.${ck}`, `${String(cv)}: must be a whole number of microseconds`);
+            continue;
+          }
+          reject(`linux.resources.cpu.${ck}`, 'not supported: tendril sets a CPU quota (quota, period), not CPU sets or realtime', 'remove the CPU set for tendril containers');
+        }
+        const quota = c.quota as number | undefined;
+        const period = (c.period as number | undefined) ?? 100_000;
+        if (quota !== undefined && quota > 0) {
+          if (period <= 0) reject('linux.resources.cpu.period', `${period}: must be positive`);
+          plan.cpu = { quota, period };
         }
         break;
       }
       default:
-        reject(`linux.resources.${k}`, 'not supported: tendril creates no cgroups; only memory.limit is honoured');
+        reject(`linux.resources.${k}`, 'not supported: tendril keeps memory.limit (as the guest memory size) and a CPU quota, nothing else');
     }
   }
 }
@@ -297,7 +315,7 @@ function checkLinux(l: unknown, plan: Partial<BundlePlan>): void {
   for (const f of ['uidMappings', 'gidMappings', 'timeOffsets', 'devices', 'sysctl', 'intelRdt', 'personality', 'mountLabel'] as const) {
     if (nonEmpty(l[f])) reject(`linux.${f}`, 'not supported by tendril');
   }
-  // cgroupsPath: accepted, not used (tendril creates no cgroups). seccomp: replaced by
+  // cgroupsPath: accepted, not used (a jailed guest's cgroups are children of tendril-oci's own). seccomp: replaced by
   // tendril's own allowlist, narrower than any default profile. maskedPaths,
   // readonlyPaths, rootfsPropagation: nothing the guest can open or mount.
   checkResources(l.resources, plan);
@@ -404,6 +422,23 @@ function checkAnnotations(annotations: Record<string, string>, rootfs: string, r
   plan.blocks = [...blocks.values()];
 }
 
+/** Whether the guest runs jailed (create.ts makes the jail): namespaces asked for, and no org.tendril.isolate=false. */
+export function jailed(plan: Pick<BundlePlan, 'isolate' | 'namespaces'>): boolean {
+  return plan.isolate !== 'off' && ociIsolation({ namespaces: plan.namespaces }) !== undefined;
+}
+
+/** What only a jail can give: another user than root, a CPU quota. */
+function checkJailNeeds(plan: Partial<BundlePlan>): void {
+  if (jailed(plan as BundlePlan)) return;
+  const why = plan.isolate === 'off' ? `the guest is not jailed (${ANNOTATION_PREFIX}isolate=${plan.annotations?.[`${ANNOTATION_PREFIX}isolate`]})` : 'the guest is not jailed (config.json asks for no namespace)';
+  const hint = 'drop the setting, or let tendril jail the guest';
+  const { uid, gid, additionalGids } = plan.user!;
+  if (uid !== 0) reject('process.user.uid', `${uid}: ${why}, so it runs as the runtime's user, root`, `${hint} (runAsUser)`);
+  if (gid !== 0) reject('process.user.gid', `${gid}: ${why}, so it runs as the runtime's group`, `${hint} (runAsGroup)`);
+  if (additionalGids) reject('process.user.additionalGids', `${why}: it runs with no group but 0`, hint);
+  if (plan.cpu) reject('linux.resources.cpu.quota', `${why}: a CPU quota needs the jail's cgroup`, `${hint} (a CPU limit)`);
+}
+
 export function loadBundle(bundleDir: string): BundlePlan {
   const bundle = resolve(bundleDir);
   const config = readConfig(bundle);
@@ -428,6 +463,7 @@ export function loadBundle(bundleDir: string): BundlePlan {
   const annotations = isObject(config.annotations) ? config.annotations as Record<string, string> : {};
   plan.annotations = annotations;
   checkAnnotations(annotations, plan.rootfs!, root.readonly === true, plan);
+  checkJailNeeds(plan);
 
   plan.guestInImage = args[0];
   plan.guestArgs = args.slice(1);

@@ -229,7 +229,7 @@ function limitsAsGuest(pid: number, plan: BundlePlan): void {
  */
 function decideJail(plan: BundlePlan, memMiB: number): (() => StartedJail) | undefined {
   if (plan.isolate === 'off') return undefined;
-  const iso = ociIsolation({ namespaces: plan.namespaces, strict: plan.isolate === 'strict' });
+  const iso = ociIsolation({ namespaces: plan.namespaces, user: plan.user, resources: plan.cpu && { cpu: plan.cpu }, strict: plan.isolate === 'strict' });
   if (!iso) return undefined;
   try {
     return jailFor(iso.options, memMiB, 'tendril-oci');
