@@ -510,6 +510,12 @@ export const ZYGOTE_MSG = constants('ZMSG', 'Zygote frame types.', {
   FAILED: 13,
   /** ← once at start: zygote_hello. */
   HELLO: 14,
+  /**
+   * ← one line: a frame of a type Node never sends came in. Either the peer is
+   * not tendril, or the stream lost a byte and every frame after it would be
+   * misread (launches never answered): the server restarts the zygote.
+   */
+  OUT_OF_STEP: 15,
 });
 
 export const ZygoteFrame = defineStruct('zygote_frame', 'Every zygote frame starts with this; len payload bytes follow.', {

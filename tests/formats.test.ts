@@ -7,7 +7,7 @@
 
 import test from 'ava';
 import { spawn, spawnSync } from 'node:child_process';
-import { closeSync, openSync, writeFileSync } from 'node:fs';
+import { closeSync, existsSync, openSync, readFileSync, writeFileSync } from 'node:fs';
 import type { Socket } from 'node:net';
 import { join } from 'node:path';
 import { C_EXPORTS, decodeStruct, encodeStruct, PLAN, PLAN_FLAG, PlanFdMove, PlanHeader, PlanPoll, PlanRegion, ZYGOTE_MSG, ZygoteExit, ZygoteFrame, ZygoteLaunch } from '../loader/formats.js';
@@ -16,7 +16,7 @@ import { compileLaunch, prepareLaunch, releaseLaunch } from '../supervisor/launc
 import type { RunOptions } from '../supervisor/options.js';
 import { parseMonitorMessages } from '../supervisor/report.js';
 import * as os from '../supervisor/os.js';
-import { guest, Pool, ROOT, STUB, withTempDir } from './helpers.js';
+import { guest, Pool, ROOT, STUB, waitFor, withTempDir } from './helpers.js';
 
 const ZYGOTE = join(ROOT, 'native/build/tendril-zygote');
 
@@ -275,8 +275,12 @@ test('the zygote refuses malformed frames, one launch at a time, and keeps servi
     // A frame larger than it accepts: its payload is skipped, the launch refused.
     await z.send(frame(ZYGOTE_MSG.LAUNCH, 1, Buffer.alloc((2 << 20) + 1)));
     t.regex((await z.next((f) => f.id === 1)).payload.toString(), /larger than the stub pool accepts/);
-    // An unknown frame type, a kill for no instance, a pause for none: ignored.
+    // An unknown frame type: said to be (Node never sends one: the server restarts a zygote that reads one), and skipped.
     await z.send(frame(99, 2, Buffer.from('junk')));
+    const oos = await z.next((f) => f.id === 2);
+    t.is(oos.type, ZYGOTE_MSG.OUT_OF_STEP);
+    t.is(oos.payload.toString(), 'a frame of unknown type 99 (id 2, 4 bytes, 0 fds)');
+    // A kill for no instance, a pause for none: ignored.
     await z.send(frame(ZYGOTE_MSG.KILL, 12345, Buffer.alloc(4)));
     await z.send(frame(ZYGOTE_MSG.PAUSE, 12345, Buffer.alloc(0)));
     // A launch that says it carries an fd but does not.
@@ -347,4 +351,14 @@ function decodePlanToGuest(bytes: Buffer): GuestPlan {
   };
 }
 
-
+test('serve\'s side of the zygote: a frame it reports out of step ends that zygote (launches in flight fail), never the server', async (t) => {
+  const { Zygote } = await import('../supervisor/serve/zygote.js');
+  const z = new Zygote(1);
+  await z.ready;
+  const pid = z.pid!;
+  // What a lost byte looks like to the zygote: a header of a type Node never sends.
+  (z as unknown as { write(frame: Buffer, fds: number[]): void }).write(frame(0xffffffff, 0, Buffer.alloc(0)), []);
+  t.regex(await z.ended, /a frame of unknown type 4294967295 .*: the control stream is out of step/);
+  t.false(z.alive);
+  await waitFor('the zygote to be gone', () => !existsSync(`/proc/${pid}`) || /^State:\s+Z/m.test(readFileSync(`/proc/${pid}/status`, 'utf8')));
+});

@@ -470,7 +470,9 @@ static void finish(struct instance *i)
         ;
     struct timespec now;
     clock_gettime(CLOCK_MONOTONIC, &now);
-    uint64_t run_us = (uint64_t)(now.tv_sec - i->sent.tv_sec) * 1000000u + (uint64_t)(now.tv_nsec - i->sent.tv_nsec) / 1000;
+    /* Signed: the nanoseconds part of the difference is negative about half the time. */
+    int64_t run_ns = (int64_t)(now.tv_sec - i->sent.tv_sec) * 1000000000 + (now.tv_nsec - i->sent.tv_nsec);
+    uint64_t run_us = run_ns > 0 ? (uint64_t)run_ns / 1000 : 0;
     struct zygote_exit ex = { status, (uint32_t)i->err_len, i->started ? i->guest_pid : i->s.pid, (uint32_t)i->held_len, run_us, i->s.pid, 0 };
     /* One frame: the exit, the stub's error, the held console, the monitor's messages. */
     size_t tail = i->held_len + i->report_len;
@@ -622,6 +624,12 @@ static int plan_flags(const char *plan, size_t len)
     return (int)h.flags;
 }
 
+/* The frames Node sends; anything else is a peer that is not Node, or a stream out of step. */
+static int known_type(uint32_t type)
+{
+    return type == ZMSG_LAUNCH || type == ZMSG_KILL || type == ZMSG_PAUSE || type == ZMSG_RESUME || type == ZMSG_STREAM;
+}
+
 static void drop_fds(void)
 {
     for (int k = 0; k < cur_nfds; k++)
@@ -719,6 +727,11 @@ static int on_control(void)
                 if (cur_have < sizeof cur)
                     continue;
                 payload_have = 0;
+                if (!known_type(cur.type)) {
+                    char why[128];
+                    snprintf(why, sizeof why, "a frame of unknown type %u (id %u, %u bytes, %u fds)", cur.type, cur.id, cur.len, cur.nfds);
+                    send_frame(ZMSG_OUT_OF_STEP, cur.id, why, strlen(why), NULL, 0, NULL, 0);
+                }
                 skipping = cur.len > ZYGOTE_MAX_PAYLOAD;
                 if (skipping) {
                     /* Refused, not trusted: its payload is read and dropped, its fds closed. */

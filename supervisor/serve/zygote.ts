@@ -239,6 +239,11 @@ export class Zygote {
         this.onHello({ pid: h.pid, nofile: h.nofile });
         continue;
       }
+      if (f.type === ZYGOTE_MSG.OUT_OF_STEP) {
+        // Every frame after a lost byte would be misread and its launch never answered: start over.
+        this.die(`it read ${payload.toString('utf8')}: the control stream is out of step`);
+        return;
+      }
       const h = this.handlers.get(f.id);
       if (!h) continue;
       switch (f.type) {
