@@ -134,6 +134,8 @@ interface Live {
 }
 
 const PLAN_CACHE_LIMIT = 256;
+/** How long shutdown waits for killed guests to be reported ended before closing the stub pool under them. */
+const SHUTDOWN_WAIT_MS = 5000;
 /** Instance ids: unique for this server (a random prefix, then a counter), without a crypto call per launch. */
 const ID_PREFIX = randomBytes(4).toString('hex');
 let idCounter = 0;
@@ -604,7 +606,11 @@ export class InstanceManager {
     if (this.sweeper) clearInterval(this.sweeper);
     const live = [...this.live.values()];
     for (const l of live) this.kill(l.inst.id, 'SIGKILL', 'shutdown');
-    await Promise.all(live.map((l) => l.inst.ended));
+    // Bounded: a launch the stub pool never answers must not keep the server up; closing the
+    // pool next kills whatever is left (its guests die with it, PR_SET_PDEATHSIG).
+    let bound: NodeJS.Timeout | undefined;
+    await Promise.race([Promise.all(live.map((l) => l.inst.ended)), new Promise((r) => { bound = setTimeout(r, SHUTDOWN_WAIT_MS); })]);
+    clearTimeout(bound);
   }
 }
 
