@@ -5,6 +5,8 @@
 // and marked as quoted everywhere it is shown. bench/run.ts explains how to
 // add a module.
 
+import type { ChildProcess } from 'node:child_process';
+
 /** Which way is better for a figure. */
 export type Direction = 'lower' | 'higher';
 
@@ -77,6 +79,13 @@ export interface Bench {
   budgetMs: { full: number; quick: number };
   run(ctx: BenchContext): Promise<ModuleResult>;
 }
+
+/**
+ * Long-lived processes a module started (servers): a module abandoned past
+ * its bound never reaches its own cleanup, so run.ts ends these for it, by
+ * pid, before the next module runs beside them.
+ */
+export const liveChildren = new Set<ChildProcess>();
 
 /** The context a module runs in; its budget starts now. */
 export function makeContext(b: Bench, quick: boolean): BenchContext {

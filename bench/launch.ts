@@ -19,7 +19,7 @@ import { StubPool } from '../supervisor/serve/zygote.js';
 import { STUB_PATH } from '../supervisor/paths.js';
 import { api } from '../supervisor/serve/client.js';
 import { guest, ROOT, TENDRIL, waitFor } from '../tests/helpers.js';
-import { msSince, type Bench, type Row } from './common.js';
+import { liveChildren, msSince, type Bench, type Row } from './common.js';
 
 const HELLO = guest('test_hello');
 const TMP = join(ROOT, 'bench/tmp');
@@ -110,13 +110,17 @@ export async function withServer<T>(fn: (sock: string, server: ReturnType<typeof
   mkdirSync(tmp, { recursive: true });
   const sock = join(dir, 'api.sock');
   const server = spawn(process.execPath, [TENDRIL, 'serve', `--socket=${sock}`, '--pool=8', '--log-level=error'], { stdio: 'ignore', env: { ...process.env, TMPDIR: tmp } });
+  liveChildren.add(server);
   try {
     // Ready when it answers (the socket file appears at bind, a moment before listen).
     await waitFor('tendril serve to listen', async () => existsSync(sock) && (await api(sock, 'GET', '/health').catch(() => ({ status: 0 }))).status === 200, 20_000);
     return await fn(sock, server, tmp);
   } finally {
-    server.kill('SIGTERM');
-    await new Promise((r) => server.once('exit', r));
+    if (server.exitCode === null && server.signalCode === null) {
+      server.kill('SIGTERM');
+      await new Promise((r) => server.once('exit', r));
+    }
+    liveChildren.delete(server);
     rmSync(dir, { recursive: true, force: true });
   }
 }

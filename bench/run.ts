@@ -38,7 +38,7 @@ import { loadavg } from 'node:os';
 import { join, resolve } from 'node:path';
 import minimist from 'minimist';
 import { ROOT } from '../tests/helpers.js';
-import { isCounts, makeContext, msSince, type Bench, type BenchContext, type FigureRow, type ModuleResult, type Plot, type Row } from './common.js';
+import { isCounts, liveChildren, makeContext, msSince, type Bench, type BenchContext, type FigureRow, type ModuleResult, type Plot, type Row } from './common.js';
 import { describeMachine, machineLine } from './machine.js';
 import { MODULES } from './modules.js';
 import { barsSpec, distributionSpec, render, type Caption } from './plots.js';
@@ -152,6 +152,8 @@ async function runModule(b: Bench, ctx: BenchContext): Promise<{ result?: Module
   try {
     return { result: await Promise.race([b.run(ctx), watchdog]) };
   } catch (e) {
+    // Abandoned (or failed): what it left running must not run beside the next module.
+    for (const child of liveChildren) if (child.exitCode === null && child.signalCode === null) child.kill('SIGKILL');
     return { error: (e as Error).message.split('\n')[0] };
   } finally {
     clearTimeout(timer);
