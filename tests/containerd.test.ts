@@ -470,6 +470,8 @@ test('tendril-oci without containerd, jailed: process.user is the guest\'s ids, 
     t.is((await oci(dir, 'delete', 'c1')).status, 0);
     for (const d of cgroups) t.false(existsSync(d), `${d} removed`);
   } finally {
+    // A failed assertion above must not leave the jailed guest running (delete --force kills it).
+    await oci(dir, 'delete', '--force', 'c1');
     rmSync(dir, { recursive: true, force: true });
   }
 });
