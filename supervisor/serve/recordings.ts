@@ -14,20 +14,24 @@ import type { RunOptions } from '../options.js';
 import { recordingSetup } from '../record/record.js';
 
 export class RecordingStore {
-  readonly dir: string;
-  private readonly owned: boolean;
+  /** --recordings=DIR, or a private temporary directory made at the first recording. */
+  private given?: string;
+  private made?: string;
 
   constructor(dir?: string) {
-    if (dir === undefined) {
-      this.dir = mkdtempSync(join(tmpdir(), 'tendril-recordings-'));
-      this.owned = true;
-    } else {
-      this.dir = resolve(dir);
-      if (!existsSync(this.dir) || !statSync(this.dir).isDirectory()) {
-        throw new UsageError(`--recordings=${dir}: no such directory`, `create it first: mkdir -m 700 ${dir}`);
-      }
-      this.owned = false;
+    if (dir === undefined) return;
+    this.given = resolve(dir);
+    if (!existsSync(this.given) || !statSync(this.given).isDirectory()) {
+      throw new UsageError(`--recordings=${dir}: no such directory`, `create it first: mkdir -m 700 ${dir}`);
     }
+  }
+
+  /**
+   * Made on first use, not at startup: a server that records nothing leaves
+   * no directory behind even when it is SIGKILLed before close().
+   */
+  get dir(): string {
+    return this.given ?? (this.made ??= mkdtempSync(join(tmpdir(), 'tendril-recordings-')));
   }
 
   path(id: string): string {
@@ -48,6 +52,6 @@ export class RecordingStore {
   }
 
   close(): void {
-    if (this.owned) rmSync(this.dir, { recursive: true, force: true });
+    if (this.made) rmSync(this.made, { recursive: true, force: true });
   }
 }
