@@ -8,7 +8,7 @@
 import test, { type ExecutionContext } from 'ava';
 import { spawn } from 'node:child_process';
 import { closeSync, constants as fsc, existsSync, openSync, readFileSync, readSync, rmSync, truncateSync, writeFileSync } from 'node:fs';
-import { join } from 'node:path';
+import { dirname, join } from 'node:path';
 import { REC, REC_CPUID, REC_EV, RecCpu, RecEvent, RecFileHeader } from '../loader/formats.js';
 import { openRecording, recordingEvents, reseal } from '../loader/recording.js';
 import { childrenOf, guest, HOST, oneLine, Pool, runCmdAsync, TENDRIL, tendrilAsync, waitFor, withTempDir, type AsyncRunResult } from './helpers.js';
@@ -223,9 +223,11 @@ test('--gdb --until=N: the guest stops just before event N, where gdb finds it (
     child.stdout.on('data', (d: Buffer) => { stdout += d; });
     const exited = new Promise<void>((r) => child.on('exit', () => r()));
     let pid = 0;
+    let image = '';
     try {
       const m = await waitFor('the replay to stop for the debugger', () => /attach with: gdb (\S+) -p (\d+)/.exec(stderr) ?? undefined, 60_000);
       pid = Number(m[2]);
+      image = m[1];
       t.regex(stderr, new RegExp(`replay stopped before event ${target.index}, clock_gettime\\(CLOCK_(MONOTONIC|REALTIME), 0x`));
       t.regex(readFileSync(`/proc/${pid}/status`, 'utf8'), /^State:\s+T/m, 'stopped');
       t.true(live.stdout.startsWith(stdout), 'the output so far is the recorded output so far');
@@ -238,9 +240,12 @@ test('--gdb --until=N: the guest stops just before event N, where gdb finds it (
       t.is(vals[3], target.args[1], 'rsi: the recorded buffer');
     } finally {
       if (pid) process.kill(pid, 'SIGKILL'); // the guest, ours: stopped, it would wait for a SIGCONT
-      child.kill('SIGKILL');
+      // The replay ends with its guest (and removes the copy of the image it made for gdb); a bound only for a hang.
+      const hung = setTimeout(() => child.kill('SIGKILL'), pid ? 30_000 : 0);
+      await exited;
+      clearTimeout(hung);
     }
-    await exited;
+    if (image) t.false(existsSync(dirname(image)), `the replay removed ${dirname(image)}, its copy of the image for gdb`);
   });
 });
 
