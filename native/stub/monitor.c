@@ -88,21 +88,43 @@ static void send_report(const void *msg, u64 len, int fd)
  */
 static long read_hwm_kb(long pid)
 {
-    char path[32] = "/proc/";
-    u32 n = 6;
-    char digits[12];
-    int d = 0;
-    do {
-        digits[d++] = (char)('0' + pid % 10);
-        pid /= 10;
-    } while (pid);
-    while (d)
-        path[n++] = digits[--d];
-    const char *tail = "/status";
-    while (*tail)
-        path[n++] = *tail++;
-    path[n] = 0;
+    char path[40];
+    proc_path(path, pid, "/status");
     return proc_status_value(path, "VmHWM:");
+}
+
+/*
+ * At the guest's exit stop (PTRACE_EVENT_EXIT), for every monitor: its peak
+ * memory and its registers as of its end into the report (for a seccomp
+ * kill the kernel has rolled them back to the forbidden call). Returns
+ * whether END was read.
+ */
+static int report_exit_stop(long child, struct monitor_report *rep, struct uregs *end)
+{
+    long hwm = read_hwm_kb(child);
+    rep->maxrss_kb = hwm > 0 ? (u64)hwm : 0;
+    if (t_getregs(child, end) != 0)
+        return 0;
+    rep->flags |= REPORT_F_REGS;
+    rep->regs_syscall = (int64_t)end->orig_rax;
+    rep->regs_ip = end->rip;
+    rep->regs_sp = end->rsp;
+    return 1;
+}
+
+/* How the guest ended (its wait status) and its CPU time, into the report. A fault noted on the way is kept only if its signal is what killed the guest. */
+static void report_end(struct monitor_report *rep, int status, const u64 *rusage)
+{
+    if ((status & 0x7f) == 0) {
+        rep->status = (status >> 8) & 0xff;
+    } else {
+        rep->flags |= REPORT_F_SIGNALED | ((status & 0x80) ? REPORT_F_CORE : 0);
+        rep->status = status & 0x7f;
+        if (!(rep->flags & REPORT_F_FAULT) || rep->fault_signal != rep->status)
+            rep->flags &= ~(u32)REPORT_F_FAULT;
+    }
+    rep->utime_us = rusage[0] * 1000000 + rusage[1];
+    rep->stime_us = rusage[2] * 1000000 + rusage[3];
 }
 
 /* Ends this process the way the guest ended. */
@@ -130,7 +152,7 @@ static int is_stop_signal(int sig)
 __attribute__((noreturn)) static void monitor_loop(long child, int ready_fd)
 {
     struct monitor_report rep = { .magic = REPORT_MAGIC, .guest_pid = (int32_t)child, .regs_syscall = -1 };
-    u64 regs[27];
+    struct uregs end_regs;
     u8 siginfo[128];
     u64 rusage[18] = { 0 };
     int status = 0;
@@ -146,16 +168,7 @@ __attribute__((noreturn)) static void monitor_loop(long child, int ready_fd)
         int sig = (status >> 8) & 0xff;
         int event = (status >> 16) & 0xffff;
         if (event == PTRACE_EVENT_EXIT) {
-            /* Registers as of the guest's end; for a seccomp kill the
-             * kernel has rolled them back to the forbidden call. */
-            long hwm = read_hwm_kb(child);
-            rep.maxrss_kb = hwm > 0 ? (u64)hwm : 0;
-            if (sys_ptrace(PTRACE_GETREGS, child, 0, (long)regs) == 0) {
-                rep.flags |= REPORT_F_REGS;
-                rep.regs_syscall = (int64_t)regs[15];
-                rep.regs_ip = regs[16];
-                rep.regs_sp = regs[19];
-            }
+            report_exit_stop(child, &rep, &end_regs);
             sys_ptrace(PTRACE_CONT, child, 0, 0);
             continue;
         }
@@ -187,16 +200,7 @@ __attribute__((noreturn)) static void monitor_loop(long child, int ready_fd)
     char started = 0;
     if (sys_read(ready_fd, &started, 1) == 1)
         rep.flags |= REPORT_F_STARTED;
-    if ((status & 0x7f) == 0) {
-        rep.status = (status >> 8) & 0xff;
-    } else {
-        rep.flags |= REPORT_F_SIGNALED | ((status & 0x80) ? REPORT_F_CORE : 0);
-        rep.status = status & 0x7f;
-        if (!(rep.flags & REPORT_F_FAULT) || rep.fault_signal != rep.status)
-            rep.flags &= ~(u32)REPORT_F_FAULT;
-    }
-    rep.utime_us = rusage[0] * 1000000 + rusage[1];
-    rep.stime_us = rusage[2] * 1000000 + rusage[3];
+    report_end(&rep, status, rusage);
     rep.flags |= isolate_end(status);
     if (snap_taken)
         rep.flags |= REPORT_F_SNAPSHOT;

@@ -1,6 +1,7 @@
 /*
- * ptrace for the monitor (monitor.c) and snapshot creation (snapshot_dump.c):
- * the requests, options and events they use, and the raw call.
+ * ptrace for the monitors (monitor.c, record.c, replay.c) and snapshot
+ * creation (snapshot_dump.c): the requests, options and events they use, the
+ * registers, and the raw call.
  */
 #ifndef TENDRIL_STUB_PTRACE_H
 #define TENDRIL_STUB_PTRACE_H
@@ -27,5 +28,14 @@ static long sys_ptrace(long req, long pid, void *addr, long data)
 {
     return syscall6(NR_ptrace, req, pid, (long)addr, data, 0, 0);
 }
+
+/* struct user_regs_struct (x86_64). */
+struct uregs {
+    u64 r15, r14, r13, r12, rbp, rbx, r11, r10, r9, r8, rax, rcx, rdx, rsi, rdi, orig_rax, rip, cs, eflags, rsp, ss,
+        fs_base, gs_base, ds, es, fs, gs;
+};
+_Static_assert(sizeof(struct uregs) == 216, "user_regs_struct");
+
+static long t_getregs(long pid, struct uregs *r) { return sys_ptrace(PTRACE_GETREGS, pid, 0, (long)r); }
 
 #endif

@@ -148,20 +148,8 @@ static void rec_cpu_record(int faulted)
  */
 static u64 guest_pending(long pid)
 {
-    char path[32] = "/proc/";
-    u32 n = 6;
-    char digits[12];
-    int d = 0;
-    do {
-        digits[d++] = (char)('0' + pid % 10);
-        pid /= 10;
-    } while (pid);
-    while (d)
-        path[n++] = digits[--d];
-    const char *tail = "/status";
-    while (*tail)
-        path[n++] = *tail++;
-    path[n] = 0;
+    char path[40];
+    proc_path(path, pid, "/status");
     static char buf[4096];
     long fd = sys_open(path, 0);
     if (fd < 0)
@@ -550,15 +538,7 @@ __attribute__((noreturn)) static void record_loop(long child, int ready_fd)
         }
         if (event == PTRACE_EVENT_EXIT) {
             t_end = now_ns();
-            long hwm = read_hwm_kb(child);
-            rep.maxrss_kb = hwm > 0 ? (u64)hwm : 0;
-            if (t_getregs(child, &end_regs) == 0) {
-                have_end_regs = 1;
-                rep.flags |= REPORT_F_REGS;
-                rep.regs_syscall = (int64_t)end_regs.orig_rax;
-                rep.regs_ip = end_regs.rip;
-                rep.regs_sp = end_regs.rsp;
-            }
+            have_end_regs = report_exit_stop(child, &rep, &end_regs);
             if (pending && started) {
                 rec_native(child, pend_nr, pend_args, 0, REC_EVF_KILLED);
                 trailer.flags |= REC_ENDF_IN_SYSCALL;
@@ -598,24 +578,16 @@ __attribute__((noreturn)) static void record_loop(long child, int ready_fd)
         sys_ptrace(PTRACE_CONT, child, 0, sig);
     }
 
-    if ((status & 0x7f) == 0) {
-        rep.status = (status >> 8) & 0xff;
-        trailer.end = REC_END_EXITED;
-        trailer.status = rep.status;
-    } else {
-        rep.flags |= REPORT_F_SIGNALED | ((status & 0x80) ? REPORT_F_CORE : 0);
-        rep.status = status & 0x7f;
-        trailer.end = REC_END_SIGNALED;
-        trailer.status = rep.status;
-        trailer.flags |= (status & 0x80) ? REC_ENDF_CORE : 0;
-        if (!(rep.flags & REPORT_F_FAULT) || rep.fault_signal != rep.status)
-            rep.flags &= ~(u32)REPORT_F_FAULT;
-        if (rep.flags & REPORT_F_FAULT) {
-            trailer.flags |= REC_ENDF_FAULT;
-            trailer.fault_addr = rep.fault_addr;
-            trailer.fault_code = rep.fault_code;
-            trailer.fault_signal = rep.fault_signal;
-        }
+    report_end(&rep, status, rusage);
+    trailer.end = (rep.flags & REPORT_F_SIGNALED) ? REC_END_SIGNALED : REC_END_EXITED;
+    trailer.status = rep.status;
+    if (rep.flags & REPORT_F_CORE)
+        trailer.flags |= REC_ENDF_CORE;
+    if ((rep.flags & REPORT_F_SIGNALED) && (rep.flags & REPORT_F_FAULT)) {
+        trailer.flags |= REC_ENDF_FAULT;
+        trailer.fault_addr = rep.fault_addr;
+        trailer.fault_code = rep.fault_code;
+        trailer.fault_signal = rep.fault_signal;
     }
     if (!started) {
         trailer.end = REC_END_NOT_STARTED;
@@ -650,8 +622,6 @@ __attribute__((noreturn)) static void record_loop(long child, int ready_fd)
         }
     }
     sys_close(rec_fd);
-    rep.utime_us = rusage[0] * 1000000 + rusage[1];
-    rep.stime_us = rusage[2] * 1000000 + rusage[3];
     if (report_fd >= 0)
         send_report(&rep, sizeof rep, -1);
     mirror_status(status);

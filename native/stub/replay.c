@@ -724,15 +724,7 @@ __attribute__((noreturn)) static void replay_loop(long child, int ready_fd)
         }
         if (event == PTRACE_EVENT_EXIT) {
             exiting = 1;
-            long hwm = read_hwm_kb(child);
-            rep.maxrss_kb = hwm > 0 ? (u64)hwm : 0;
-            if (t_getregs(child, &end_regs) == 0) {
-                have_end_regs = 1;
-                rep.flags |= REPORT_F_REGS;
-                rep.regs_syscall = (int64_t)end_regs.orig_rax;
-                rep.regs_ip = end_regs.rip;
-                rep.regs_sp = end_regs.rsp;
-            }
+            have_end_regs = report_exit_stop(child, &rep, &end_regs);
             sys_ptrace(PTRACE_CONT, child, 0, 0);
             continue;
         }
@@ -753,16 +745,7 @@ __attribute__((noreturn)) static void replay_loop(long child, int ready_fd)
         rp_signal(sig);
     }
 
-    if ((status & 0x7f) == 0) {
-        rep.status = (status >> 8) & 0xff;
-    } else {
-        rep.flags |= REPORT_F_SIGNALED | ((status & 0x80) ? REPORT_F_CORE : 0);
-        rep.status = status & 0x7f;
-        if (!(rep.flags & REPORT_F_FAULT) || rep.fault_signal != rep.status)
-            rep.flags &= ~(u32)REPORT_F_FAULT;
-    }
-    rep.utime_us = rusage[0] * 1000000 + rusage[1];
-    rep.stime_us = rusage[2] * 1000000 + rusage[3];
+    report_end(&rep, status, rusage);
     replay_child = -1; /* ended: nothing to kill */
 
     u32 outcome = REPLAY_OUT_FAITHFUL, why = 0;

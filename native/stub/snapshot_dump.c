@@ -167,25 +167,6 @@ static long pwrite_all(int fd, const void *buf, u64 len, u64 off)
     return 0;
 }
 
-static void proc_path(char *out, long pid, const char *tail)
-{
-    const char *head = "/proc/";
-    u32 n = 0;
-    while (*head)
-        out[n++] = *head++;
-    char digits[20];
-    int d = 0;
-    do {
-        digits[d++] = (char)('0' + pid % 10);
-        pid /= 10;
-    } while (pid);
-    while (d)
-        out[n++] = digits[--d];
-    while (*tail)
-        out[n++] = *tail++;
-    out[n] = 0;
-}
-
 static int page_in_image(u64 addr)
 {
     for (u32 i = 0; i < hdr.nregions; i++)

@@ -502,6 +502,26 @@ static void reset_signals(void)
         die_errno("rt_sigprocmask", "unblocking signals", r);
 }
 
+/* OUT = "/proc/PID" TAIL; the callers give 40 bytes, room for any pid and their tails. */
+static void proc_path(char *out, long pid, const char *tail)
+{
+    const char *head = "/proc/";
+    u32 n = 0;
+    while (*head)
+        out[n++] = *head++;
+    char digits[20];
+    int d = 0;
+    do {
+        digits[d++] = (char)('0' + pid % 10);
+        pid /= 10;
+    } while (pid);
+    while (d)
+        out[n++] = digits[--d];
+    while (*tail)
+        out[n++] = *tail++;
+    out[n] = 0;
+}
+
 /*
  * The text after `key` on its line of a /proc status file ("TracerPid:",
  * "VmHWM:", "SigIgn:"), or NULL if it cannot be read. Used by --gdb's wait,

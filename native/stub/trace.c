@@ -52,13 +52,6 @@
 #define SIGSEGV 11
 #define SIGABRT 6
 
-/* struct user_regs_struct (x86_64). */
-struct uregs {
-    u64 r15, r14, r13, r12, rbp, rbx, r11, r10, r9, r8, rax, rcx, rdx, rsi, rdi, orig_rax, rip, cs, eflags, rsp, ss,
-        fs_base, gs_base, ds, es, fs, gs;
-};
-_Static_assert(sizeof(struct uregs) == 216, "user_regs_struct");
-
 /* The part of siginfo the monitor reads. */
 struct ksiginfo {
     int signo, err, code, pad;
@@ -70,7 +63,6 @@ static struct plan_record plan_rec;
 static struct plan_replay plan_rep;
 
 static long sys_tgkill(long pid, int sig) { return syscall6(NR_tgkill, pid, pid, sig, 0, 0, 0); }
-static long t_getregs(long pid, struct uregs *r) { return sys_ptrace(PTRACE_GETREGS, pid, 0, (long)r); }
 static long t_setregs(long pid, const struct uregs *r) { return sys_ptrace(PTRACE_SETREGS, pid, 0, (long)r); }
 
 /* Guest memory through process_vm_*: only what the guest itself may read or write. Returns the bytes moved. */
