@@ -35,6 +35,22 @@ function staticHello(dir: string): string {
   return join(dir, 'rootfs-c');
 }
 
+/**
+ * The same run through tendril-oci and through runc, alternated round by round
+ * (who goes first swaps), after one untimed warm-up of each: it pages in
+ * containerd's shim, runc, Node and the images before anything is timed.
+ */
+async function alternated(budget: Budget, reps: number, one: (runtime: 'tendril' | 'runc') => Promise<number>): Promise<{ t: number[]; b: number[]; ran: number }> {
+  await one('runc');
+  await one('tendril');
+  const t: number[] = [];
+  const b: number[] = [];
+  const ran = await rounds(budget, reps, async (i) => {
+    for (const side of i % 2 ? ['tendril', 'runc'] as const : ['runc', 'tendril'] as const) (side === 'tendril' ? t : b).push(await one(side));
+  });
+  return { t, b, ran };
+}
+
 async function ctrRuns(node: CriNode, dir: string, budget: Budget, reps: number): Promise<FigureRow> {
   const rootC = staticHello(dir);
   const rootSpt = join(dir, 'rootfs-spt');
@@ -53,20 +69,7 @@ async function ctrRuns(node: CriNode, dir: string, budget: Budget, reps: number)
     if (r.status !== 0 || !/Hello, World/.test(r.stdout)) throw new Error(`ctr run (${runtime}) failed (${r.status}): ${r.stderr}`);
     return ms;
   };
-  // Warm-up: page in containerd's shim, runc, Node and the images before anything is timed.
-  await one('runc');
-  await one('tendril');
-  const t: number[] = [];
-  const b: number[] = [];
-  const ran = await rounds(budget, reps, async (i) => {
-    if (i % 2) {
-      t.push(await one('tendril'));
-      b.push(await one('runc'));
-    } else {
-      b.push(await one('runc'));
-      t.push(await one('tendril'));
-    }
-  });
+  const { t, b, ran } = await alternated(budget, reps, one);
   return {
     name: 'ctr run', what: `\`ctr run --rm\` of hello from a rootfs through tendril-oci, spawn to exit, median of ${ran}`, unit: 'ms', direction: 'lower',
     tendril: median(t),
@@ -104,19 +107,7 @@ async function podRuns(node: CriNode, budget: Budget, reps: number): Promise<Fig
     await node.client.removePodSandbox(pod);
     return ms;
   };
-  await one('runc');
-  await one('tendril');
-  const t: number[] = [];
-  const b: number[] = [];
-  const ran = await rounds(budget, reps, async (i) => {
-    if (i % 2) {
-      t.push(await one('tendril'));
-      b.push(await one('runc'));
-    } else {
-      b.push(await one('runc'));
-      t.push(await one('tendril'));
-    }
-  });
+  const { t, b, ran } = await alternated(budget, reps, one);
   return {
     name: 'CRI pod', what: `a pod under the \`tendril\` handler: RunPodSandbox, CreateContainer (hello), StartContainer until ContainerStatus says EXITED, median of ${ran}`,
     unit: 'ms', direction: 'lower',
