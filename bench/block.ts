@@ -11,47 +11,16 @@
 // outweigh the block calls).
 
 import { spawnSync } from 'node:child_process';
-import { accessSync, closeSync, constants as fsc, existsSync, mkdirSync, mkdtempSync, openSync, rmSync, statSync, ftruncateSync } from 'node:fs';
+import { rmSync } from 'node:fs';
 import { join } from 'node:path';
 import { pathToFileURL } from 'node:url';
-import { guest, ROOT, TENDRIL } from '../tests/helpers.js';
+import { guest, TENDRIL } from '../tests/helpers.js';
+import { cTool } from './ctool.js';
+import { makeImage, scratchDir } from './scratch.js';
 import { Budget, makeContext, median, msSince, rounds, type Bench, type BenchContext, type FigureRow } from './common.js';
 
 const BLOCK = 512;
 const SMALL = 1 << 20;
-const SRC = join(ROOT, 'bench/tools/blkio.c');
-const TMP = join(ROOT, 'bench/tmp');
-const BLKIO = join(TMP, 'blkio');
-
-function buildBlkio(): void {
-  mkdirSync(TMP, { recursive: true });
-  if (existsSync(BLKIO) && statSync(BLKIO).mtimeMs > statSync(SRC).mtimeMs) return;
-  // The guests' optimisation flags, so both sides run the same loop code.
-  const r = spawnSync('gcc', ['-O2', '-Wall', '-fno-tree-loop-distribute-patterns', '-o', BLKIO, SRC], { encoding: 'utf8' });
-  if (r.error || r.status !== 0) throw new Error(`gcc ${SRC}: ${r.error?.message ?? r.stderr}`);
-}
-
-/** A scratch dir in memory (tmpfs) when possible, so disk writeback does not add noise. */
-function scratchDir(): string {
-  for (const base of ['/dev/shm', TMP]) {
-    try {
-      accessSync(base, fsc.W_OK);
-      return mkdtempSync(join(base, 'tendril-bench-'));
-    } catch {
-      // try the next one
-    }
-  }
-  throw new Error('no writable scratch directory');
-}
-
-function makeImage(path: string, size: number): void {
-  const fd = openSync(path, 'w');
-  try {
-    ftruncateSync(fd, size);
-  } finally {
-    closeSync(fd);
-  }
-}
 
 /** Runs one side on one image; returns wall ms and the block pairs it reported. */
 function timed(cmd: string, args: string[], what: string): { ms: number; pairs: number } {
@@ -68,8 +37,9 @@ export async function run(ctx: BenchContext): Promise<FigureRow[]> {
   const budget = new Budget('block', ctx.pick(50_000, 15_000)); // rounds; warm-up and image set-up come on top
   const bigBytes = ctx.pick(1024, 128) << 20;
   const maxReps = ctx.pick(7, 3);
-  buildBlkio();
-  const dir = scratchDir();
+  // The guests' optimisation flags, so both sides run the same loop code.
+  const blkio = cTool('blkio', ['-fno-tree-loop-distribute-patterns']);
+  const dir = scratchDir('tendril-bench-');
   try {
     const big = join(dir, 'big.img');
     const small = join(dir, 'small.img');
@@ -77,7 +47,7 @@ export async function run(ctx: BenchContext): Promise<FigureRow[]> {
     makeImage(small, SMALL);
     const sides = {
       tendril: (img: string) => timed(process.execPath, [TENDRIL, 'run', '--mem=2', `--block:storage=${img}`, guest('test_blk')], `tendril test_blk ${img}`),
-      baseline: (img: string) => timed(BLKIO, [img, String(BLOCK)], `blkio ${img}`),
+      baseline: (img: string) => timed(blkio, [img, String(BLOCK)], `blkio ${img}`),
     };
     // Warm-up: allocates the image's pages and pages in both programs.
     sides.baseline(big);

@@ -96,6 +96,12 @@ export function makeContext(b: Bench, quick: boolean): BenchContext {
   };
 }
 
+/** The p-quantile (0..1) of xs, by rank. */
+export function percentile(xs: number[], p: number): number {
+  const s = [...xs].sort((a, b) => a - b);
+  return s[Math.min(s.length - 1, Math.floor(p * s.length))];
+}
+
 export function median(xs: number[]): number {
   if (xs.length === 0) return NaN;
   const s = [...xs].sort((a, b) => a - b);

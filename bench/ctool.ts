@@ -6,9 +6,9 @@ import { spawnSync } from 'node:child_process';
 import { existsSync, mkdirSync, renameSync, statSync } from 'node:fs';
 import { join } from 'node:path';
 import { ROOT } from '../tests/helpers.js';
+import { BENCH_TMP as TMP } from './scratch.js';
 
 const TOOLS = join(ROOT, 'bench/tools');
-const TMP = join(ROOT, 'bench/tmp');
 
 /** bench/tmp/NAME, built from bench/tools/NAME.c with `gcc -O2 -Wall FLAGS`. */
 export function cTool(name: string, flags: string[] = []): string {

@@ -24,12 +24,12 @@ import { STUB_PATH } from '../supervisor/paths.js';
 import { cgroupParents, cgroupSteps, createGuestCgroups, prepareParents, type CgroupStep } from '../supervisor/isolate/cgroups.js';
 import { cgroupLimits, planJail, preparedStubArg, startJail, type JailPlan } from '../supervisor/isolate/jail.js';
 import { api } from '../supervisor/serve/client.js';
-import { guest, ROOT, TENDRIL, waitFor } from '../tests/helpers.js';
+import { guest, TENDRIL, waitFor } from '../tests/helpers.js';
 import { cTool } from './ctool.js';
-import { median, msSince, type Bench, type Baseline, type Row } from './common.js';
+import { BENCH_TMP as TMP } from './scratch.js';
+import { median, msSince, percentile, type Bench, type Baseline, type Row } from './common.js';
 
 const HELLO = guest('test_hello');
-const TMP = join(ROOT, 'bench/tmp');
 
 /** A `tendril serve` of the bench's own, ready when it answers. */
 async function startServer(dir: string, name: string, args: string[]): Promise<{ sock: string; stop(): Promise<void> }> {
@@ -50,11 +50,6 @@ async function startServer(dir: string, name: string, args: string[]): Promise<{
       await exited;
     },
   };
-}
-
-function percentile(xs: number[], p: number): number {
-  const s = [...xs].sort((a, b) => a - b);
-  return s[Math.min(s.length - 1, Math.floor(p * s.length))];
 }
 
 /** Cold runs of each argv, interleaved; ms per run, per argv. */

@@ -18,23 +18,12 @@ import { compileLaunch, memoryFileFd, prepareLaunch, releaseLaunch } from '../su
 import { StubPool } from '../supervisor/serve/zygote.js';
 import { STUB_PATH } from '../supervisor/paths.js';
 import { api } from '../supervisor/serve/client.js';
-import { guest, ROOT, TENDRIL, waitFor } from '../tests/helpers.js';
-import { liveChildren, msSince, type Bench, type Row } from './common.js';
+import { guest, TENDRIL, waitFor } from '../tests/helpers.js';
+import { cTool } from './ctool.js';
+import { BENCH_TMP as TMP } from './scratch.js';
+import { liveChildren, msSince, percentile, type Bench, type Row } from './common.js';
 
 const HELLO = guest('test_hello');
-const TMP = join(ROOT, 'bench/tmp');
-const EXECPLAN = join(TMP, 'execplan');
-
-function percentile(xs: number[], p: number): number {
-  const s = [...xs].sort((a, b) => a - b);
-  return s[Math.min(s.length - 1, Math.floor(p * s.length))];
-}
-
-function buildTools(): void {
-  mkdirSync(TMP, { recursive: true });
-  const r = spawnSync('gcc', ['-O2', '-Wall', '-o', EXECPLAN, join(ROOT, 'bench/tools/execplan.c')], { stdio: 'inherit' });
-  if (r.status !== 0) throw new Error('cannot build bench/tools/execplan.c');
-}
 
 /** A ready plan and memory file for the floor: the plan at fd 3, the memory file at fd 4 (execplan sets them up). */
 function writeFloorPlan(file: string): void {
@@ -49,27 +38,32 @@ function writeFloorPlan(file: string): void {
 }
 
 function execplan(args: string[]): number[] {
-  const r = spawnSync(EXECPLAN, args, { encoding: 'utf8', maxBuffer: 64 << 20 });
+  const r = spawnSync(cTool('execplan'), args, { encoding: 'utf8', maxBuffer: 64 << 20 });
   if (r.status !== 0) throw new Error(`execplan ${args.join(' ')}: ${r.stderr}`);
   return r.stdout.trim().split('\n').map((l) => Number(l) / 1000);
 }
 
 type Json = Record<string, unknown>;
 
-/** Closed-loop launches at a concurrency; returns per-launch latencies (ms) and the rate. */
-export async function warmLoop(sock: string, image: string, concurrency: number, n: number, monitor = false): Promise<{ lat: number[]; perSecond: number }> {
+/** Closed-loop POST /instances with wait: true at a concurrency; per-launch latencies (ms) and the rate. */
+export async function apiLoop(sock: string, body: Json, concurrency: number, n: number): Promise<{ lat: number[]; perSecond: number }> {
   const lat: number[] = [];
   let next = 0;
   const start = process.hrtime.bigint();
   await Promise.all(Array.from({ length: concurrency }, async () => {
     while (next++ < n) {
       const t = process.hrtime.bigint();
-      const r = await api(sock, 'POST', '/instances', { image, memMiB: 2, args: ['--solo5:quiet'], wait: true, monitor });
+      const r = await api(sock, 'POST', '/instances', { ...body, wait: true });
       lat.push(msSince(t));
       if ((r.body as Json).status !== 0) throw new Error(`launch failed: ${JSON.stringify(r.body)}`);
     }
   }));
   return { lat, perSecond: n / (msSince(start) / 1000) };
+}
+
+/** apiLoop of the hello image (registerHello), quiet, 2 MiB. */
+export function warmLoop(sock: string, image: string, concurrency: number, n: number, monitor = false): Promise<{ lat: number[]; perSecond: number }> {
+  return apiLoop(sock, { image, memMiB: 2, args: ['--solo5:quiet'], monitor }, concurrency, n);
 }
 
 /**
@@ -135,11 +129,11 @@ export const bench: Bench = {
   budgetMs: { full: 240_000, quick: 30_000 },
   async run(ctx) {
     const { pick } = ctx;
-    buildTools();
     const results: Row[] = [];
     // The baselines, in C, in this run: a fork+exec+wait of /bin/true (the
     // reference tender's cold launch of hello costs about 1.6x that), and of
     // the stub itself on a ready plan (the floor: no supervisor at all).
+    mkdirSync(TMP, { recursive: true });
     const planFile = join(TMP, 'hello.plan');
     writeFloorPlan(planFile);
     const n = pick(2000, 200);

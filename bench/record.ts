@@ -16,41 +16,18 @@
 // yields, fewer intercepted calls; one round each.
 
 import { spawnSync } from 'node:child_process';
-import { accessSync, closeSync, constants as fsc, existsSync, ftruncateSync, mkdirSync, mkdtempSync, openSync, rmSync, statSync } from 'node:fs';
+import { rmSync, statSync } from 'node:fs';
 import { join } from 'node:path';
 import { pathToFileURL } from 'node:url';
 import { openRecording } from '../loader/recording.js';
-import { guest, ROOT, TENDRIL } from '../tests/helpers.js';
+import { guest, TENDRIL } from '../tests/helpers.js';
 import { guestWithFlood, withNetns, type Netns } from '../tests/netns.js';
+import { cTool } from './ctool.js';
+import { makeImage, scratchDir } from './scratch.js';
 import { makeContext, median, msSince, rounds, type Bench, type BenchContext, type FigureRow } from './common.js';
 
-const TMP = join(ROOT, 'bench/tmp');
-const INTERCEPT_SRC = join(ROOT, 'bench/tools/intercept.c');
-const INTERCEPT = join(TMP, 'intercept');
 const FLOOD_DEADLINE_S = 150;
 type BenchResult = FigureRow;
-
-function scratchDir(): string {
-  for (const base of ['/dev/shm', TMP]) {
-    try {
-      mkdirSync(base, { recursive: true });
-      accessSync(base, fsc.W_OK);
-      return mkdtempSync(join(base, 'tendril-bench-rec-'));
-    } catch {
-      // the next one
-    }
-  }
-  throw new Error('no writable scratch directory');
-}
-
-function makeImage(path: string, size: number): void {
-  const fd = openSync(path, 'w');
-  try {
-    ftruncateSync(fd, size);
-  } finally {
-    closeSync(fd);
-  }
-}
 
 /** Runs `tendril ARGS` to completion; wall ms, and the output. */
 function timed(args: string[], what: string, ok: (out: string) => boolean, timeoutMs = 120_000): { ms: number; out: string } {
@@ -211,13 +188,9 @@ function yields(dir: string, ctx: BenchContext): BenchResult {
 }
 
 function intercept(ctx: BenchContext): BenchResult[] {
-  mkdirSync(TMP, { recursive: true });
-  if (!existsSync(INTERCEPT) || statSync(INTERCEPT).mtimeMs < statSync(INTERCEPT_SRC).mtimeMs) {
-    const r = spawnSync('gcc', ['-O2', '-Wall', '-o', INTERCEPT, INTERCEPT_SRC], { encoding: 'utf8' });
-    if (r.error || r.status !== 0) throw new Error(`gcc ${INTERCEPT_SRC}: ${r.error?.message ?? r.stderr}`);
-  }
+  const tool = cTool('intercept');
   const ns = (mode: string) => {
-    const r = spawnSync(INTERCEPT, [mode, String(ctx.pick(20_000, 2_000))], { encoding: 'utf8', timeout: 60_000 });
+    const r = spawnSync(tool, [mode, String(ctx.pick(20_000, 2_000))], { encoding: 'utf8', timeout: 60_000 });
     const m = new RegExp(`^${mode} (\\d+)$`, 'm').exec(r.stdout);
     if (!m) throw new Error(`intercept ${mode}: ${r.stdout}${r.stderr}`);
     return Number(m[1]);
@@ -242,7 +215,7 @@ function intercept(ctx: BenchContext): BenchResult[] {
 }
 
 export async function run(ctx: BenchContext): Promise<BenchResult[]> {
-  const dir = scratchDir();
+  const dir = scratchDir('tendril-bench-rec-');
   try {
     const out: BenchResult[] = [];
     out.push(...intercept(ctx));

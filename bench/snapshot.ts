@@ -30,20 +30,17 @@ import { createSnapshot, type CreateResult } from '../supervisor/snapshot/create
 import { prepareRestore } from '../supervisor/snapshot/restore.js';
 import { api } from '../supervisor/serve/client.js';
 import { guest, ROOT, TENDRIL, waitFor } from '../tests/helpers.js';
-import { median, msSince, type Baseline, type Bench, type FigureRow } from './common.js';
+import { median, msSince, percentile, type Baseline, type Bench, type FigureRow } from './common.js';
+import { apiLoop, withServer } from './launch.js';
+import { BENCH_TMP } from './scratch.js';
 
 const SERVICE = guest('test_snap_service');
-const TMP = join(ROOT, 'bench/tmp/snapshot');
+const TMP = join(BENCH_TMP, 'snapshot');
 const TOOL = join(TMP, 'snapexec');
 /** Sizes and counts of a full run, and of a --quick smoke run. */
 interface Sizes { stateMiB: number; memMiB: number; clones: number; restores: number; coldRuns: number; cliRuns: number }
 const FULL: Sizes = { stateMiB: 32, memMiB: 64, clones: 100, restores: 2000, coldRuns: 3, cliRuns: 10 };
 const QUICK: Sizes = { stateMiB: 4, memMiB: 16, clones: 10, restores: 100, coldRuns: 1, cliRuns: 2 };
-
-function percentile(xs: number[], p: number): number {
-  const s = [...xs].sort((a, b) => a - b);
-  return s[Math.min(s.length - 1, Math.floor(p * s.length))];
-}
 
 function runOptions(o: Partial<RunOptions>): RunOptions {
   return { memMiB: DEFAULT_MEM_MIB, xExecHeap: false, guest: '', guestArgs: [], devices: [], dumpable: false, gdb: false, supervise: false, ...o };
@@ -135,28 +132,6 @@ function cliTimes(args: string[], n: number): number[] {
 
 type Json = Record<string, unknown>;
 
-async function startServer(sock: string): Promise<ReturnType<typeof spawn>> {
-  const server = spawn(process.execPath, [TENDRIL, 'serve', `--socket=${sock}`, '--pool=8', '--log-level=error'], { stdio: 'ignore', env: { ...process.env, TMPDIR: TMP } });
-  await waitFor('tendril serve to listen', async () => (await api(sock, 'GET', '/health').catch(() => ({ status: 0 }))).status === 200, 20_000);
-  return server;
-}
-
-/** Closed-loop POST /instances with wait: true at a concurrency; latencies (ms) and the rate. */
-async function apiLoop(sock: string, body: Json, concurrency: number, n: number): Promise<{ lat: number[]; perSecond: number }> {
-  const lat: number[] = [];
-  let next = 0;
-  const start = process.hrtime.bigint();
-  await Promise.all(Array.from({ length: concurrency }, async () => {
-    while (next++ < n) {
-      const t = process.hrtime.bigint();
-      const r = await api(sock, 'POST', '/instances', { ...body, wait: true });
-      lat.push(msSince(t));
-      if ((r.body as Json).status !== 0) throw new Error(`launch failed: ${JSON.stringify(r.body)}`);
-    }
-  }));
-  return { lat, perSecond: n / (msSince(start) / 1000) };
-}
-
 const measured = (value: number, label: string, what: string): Baseline => ({ value, measured: true, label, what });
 
 function creationRows(label: string, r: CreateResult): FigureRow[] {
@@ -206,9 +181,7 @@ export const bench: Bench = {
       budget.check('the server runs');
 
       // Through the server: restore against a cold launch of the same guest to the same answer.
-      const sock = join(TMP, 'api.sock');
-      const server = await startServer(sock);
-      try {
+      await withServer(async (sock) => {
         const image = ((await api(sock, 'POST', '/images', { path: SERVICE })).body as Json).id as string;
         const madeApi = await api(sock, 'POST', '/snapshots', { image, args: ['--solo5:quiet', String(z.stateMiB)], memMiB: z.memMiB, devices: { storage: { block: disk('serve-boot.img') } } });
         if (madeApi.status !== 201) throw new Error(`POST /snapshots: ${JSON.stringify(madeApi.body)}`);
@@ -244,10 +217,7 @@ export const bench: Bench = {
           name: 'serve restore rate c=2', what: 'API restores→exit per second at concurrency 2', unit: '/s', direction: 'higher',
           tendril: warm2.perSecond, baseline: measured(cold2.perSecond, 'cold launches', 'cold launches of the same guest to the same answer through the same server, per second at concurrency 2'),
         });
-      } finally {
-        server.kill('SIGTERM');
-        await new Promise((r) => server.once('exit', r));
-      }
+      });
       budget.check('the C floor');
 
       // Restore vs cold boot without a supervisor: C fork+exec of the stub on a ready plan.
