@@ -98,22 +98,22 @@ static uint16_t csum_fold(uint32_t sum)
     return (uint16_t)~sum;
 }
 
-/* If f is a UDP datagram for us, send it back to where it came from. */
-static bool udp_echo(struct net_if *nif, uint8_t *f, size_t len)
+/* If f is a UDP datagram for us, send it back to where it came from (net_if_drain_ip()'s other frames). */
+static void udp_echo(struct net_if *nif, uint8_t *f, size_t len)
 {
     uint8_t *ip = f + SOLO5_NET_HLEN;
     if (len < SOLO5_NET_HLEN + 28)
-        return false;
+        return;
     size_t ihl = (size_t)(ip[0] & 15) * 4;
     size_t total = get16(ip + 2);
     if ((ip[0] >> 4) != 4 || ihl < 20 || total < ihl + 8 || SOLO5_NET_HLEN + total > len)
-        return false;
+        return;
     if (ip[9] != IPPROTO_UDP || !u_same(ip + 16, nif->ip, 4) || (get16(ip + 6) & 0x3fff) != 0)
-        return false;
+        return;
     uint8_t *udp = ip + ihl;
     size_t udp_len = get16(udp + 4);
     if (udp_len < 8 || udp_len > total - ihl)
-        return false;
+        return;
     uint8_t tmp[6];
     uint16_t sport = get16(udp), dport = get16(udp + 2);
 
@@ -136,37 +136,9 @@ static bool udp_echo(struct net_if *nif, uint8_t *f, size_t len)
     uint16_t sum = csum_fold(csum_add(csum_add(0, pseudo, 12), udp, udp_len));
     put16(udp + 6, sum ? sum : 0xffff);
     if (solo5_net_write(nif->h, f, SOLO5_NET_HLEN + total) != SOLO5_R_OK)
-        return false;
+        return;
     printf("UDP echo: %zu bytes to %u.%u.%u.%u port %u\n", udp_len - 8, ip[16], ip[17], ip[18], ip[19], sport);
     nif->replies++;
-    return true;
-}
-
-static bool drain(struct net_if *nif)
-{
-    for (int n = 0; n < NET_DRAIN_BATCH; n++) {
-        size_t len;
-        solo5_result_t r = solo5_net_read(nif->h, nif->buf, nif->info.mtu + SOLO5_NET_HLEN, &len);
-        if (r == SOLO5_R_AGAIN)
-            return true;
-        if (r != SOLO5_R_OK)
-            return false;
-        if (len < SOLO5_NET_HLEN)
-            continue;
-        uint8_t *f = nif->buf;
-        uint16_t type = get16(f + 12);
-        if (type == ETHERTYPE_ARP) {
-            (void)handle_arp(nif, f, len);
-        } else if (type == ETHERTYPE_IP) {
-            size_t icmp_len;
-            uint8_t *icmp = icmp_echo_request(nif, f, len, &icmp_len);
-            if (icmp != NULL)
-                (void)icmp_echo_reply(nif, f, icmp, icmp_len);
-            else
-                (void)udp_echo(nif, f, len);
-        }
-    }
-    return true;
 }
 
 int solo5_app_main(const struct solo5_start_info *si)
@@ -188,7 +160,7 @@ int solo5_app_main(const struct solo5_start_info *si)
     for (;;) {
         solo5_handle_set_t ready = 0;
         solo5_yield(solo5_clock_monotonic() + 1000000000ULL, &ready);
-        if ((ready & (1ULL << nif.h)) && !drain(&nif))
+        if ((ready & (1ULL << nif.h)) && !net_if_drain_ip(&nif, NULL, udp_echo))
             FAIL("network device error");
         if (c.limit && nif.replies >= (uint64_t)c.limit)
             break;

@@ -404,11 +404,14 @@ static inline bool icmp_echo_reply(struct net_if *nif, uint8_t *f,
 /*
  * Read and handle the frames queued on nif, up to NET_DRAIN_BATCH.
  * check(), if not NULL, is shown each echo request's ICMP message before it
- * is answered. Returns false on a device error.
+ * is answered; other(), if not NULL, gets every other IPv4 frame (a guest's
+ * own protocol, e.g. a UDP echo). Returns false on a device error.
  */
-static inline bool net_if_drain(struct net_if *nif,
-                                void (*check)(const uint8_t *icmp,
-                                              size_t icmp_len))
+static inline bool net_if_drain_ip(struct net_if *nif,
+                                   void (*check)(const uint8_t *icmp,
+                                                 size_t icmp_len),
+                                   void (*other)(struct net_if *nif,
+                                                 uint8_t *frame, size_t len))
 {
     for (int n = 0; n < NET_DRAIN_BATCH; n++) {
         size_t len;
@@ -433,14 +436,24 @@ static inline bool net_if_drain(struct net_if *nif,
             size_t icmp_len;
             uint8_t *icmp = icmp_echo_request(nif, f, len, &icmp_len);
 
-            if (icmp == NULL)
+            if (icmp == NULL) {
+                if (other != NULL)
+                    other(nif, f, len);
                 continue;
+            }
             if (check != NULL)
                 check(icmp, icmp_len);
             (void)icmp_echo_reply(nif, f, icmp, icmp_len);
         }
     }
     return true;
+}
+
+static inline bool net_if_drain(struct net_if *nif,
+                                void (*check)(const uint8_t *icmp,
+                                              size_t icmp_len))
+{
+    return net_if_drain_ip(nif, check, NULL);
 }
 
 /*
