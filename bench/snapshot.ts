@@ -33,6 +33,7 @@ import { guest, ROOT, TENDRIL, waitFor } from '../tests/helpers.js';
 import { median, msSince, percentile, type Baseline, type Bench, type FigureRow } from './common.js';
 import { apiLoop, withServer } from './launch.js';
 import { BENCH_TMP } from './scratch.js';
+import { serviceDisk } from '../tests/fixtures/service-disk.js';
 
 const SERVICE = guest('test_snap_service');
 const TMP = join(BENCH_TMP, 'snapshot');
@@ -48,13 +49,7 @@ function runOptions(o: Partial<RunOptions>): RunOptions {
 
 const storage = (path: string) => ({ kind: 'block' as const, name: 'storage', path, readOnly: false });
 
-function disk(name: string, request?: number): string {
-  const p = join(TMP, name);
-  const b = Buffer.alloc(64 << 10);
-  if (request !== undefined) b.write(`REQ ${request}\n`);
-  writeFileSync(p, b);
-  return p;
-}
+const disk = (name: string, request?: number) => serviceDisk(TMP, name, request);
 
 /** The restored guest's plan for snapexec: memory file at fd 4, disk at fd 5. */
 function restorePlan(snap: string, diskPath: string, out: string): void {

@@ -11,6 +11,7 @@ import { join } from 'node:path';
 import { api } from '../supervisor/serve/client.js';
 import { waitFor, waitForSyscall, withTempDir } from './helpers.js';
 import { startServer, type Json, type TestServer } from './serve-helpers.js';
+import { SERVICE_DISK as DISK, serviceDisk as disk } from './fixtures/service-disk.js';
 
 let s: TestServer;
 let tmp: string;
@@ -28,15 +29,6 @@ test.after.always(async () => {
   if (tmp) (await import('node:fs')).rmSync(tmp, { recursive: true, force: true });
 });
 
-const DISK = 64 << 10;
-
-function disk(dir: string, name: string, request?: number, size = DISK): string {
-  const p = join(dir, name);
-  const b = Buffer.alloc(size);
-  if (request !== undefined) b.write(`REQ ${request}\n`);
-  writeFileSync(p, b);
-  return p;
-}
 
 async function snapshot(dir: string, body: Json = {}): Promise<{ status: number; body: Json }> {
   const r = await api(s.sock, 'POST', '/snapshots', {

@@ -15,6 +15,7 @@ import { prepareRestore } from '../supervisor/snapshot/restore.js';
 import { blockPolicy, corePolicy } from '../filters/policy.js';
 import { guest, oneLine, Pool, ROOT, runCmd, runCmdAsync, STUB, TENDRIL, tendril, tendrilAsync, waitForGuest, withTempDir, type RunResult } from './helpers.js';
 import { withNetns } from './netns.js';
+import { SERVICE_DISK as DISK, serviceDisk as disk } from './fixtures/service-disk.js';
 
 const pool = new Pool(2);
 const run = (args: string[], timeoutMs = 60_000) => pool.run(() => tendrilAsync(args, { timeoutMs }));
@@ -36,15 +37,6 @@ function entry(i: number): number {
 const SERVICE_MIB = 4;
 const SERVICE_MEM = 16;
 const ENTRIES = SERVICE_MIB << 18;
-const DISK = 64 << 10;
-
-function disk(dir: string, name: string, request?: number, size = DISK): string {
-  const p = join(dir, name);
-  const b = Buffer.alloc(size);
-  if (request !== undefined) b.write(`REQ ${request}\n`);
-  writeFileSync(p, b);
-  return p;
-}
 
 /** What the service guest wrote to block 1 (its answer), '' if nothing. */
 function answerOnDisk(p: string): string {
