@@ -17,7 +17,7 @@ import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { setTimeout as sleep } from 'node:timers/promises';
 import { BAD_ELF_CASES } from './fixtures/bad-elf.js';
-import { guest, ROOT, runCmdAsync, tendril, type RunResult } from './helpers.js';
+import { childrenOf, guest, ROOT, runCmdAsync, tendril, type RunResult } from './helpers.js';
 import { DEFAULT_GUEST_ID, planJail } from '../supervisor/isolate/jail.js';
 
 /** test_hello with its ABI note saying hvt: a Solo5 guest, so tendril's, refused with tendril's reason. */
@@ -227,7 +227,7 @@ const statusField = (status: string, key: string) => new RegExp(`^${key}:[ \\t]*
 
 /** A jailed task's guest: the child of the task's pid (its waiter) that is pid 2 of its pid namespace (the other child, pid 1, is its init). */
 function jailedGuest(waiter: number): number {
-  const children = readFileSync(`/proc/${waiter}/task/${waiter}/children`, 'utf8').trim().split(/\s+/).map(Number);
+  const children = childrenOf(waiter);
   const g = children.filter((c) => statusField(procStatus(c), 'Seccomp') === '2');
   if (g.length !== 1) throw new Error(`task ${waiter}: children ${children.join(' ')}, ${g.length} under a filter`);
   return g[0];

@@ -32,7 +32,7 @@ import { compileLaunch, memoryFileFd, openStartFifo, prepareLaunch, releaseLaunc
 import { parseMac, parseSectorSize, type DeviceRequest, type RunOptions } from '../options.js';
 import * as os from '../os.js';
 import { STUB_PATH } from '../paths.js';
-import { ANNOTATION_PREFIX, insideRootfs, loadBundle, type BundlePlan } from './bundle.js';
+import { ANNOTATION_PREFIX, insideRootfs, jailed, loadBundle, type BundlePlan } from './bundle.js';
 import type { Pty } from './console.js';
 import { RUNTIME_TENDRIL } from './contract.js';
 import { BundleError, ContainerError } from './errors.js';
@@ -228,9 +228,8 @@ function limitsAsGuest(pid: number, plan: BundlePlan): void {
  * stderr; strict refuses a host that lacks one.
  */
 function decideJail(plan: BundlePlan, memMiB: number): (() => StartedJail) | undefined {
-  if (plan.isolate === 'off') return undefined;
-  const iso = ociIsolation({ namespaces: plan.namespaces, user: plan.user, resources: plan.cpu && { cpu: plan.cpu }, strict: plan.isolate === 'strict' });
-  if (!iso) return undefined;
+  if (!jailed(plan)) return undefined;
+  const iso = ociIsolation({ namespaces: plan.namespaces, user: plan.user, resources: plan.cpu && { cpu: plan.cpu }, strict: plan.isolate === 'strict' })!;
   try {
     return jailFor(iso.options, memMiB, 'tendril-oci');
   } catch (e) {
